@@ -1,0 +1,1 @@
+// FmaEdge.Cli: see the project Description.

@@ -1,0 +1,44 @@
+namespace FmaEdge.Core.Taxonomy;
+
+/// <summary>One labelled image: a file and the index of its leaf class.</summary>
+public sealed record LabeledImage(string Path, int Leaf);
+
+/// <summary>A category tree and the images labelled with its leaves. Immutable.</summary>
+public sealed record LabeledDataset(CategoryTree Tree, IReadOnlyList<LabeledImage> Images, string Root)
+{
+    /// <summary>Images per leaf, in leaf order.</summary>
+    public int[] CountsPerLeaf()
+    {
+        var counts = new int[Tree.Leaves.Count];
+        foreach (var img in Images)
+        {
+            counts[img.Leaf]++;
+        }
+
+        return counts;
+    }
+
+    /// <summary>A reproducible split stratified by leaf: about <paramref name="fraction"/> of each leaf's
+    /// images (at least one where a leaf has two or more) go to the second set.</summary>
+    public (LabeledDataset Train, LabeledDataset Val) SplitStratified(double fraction, int seed)
+    {
+        if (fraction is <= 0 or >= 1)
+        {
+            throw new ArgumentOutOfRangeException(nameof(fraction), fraction, "the validation fraction must be between 0 and 1");
+        }
+
+        var train = new List<LabeledImage>();
+        var val = new List<LabeledImage>();
+        foreach (var group in Images.GroupBy(i => i.Leaf).OrderBy(g => g.Key))
+        {
+            // Order by path first so the split depends only on the files and the seed, not on scan order.
+            var rng = new Random(HashCode.Combine(seed, group.Key));
+            var items = group.OrderBy(i => i.Path, StringComparer.Ordinal).OrderBy(_ => rng.Next()).ToList();
+            var nVal = items.Count < 2 ? 0 : Math.Max(1, (int)Math.Round(items.Count * fraction));
+            val.AddRange(items.Take(nVal));
+            train.AddRange(items.Skip(nVal));
+        }
+
+        return (this with { Images = train }, this with { Images = val });
+    }
+}

@@ -1,0 +1,1 @@
+// FmaEdge.Daemon: see the project Description.

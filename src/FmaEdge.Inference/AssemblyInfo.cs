@@ -1,0 +1,1 @@
+// FmaEdge.Inference: see the project Description.

@@ -1,0 +1,1 @@
+// FmaEdge.Messaging: see the project Description.

@@ -1,0 +1,1 @@
+// FmaEdge.Vision: see the project Description.

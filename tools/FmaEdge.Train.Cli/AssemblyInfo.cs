@@ -1,0 +1,1 @@
+// FmaEdge.Train.Cli: see the project Description.

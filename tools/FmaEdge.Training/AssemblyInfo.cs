@@ -1,0 +1,1 @@
+// FmaEdge.Training: see the project Description.
