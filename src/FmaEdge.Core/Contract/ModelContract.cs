@@ -286,7 +286,7 @@ public static class ModelContract
 
         if (m.Input.Height is < 8 or > 4096 || m.Input.Width is < 8 or > 4096)
         {
-            v.Add($"input size {m.Input.Width}x{m.Input.Height} is outside 8..4096");
+            v.Add($"input size {m.Input.Height}x{m.Input.Width} (height x width) is outside 8..4096");
         }
 
         var d = m.Decoding;
@@ -400,7 +400,7 @@ public static class ModelContract
 
                 if (m is not null && (dims[2] != m.Input.Height || dims[3] != m.Input.Width))
                 {
-                    v.Add($"input shape {Shape(dims)} does not match the manifest size {m.Input.Height}x{m.Input.Width}");
+                    v.Add($"input shape {Shape(dims)} does not match the manifest size {m.Input.Height}x{m.Input.Width} (height x width)");
                 }
             }
         }
