@@ -346,6 +346,12 @@ public static class ModelContract
             v.Add($"output name '{dup.Key}' is listed for {dup.Count()} levels");
         }
 
+        // The decoder applies one kind to every level (HierarchicalDecoder.ForModel), so a mix would decode wrongly.
+        if (m.Outputs.Select(o => o.Kind).Distinct().Count() > 1)
+        {
+            v.Add("outputs mix logits and probabilities; all levels must have the same kind");
+        }
+
         for (var l = 0; l < m.Outputs.Count; l++)
         {
             if (m.Outputs[l].Level != l)

@@ -26,6 +26,22 @@ public sealed class HierarchicalDecoder
     public HierarchicalDecoder(CategoryTree tree, DecodingSpec? spec = null, bool outputsAreLogits = true)
     {
         spec ??= new DecodingSpec();
+        // Validated here as well as in the model contract: the trainer builds decoders from its own calibration.
+        if (spec.Temperatures.Any(t => !(t > 0) || !double.IsFinite(t)))
+        {
+            throw new ArgumentOutOfRangeException(nameof(spec), "temperatures must be positive finite numbers");
+        }
+
+        if (spec.Thresholds.Any(double.IsNaN))
+        {
+            throw new ArgumentOutOfRangeException(nameof(spec), "thresholds must be numbers");
+        }
+
+        if (spec.PathScoring is not (PathScorings.Product or PathScorings.Leaf))
+        {
+            throw new ArgumentOutOfRangeException(nameof(spec), spec.PathScoring, "path scoring must be product or leaf");
+        }
+
         _tree = tree;
         _temperatures = Pad(spec.Temperatures, tree.Depth, 1.0);
         _thresholds = Pad(spec.Thresholds, tree.Depth, 0.0);

@@ -285,4 +285,35 @@ public sealed class DecoderPropertyTests
             }
         }, iter: 100);
     }
+
+    [Theory]
+    [InlineData(0.0)]
+    [InlineData(-1.0)]
+    [InlineData(double.NaN)]
+    [InlineData(double.PositiveInfinity)]
+    public void Constructor_BadTemperature_Throws(double t)
+    {
+        var tree = FmaEdge.TestSupport.OnnxTestModels.SmallTree();
+
+        Assert.Throws<ArgumentOutOfRangeException>(() => new HierarchicalDecoder(tree, new DecodingSpec { Temperatures = [1, t] }));
+    }
+
+    [Fact]
+    public void Constructor_UnknownPathScoringOrNaNThreshold_Throws()
+    {
+        var tree = FmaEdge.TestSupport.OnnxTestModels.SmallTree();
+
+        Assert.Throws<ArgumentOutOfRangeException>(() => new HierarchicalDecoder(tree, new DecodingSpec { PathScoring = "sum" }));
+        Assert.Throws<ArgumentOutOfRangeException>(() => new HierarchicalDecoder(tree, new DecodingSpec { Thresholds = [double.NaN] }));
+    }
+
+    [Fact]
+    public void Decode_WrongNumberOrWidthOfOutputs_Throws()
+    {
+        var tree = FmaEdge.TestSupport.OnnxTestModels.SmallTree();
+        var decoder = new HierarchicalDecoder(tree);
+
+        Assert.Throws<ArgumentException>(() => decoder.Decode([new float[2]]));
+        Assert.Throws<ArgumentException>(() => decoder.Decode([new float[2], new float[4]]));
+    }
 }
