@@ -77,6 +77,11 @@ public sealed class HierarchicalDecoder
             }
 
             probs[l] = ToProbabilities(levelOutputs[l], _temperatures[l], _logits);
+            // NaN (or +infinity, which turns into NaN) would otherwise decode to leaf 0 with NaN confidences.
+            if (Array.Exists(probs[l], float.IsNaN))
+            {
+                throw new ArgumentException($"level {l} output holds NaN or infinite values", nameof(levelOutputs));
+            }
         }
 
         return DecodeProbabilities(probs);
@@ -229,7 +234,8 @@ public sealed class HierarchicalDecoder
 
         for (var i = 0; i < result.Length; i++)
         {
-            result[i] = total > 0 ? (float)(result[i] / total) : 1f / result.Length;
+            // All zeros: uniform. NaN stays NaN so that Decode can refuse it rather than answer uniformly.
+            result[i] = total > 0 ? (float)(result[i] / total) : double.IsNaN(total) ? float.NaN : 1f / result.Length;
         }
 
         return result;

@@ -24,6 +24,9 @@ public static class TaxonomyLoader
         DefaultIgnoreCondition = System.Text.Json.Serialization.JsonIgnoreCondition.WhenWritingNull,
     };
 
+    /// <summary>Deepest folder nesting a scan follows; real trees are a handful of levels deep.</summary>
+    public const int MaxFolderDepth = 32;
+
     /// <summary>True when the file name ends like an image.</summary>
     public static bool IsImageFile(string path) => ImageExtensions.Contains(Path.GetExtension(path));
 
@@ -86,6 +89,13 @@ public static class TaxonomyLoader
 
         void Walk(string dir, int depth)
         {
+            // A symbolic link back up the tree would otherwise recurse until the stack overflows.
+            if (depth > MaxFolderDepth)
+            {
+                errors.Add($"folder '{Path.GetRelativePath(root, dir)}' is more than {MaxFolderDepth} levels deep (a symbolic link loop?)");
+                return;
+            }
+
             string[] subdirs;
             string[] files;
             try

@@ -316,4 +316,46 @@ public sealed class DecoderPropertyTests
         Assert.Throws<ArgumentException>(() => decoder.Decode([new float[2]]));
         Assert.Throws<ArgumentException>(() => decoder.Decode([new float[2], new float[4]]));
     }
+
+    [Theory]
+    [InlineData(float.NaN, true)]
+    [InlineData(float.PositiveInfinity, true)]
+    [InlineData(float.NaN, false)]
+    public void Decode_NaNOrInfiniteOutput_Throws(float bad, bool logits)
+    {
+        var tree = FmaEdge.TestSupport.OnnxTestModels.SmallTree();
+        var decoder = new HierarchicalDecoder(tree, outputsAreLogits: logits);
+
+        var e = Assert.Throws<ArgumentException>(() => decoder.Decode([[0.5f, 0.5f], [0.1f, bad, 0.2f, 0.3f, 0.4f]]));
+
+        Assert.StartsWith("level 1 output holds NaN or infinite values", e.Message);
+    }
+
+    [Fact]
+    public void Decode_NegativeInfinityLogit_IsAZeroProbability()
+    {
+        var tree = FmaEdge.TestSupport.OnnxTestModels.SmallTree();
+        var decoder = new HierarchicalDecoder(tree);
+
+        var pred = decoder.Decode([[0f, float.NegativeInfinity], [1f, 2f, 0f, 0f, 0f]]);
+
+        Assert.Equal(0f, pred.Probabilities[0][1]);
+        Assert.Equal("metal/dent", pred.Path[1].Path);
+    }
+
+    [Fact]
+    public void Decode_SameNameUnderTwoParents_ResultsShowThePath()
+    {
+        // metal{scratch, dent}, paint{bubble, run, scratch}: both scratches are shown by path, "dent" by name.
+        var tree = FmaEdge.TestSupport.OnnxTestModels.SmallTree();
+        var decoder = new HierarchicalDecoder(tree, new DecodingSpec { TopK = 3 });
+
+        var pred = decoder.Decode([[0f, 3f], [2.5f, 2f, 0f, 0f, 3f]]);
+
+        Assert.Equal(["paint", "paint/scratch"], pred.Path.Select(n => n.Label));
+        Assert.Equal(["paint", "paint/scratch"], pred.Path.Select(n => n.Path));
+        Assert.Equal(["paint/scratch", "metal/scratch", "dent"], pred.Levels[1].TopK.Select(s => s.Label));
+        Assert.Equal(["Material", "Defect"], pred.Path.Select(n => n.LevelName));
+        Assert.Equal("paint/scratch", pred.Coarse.Deepest!.Label);
+    }
 }

@@ -248,4 +248,16 @@ public sealed class FolderScanTests
 
         Assert.Equal(["the folders are 1 levels deep but the tree has 2 levels"], e.Errors);
     }
+
+    [Fact]
+    public void ScanFolder_SymbolicLinkLoop_IsReportedNotFollowedForever()
+    {
+        using var ds = new DatasetFolder().Leaf("a/x").Leaf("a/y").Leaf("b/z");
+        Directory.CreateSymbolicLink(Path.Combine(ds.Root, "a", "x", "loop"), ds.Root);
+        // a/x now holds a folder too, so its images are also "beside class folders"; the loop must be named.
+
+        var e = ScanFails(ds);
+
+        Assert.Contains(e.Errors, x => x.EndsWith($"is more than {TaxonomyLoader.MaxFolderDepth} levels deep (a symbolic link loop?)", StringComparison.Ordinal));
+    }
 }
