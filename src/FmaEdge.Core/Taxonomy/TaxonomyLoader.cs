@@ -276,7 +276,13 @@ public static class TaxonomyLoader
             images.Add(new LabeledImage(full, leaf.Value));
         }
 
-        var empty = Enumerable.Range(0, tree.Leaves.Count).Where(l => images.All(img => img.Leaf != l)).ToList();
+        var counts = new int[tree.Leaves.Count];
+        foreach (var img in images)
+        {
+            counts[img.Leaf]++;
+        }
+
+        var empty = Enumerable.Range(0, tree.Leaves.Count).Where(l => counts[l] == 0).ToList();
         errors.AddRange(empty.Select(l => $"leaf '{tree.Leaves[l].Path}' has no images in the manifest"));
         if (errors.Count > 0)
         {
