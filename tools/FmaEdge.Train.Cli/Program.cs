@@ -1,2 +1,3 @@
-Console.WriteLine("fma-train: not built yet");
+FmaEdge.Training.Native.TorchNative.EnsureLoaded();
+Console.WriteLine("torch ok");
 return 0;
