@@ -1,3 +1,2 @@
-FmaEdge.Training.Native.TorchNative.EnsureLoaded();
-Console.WriteLine("torch ok");
-return 0;
+// fma-train: a thin shell; the commands live in Commands/, the trainer in FmaEdge.Training.
+return FmaEdge.Train.Cli.Commands.TrainCli.Build().Parse(args).Invoke();
