@@ -35,10 +35,15 @@ internal static class BenchCommand
                 new Trainer(baseOptions with { MaxBatchesPerEpoch = n + 2 }, reporter).Run(false, CancellationToken.None);
                 var timed = reporter.Times.Skip(2).ToList();
                 var imagesPerSec = timed.Count == 0 ? 0 : timed.Sum(t => t.Images) / timed.Sum(t => t.Seconds);
+                // CPU time per image is robust to other processes sharing the machine: cores / (CPU s per image)
+                // is the rate this run would reach with every core to itself.
+                var cpuPerImage = timed.Count == 0 ? 0 : timed.Sum(t => t.CpuSeconds) / timed.Sum(t => t.Images);
+                var cores = Environment.ProcessorCount;
                 using var p = Process.GetCurrentProcess();
                 Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
                     $"{baseOptions.Model.Model}@{baseOptions.Model.ImageSize} head {baseOptions.Model.Head} loss {baseOptions.Loss} batch {baseOptions.BatchSize} threads {baseOptions.EffectiveThreads}: " +
-                    $"{imagesPerSec:F1} training images/s over {timed.Count} batches; peak working set {p.PeakWorkingSet64 / (1024 * 1024)} MiB"));
+                    $"{imagesPerSec:F1} training images/s over {timed.Count} batches (wall clock); {cpuPerImage * 1000:F1} CPU-ms per image = " +
+                    $"{cores / Math.Max(1e-9, cpuPerImage):F1} images/s on {cores} idle cores; peak working set {p.PeakWorkingSet64 / (1024 * 1024)} MiB"));
                 return 0;
             }
             catch (Exception e) when (e is ArgumentException or TaxonomyException or InvalidOperationException or TorchNativeException or IOException)
@@ -61,9 +66,11 @@ internal static class BenchCommand
     private sealed class TimingReporter : ITrainingReporter
     {
         private readonly Stopwatch _sw = Stopwatch.StartNew();
+        private readonly Process _process = Process.GetCurrentProcess();
         private double _last;
+        private double _lastCpu;
 
-        public List<(int Images, double Seconds)> Times { get; } = [];
+        public List<(int Images, double Seconds, double CpuSeconds)> Times { get; } = [];
 
         public void Info(string message) => Console.Error.WriteLine(message);
 
@@ -72,8 +79,11 @@ internal static class BenchCommand
         public void BatchDone(BatchProgress p)
         {
             var now = _sw.Elapsed.TotalSeconds;
-            Times.Add((p.Images, now - _last));
+            var cpu = _process.TotalProcessorTime.TotalSeconds;
+            Times.Add((p.Images, now - _last, cpu - _lastCpu));
             _last = now;
+            _lastCpu = cpu;
+            _process.Refresh();
         }
 
         public void EpochDone(EpochRecord record, int epochs)

@@ -29,7 +29,7 @@ internal static class TrainCommand
         public readonly Option<bool> BCnn = new("--bcnn") { Description = "B-CNN schedule of level weights (coarse to fine over the epochs)" };
         public readonly Option<string?> Alphas = new("--alphas") { Description = "Per-level loss weights, comma-separated (default 1 each)" };
         public readonly Option<double> Beta = new("--beta") { Description = "Weight of the dependence term of dhc/dhc-soft", DefaultValueFactory = _ => 0.8 };
-        public readonly Option<int> ImgSize = new("--img-size") { Description = "Square input size (multiple of 32)", DefaultValueFactory = _ => 112 };
+        public readonly Option<int> ImgSize = new("--img-size") { Description = "Square input size in pixels (32..4096)", DefaultValueFactory = _ => 112 };
         public readonly Option<int> Epochs = new("--epochs") { Description = "Epochs", DefaultValueFactory = _ => 8 };
         public readonly Option<int> Batch = new("--batch") { Description = "Batch size", DefaultValueFactory = _ => 64 };
         public readonly Option<double> Lr = new("--lr") { Description = "Peak learning rate (AdamW)", DefaultValueFactory = _ => 1e-3 };

@@ -20,9 +20,10 @@ public sealed record ModelConfig
     {
         _ = ConvNeXtSpec.Get(Model);
         _ = HeadKinds.Parse(Head);
-        if (ImageSize is < 32 or > 4096 || ImageSize % 32 != 0)
+        // ConvNeXt downsamples by 32 overall (stages floor odd sizes, e.g. 112 -> 28 -> 14 -> 7 -> 3).
+        if (ImageSize is < 32 or > 4096)
         {
-            throw new ArgumentException($"image size {ImageSize} must be a multiple of 32 in 32..4096 (ConvNeXt downsamples by 32)");
+            throw new ArgumentException($"image size {ImageSize} is outside 32..4096");
         }
 
         if (HeadHidden is < 1 or > 65536)
@@ -88,7 +89,11 @@ public sealed class HierarchicalConvNeXt : nn.Module<Tensor, Tensor[]>
     /// <summary>Backbone output [N, C, H/32, W/32].</summary>
     public Tensor ForwardFeatures(Tensor x)
     {
-        using var s0 = StemConv.forward(x);
+        // Run channels-last (NCHW shape, NHWC memory): oneDNN's depthwise 7x7 convolutions are much faster so, and
+        // the per-block permutes to NHWC for LayerNorm and the MLP become free views instead of copies.
+        using var nhwc = x.permute(0, 2, 3, 1).contiguous();
+        using var channelsLast = nhwc.permute(0, 3, 1, 2);
+        using var s0 = StemConv.forward(channelsLast);
         var h = StemNorm.forward(s0);
         foreach (var stage in Stages)
         {

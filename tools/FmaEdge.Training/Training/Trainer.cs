@@ -317,10 +317,11 @@ public sealed class Trainer(TrainingOptions options, ITrainingReporter reporter)
                 dep = value.Dependence;
             }
 
+            var number = batch.Number;
             loader.Return(batch);
             if (!float.IsFinite(total))
             {
-                throw new InvalidOperationException($"the loss became {total} at epoch {epoch + 1}, batch {batch.Number + 1}; lower the learning rate");
+                throw new InvalidOperationException($"the loss became {total} at epoch {epoch + 1}, batch {number + 1}; lower the learning rate");
             }
 
             step++;
@@ -334,7 +335,7 @@ public sealed class Trainer(TrainingOptions options, ITrainingReporter reporter)
 
             var ips = seen / Math.Max(1e-9, sw.Elapsed.TotalSeconds);
             var remaining = TimeSpan.FromSeconds((order.Length - seen) / Math.Max(1e-9, ips));
-            reporter.BatchDone(new BatchProgress(epoch + 1, o.Epochs, batch.Number + 1, batches, n, perLevel, total, ips, remaining, lr));
+            reporter.BatchDone(new BatchProgress(epoch + 1, o.Epochs, number + 1, batches, n, perLevel, total, ips, remaining, lr));
         }
 
         ct.ThrowIfCancellationRequested();
