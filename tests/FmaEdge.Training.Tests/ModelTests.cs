@@ -109,6 +109,20 @@ public class ModelTests
         Assert.False(p.ContainsKey("stages.2.blocks.9.gamma"));
     }
 
+    [Fact]
+    public void Constructor_ManySeeds_GivesFiniteWeights()
+    {
+        for (var seed = 0; seed < 5; seed++)
+        {
+            manual_seed(seed);
+            using var model = new HierarchicalConvNeXt(new ModelConfig { Model = "convnext_atto", Head = "shared", ImageSize = 64 }, TestData.Tree);
+            foreach (var (name, p) in model.named_parameters())
+            {
+                Assert.True(p.isfinite().all().item<bool>(), $"seed {seed}: {name} has non-finite values");
+            }
+        }
+    }
+
     internal static float[] Flatten(float[,] m)
     {
         var r = new float[m.Length];

@@ -13,6 +13,10 @@ internal static class TestData
 
     public static LabeledDataset Train => TrainSet.Value;
 
+    /// <summary>Bit-for-bit equality of two tensors.</summary>
+    public static bool Same(TorchSharp.torch.Tensor a, TorchSharp.torch.Tensor b) =>
+        a.shape.SequenceEqual(b.shape) && a.eq(b).all().item<bool>();
+
     public static CategoryTree Tree => TrainSet.Value.Tree;
 
     /// <summary>A small real subset of a split with the train tree's class indices: up to <paramref name="perLeaf"/> per leaf.</summary>

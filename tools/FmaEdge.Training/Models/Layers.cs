@@ -108,12 +108,14 @@ internal sealed class LinearLayer : nn.Module<Tensor, Tensor>
     public Tensor Matrix() => ConvShaped ? Weight.view(OutFeatures, InFeatures) : Weight.alias();
 }
 
-/// <summary>Weight initialisation as timm does it for ConvNeXt: truncated normal, std 0.02.</summary>
+/// <summary>Weight initialisation as timm does it for ConvNeXt: trunc_normal_(std=0.02, a=-2, b=2).</summary>
 internal static class Init
 {
     public static void TruncNormal(Tensor w)
     {
+        // timm's bounds are absolute (+-2 = 100 standard deviations), so the truncation never bites and a normal
+        // draw is the same distribution. TorchSharp 0.107's trunc_normal_ can emit NaN (erfinv at +-1), hence not used.
         using var _ = no_grad();
-        nn.init.trunc_normal_(w, 0.0, 0.02, -2.0, 2.0);
+        w.normal_(0.0, 0.02).clamp_(-2.0, 2.0);
     }
 }
