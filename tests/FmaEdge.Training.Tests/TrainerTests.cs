@@ -51,9 +51,15 @@ public class TrainerTests
         var straight = Small(train, null, Path.Combine(dir.Path, "straight"), 2) with { MaxBatchesPerEpoch = 2 };
         new Trainer(straight, reporter).Run(resume: false, CancellationToken.None);
 
-        var interrupted = straight with { RunDir = Path.Combine(dir.Path, "resumed"), Epochs = 1 };
-        new Trainer(interrupted, reporter).Run(resume: false, CancellationToken.None);
-        var resumed = new Trainer(interrupted with { Epochs = 2 }, reporter).Run(resume: true, CancellationToken.None);
+        // Ctrl-C during epoch 2 of the same recipe, then --resume.
+        var interrupted = straight with { RunDir = Path.Combine(dir.Path, "resumed") };
+        using (var cts = new CancellationTokenSource())
+        {
+            Assert.ThrowsAny<OperationCanceledException>(() => new Trainer(interrupted, new CancelInEpoch(cts, 2)).Run(resume: false, cts.Token));
+        }
+
+        Assert.Equal(1, Checkpoint.ReadState(Trainer.LastDir(interrupted.RunDir)).CompletedEpochs);
+        var resumed = new Trainer(interrupted, reporter).Run(resume: true, CancellationToken.None);
 
         Assert.Equal(2, resumed.History.Epochs.Count);
         var (a, _, sa) = Checkpoint.LoadModel(Trainer.LastDir(straight.RunDir));
@@ -69,7 +75,7 @@ public class TrainerTests
         }
 
         // And the check can fail: a different seed gives different weights.
-        var other = straight with { RunDir = Path.Combine(dir.Path, "other"), Seed = 12, Epochs = 1 };
+        var other = straight with { RunDir = Path.Combine(dir.Path, "other"), Seed = 12 };
         new Trainer(other, reporter).Run(resume: false, CancellationToken.None);
         var (c, _, _) = Checkpoint.LoadModel(Trainer.LastDir(other.RunDir));
         var (d, _, _) = Checkpoint.LoadModel(Trainer.LastDir(interrupted.RunDir));
@@ -150,6 +156,29 @@ public class TrainerTests
             Assert.Equal("interrupted", state.Kind);
             Assert.Equal(3, tree.Depth);
             Assert.True(state.GlobalStep >= 1);
+        }
+    }
+
+    private sealed class CancelInEpoch(CancellationTokenSource cts, int epoch) : ITrainingReporter
+    {
+        public void Info(string message)
+        {
+        }
+
+        public void Warn(string message)
+        {
+        }
+
+        public void BatchDone(BatchProgress p)
+        {
+            if (p.Epoch == epoch)
+            {
+                cts.Cancel();
+            }
+        }
+
+        public void EpochDone(EpochRecord record, int epochs)
+        {
         }
     }
 
