@@ -93,6 +93,9 @@ public class ModelTests
             Assert.True(shape.SequenceEqual(backbone[name]), $"{name}: expected [{string.Join(",", shape)}], got [{string.Join(",", backbone[name])}]");
         }
 
+        // What checkpoints and safetensors files hold: exactly the named parameters, no duplicates.
+        Assert.Equal(shapes.Keys.Order(StringComparer.Ordinal), model.state_dict().Keys.Order(StringComparer.Ordinal));
+
         // timm lists convnext_atto at 3.7 M parameters including its 1000-class fc (321 k).
         var count = model.named_parameters().Where(p => !p.name.StartsWith("head.fc", StringComparison.Ordinal)).Sum(p => p.parameter.numel());
         Assert.InRange(count, 3_330_000, 3_420_000);

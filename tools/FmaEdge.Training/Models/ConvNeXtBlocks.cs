@@ -20,6 +20,12 @@ internal sealed class ConvNeXtMlp : nn.Module<Tensor, Tensor>
     public LinearLayer Fc1 { get; }
     public LinearLayer Fc2 { get; }
 
+    /// <summary>Components are registered explicitly under timm's names; reflection would add duplicates
+    /// named after the C# properties (and PyBridge/state_dict would export them).</summary>
+    protected override void RegisterComponents()
+    {
+    }
+
     public override Tensor forward(Tensor x)
     {
         using var h = Fc1.forward(x);
@@ -53,6 +59,12 @@ internal sealed class ConvNeXtBlock : nn.Module<Tensor, Tensor>
     public LayerNormLayer Norm { get; }
     public ConvNeXtMlp Mlp { get; }
     public Parameter Gamma { get; }
+
+    /// <summary>Components are registered explicitly under timm's names; reflection would add duplicates
+    /// named after the C# properties (and PyBridge/state_dict would export them).</summary>
+    protected override void RegisterComponents()
+    {
+    }
 
     public override Tensor forward(Tensor x)
     {
@@ -95,6 +107,12 @@ internal sealed class ConvNeXtStage : nn.Module<Tensor, Tensor>
     public LayerNormLayer? DownNorm { get; }
     public Conv2dLayer? DownConv { get; }
     public IReadOnlyList<ConvNeXtBlock> Blocks { get; }
+
+    /// <summary>Components are registered explicitly under timm's names; reflection would add duplicates
+    /// named after the C# properties (and PyBridge/state_dict would export them).</summary>
+    protected override void RegisterComponents()
+    {
+    }
 
     public override Tensor forward(Tensor x)
     {

@@ -105,6 +105,12 @@ public sealed class HierarchicalConvNeXt : nn.Module<Tensor, Tensor[]>
         return h;
     }
 
+    /// <summary>Components are registered explicitly under timm's names; reflection would add duplicates
+    /// named after the C# properties (and PyBridge/state_dict would export them).</summary>
+    protected override void RegisterComponents()
+    {
+    }
+
     public override Tensor[] forward(Tensor x)
     {
         using var features = ForwardFeatures(x);

@@ -95,6 +95,12 @@ internal sealed class HierarchicalHead : nn.Module<Tensor, Tensor[]>
     public LinearLayer[]? HiddenLayers { get; }
     public Tensor[]? LogMasks { get; }
 
+    /// <summary>Components are registered explicitly under timm's names; reflection would add duplicates
+    /// named after the C# properties (and PyBridge/state_dict would export them).</summary>
+    protected override void RegisterComponents()
+    {
+    }
+
     public override Tensor[] forward(Tensor pooled)
     {
         using var feat = Norm.forward(pooled);

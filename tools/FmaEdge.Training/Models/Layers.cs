@@ -30,6 +30,12 @@ internal sealed class Conv2dLayer : nn.Module<Tensor, Tensor>
     public int Padding { get; }
     public int Groups { get; }
 
+    /// <summary>Components are registered explicitly under timm's names; reflection would add duplicates
+    /// named after the C# properties (and PyBridge/state_dict would export them).</summary>
+    protected override void RegisterComponents()
+    {
+    }
+
     public override Tensor forward(Tensor x) =>
         F.conv2d(x, Weight, Bias, strides: [Stride, Stride], padding: [Padding, Padding], groups: Groups);
 }
@@ -55,6 +61,12 @@ internal sealed class LayerNormLayer : nn.Module<Tensor, Tensor>
     public int Channels { get; }
     public double Eps { get; }
     public bool ChannelsFirst { get; }
+
+    /// <summary>Components are registered explicitly under timm's names; reflection would add duplicates
+    /// named after the C# properties (and PyBridge/state_dict would export them).</summary>
+    protected override void RegisterComponents()
+    {
+    }
 
     public override Tensor forward(Tensor x)
     {
@@ -92,6 +104,12 @@ internal sealed class LinearLayer : nn.Module<Tensor, Tensor>
     public int InFeatures { get; }
     public int OutFeatures { get; }
     public bool ConvShaped { get; }
+
+    /// <summary>Components are registered explicitly under timm's names; reflection would add duplicates
+    /// named after the C# properties (and PyBridge/state_dict would export them).</summary>
+    protected override void RegisterComponents()
+    {
+    }
 
     public override Tensor forward(Tensor x)
     {
