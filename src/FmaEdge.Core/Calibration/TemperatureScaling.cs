@@ -95,7 +95,8 @@ public static class TemperatureScaling
             }
         }
 
-        return bestNll < before ? new TemperatureFit(Math.Exp(best), before, bestNll) : new TemperatureFit(1.0, before, before);
+        // Rounding noise on a flat NLL (e.g. constant scores) must not move T away from 1.
+        return bestNll < before - 1e-9 * Math.Max(1, before) ? new TemperatureFit(Math.Exp(best), before, bestNll) : new TemperatureFit(1.0, before, before);
     }
 
     private static double SampleNll(float[] s, int y, double beta, bool logits)
