@@ -1,11 +1,6 @@
 using FmaEdge.Core.Decoding;
 using FmaEdge.Core.Taxonomy;
 
-// Test names follow Method_Scenario_Expected (house style). The test projects do not relax CA1707 yet, so this
-// assembly-wide suppression lives here; it can go once the lead's test settings do it centrally.
-[assembly: System.Diagnostics.CodeAnalysis.SuppressMessage("Naming", "CA1707:Identifiers should not contain underscores",
-    Justification = "Test names are Method_Scenario_Expected.", Scope = "namespaceanddescendants", Target = "~N:FmaEdge.Core.Tests")]
-
 namespace FmaEdge.Core.Tests;
 
 /// <summary>Small hand-checkable trees and predictions built directly (not through the decoder), so metric tests
