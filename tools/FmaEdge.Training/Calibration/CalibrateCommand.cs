@@ -48,19 +48,19 @@ public static class CalibrateCommand
         var fit = run.Fit;
         var tree = run.Written.Tree;
         output.WriteLine(string.Create(CultureInfo.InvariantCulture,
-            $"calibrated on {fit.Thresholds.Images} images ({run.Before.Skipped.Count} skipped), target precision {fit.Thresholds.TargetPrecision:P1}"));
+            $"calibrated on {fit.Thresholds.Images} images ({run.Before.Skipped.Count} skipped), target precision {fit.Thresholds.TargetPrecision * 100:0.##}%"));
         for (var l = 0; l < tree.Depth; l++)
         {
             var t = fit.Temperatures[l];
             var p = fit.Thresholds.PrecisionByLevel[l];
-            var precision = p is null ? "-" : p.Value.ToString("P2", CultureInfo.InvariantCulture);
+            var precision = p is null ? "-" : (p.Value * 100).ToString("0.00", CultureInfo.InvariantCulture) + "%";
             var missed = fit.Thresholds.ReachedTarget[l] ? "" : "  (target missed: ties at confidence 1.0)";
             output.WriteLine(string.Create(CultureInfo.InvariantCulture,
                 $"{tree.Levels[l].Name,-22} T={t.Temperature,6:F3} NLL {t.NllBefore:F4}->{t.NllAfter:F4}  threshold {fit.Thresholds.Thresholds[l]:F4}  answers {fit.Thresholds.AcceptedByLevel[l],5} precision {precision}{missed}"));
         }
 
         output.WriteLine(string.Create(CultureInfo.InvariantCulture,
-            $"coarse answers: coverage by level [{string.Join(", ", run.After.Metrics.Coarse.CoverageByLevel.Select(c => c.ToString("P1", CultureInfo.InvariantCulture)))}], " +
-            $"precision {run.After.Metrics.Coarse.Precision:P2} (on the calibration set itself)"));
+            $"coarse answers: coverage by level [{string.Join(", ", run.After.Metrics.Coarse.CoverageByLevel.Select(c => (c * 100).ToString("0.0", CultureInfo.InvariantCulture) + "%"))}], " +
+            $"precision {run.After.Metrics.Coarse.Precision * 100:0.00}% (on the calibration set itself)"));
     }
 }

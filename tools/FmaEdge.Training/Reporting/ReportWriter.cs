@@ -138,7 +138,7 @@ public static class ReportWriter
         }
         else
         {
-            sb.Append("<table class=\"num\"><thead><tr><th>Level</th><th>True</th><th>Answered as</th><th>Images</th><th>Share of true</th></tr></thead><tbody>");
+            sb.Append("<table class=\"num\"><thead><tr><th>Level</th><th class=\"l\">True</th><th class=\"l\">Answered as</th><th>Images</th><th>Share of true</th></tr></thead><tbody>");
             foreach (var p in m.MostConfused)
             {
                 sb.Append(CultureInfo.InvariantCulture,
@@ -349,7 +349,13 @@ public static class ReportWriter
             }
             else
             {
-                yield return (key, v?.ToJsonString() is { } s && v is JsonValue jv && jv.TryGetValue<string>(out var str) ? str : v?.ToJsonString() ?? "null");
+                yield return (key, v switch
+                {
+                    JsonValue jv when jv.TryGetValue<string>(out var str) => str,
+                    JsonValue jv when jv.TryGetValue<double>(out var d) && d != Math.Round(d) => F(d, "0.####"),
+                    null => "null",
+                    _ => v.ToJsonString(),
+                });
             }
         }
     }
@@ -380,7 +386,7 @@ public static class ReportWriter
         section.two{display:grid;grid-template-columns:1fr 1fr;gap:24px}@media(max-width:900px){section.two{grid-template-columns:1fr}}
         table{border-collapse:collapse;width:100%;font-size:13px}th,td{padding:6px 8px;border-bottom:1px solid var(--line);text-align:left;vertical-align:middle}
         thead th{background:#f1f5f9;font-weight:600;color:#334155;position:sticky;top:0}
-        table.num td,table.num th{text-align:right;font-variant-numeric:tabular-nums}table.num td.l,table.num th:first-child{text-align:left}
+        table.num td,table.num th{text-align:right;font-variant-numeric:tabular-nums}table.num td.l,table.num th.l,table.num th:first-child{text-align:left}
         table.kv th{width:220px;color:#334155;font-weight:600}table.kv td{word-break:break-all}
         code{font:12px ui-monospace,SFMono-Regular,Menlo,Consolas,monospace;background:#f1f5f9;padding:1px 4px;border-radius:4px}
         .bar{display:inline-block;width:60px;height:6px;background:#e2e8f0;border-radius:3px;margin-left:8px;vertical-align:middle;overflow:hidden}.bar span{display:block;height:100%}

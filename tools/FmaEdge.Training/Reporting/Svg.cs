@@ -41,27 +41,38 @@ internal static class Svg
 
         var y0 = yMin ?? pts.Min(p => Ty(p.Y));
         var y1 = yMax ?? pts.Max(p => Ty(p.Y));
-        if (yMin is null && yMax is null)
-        {
-            var pad = (y1 - y0) * 0.08;
-            y0 -= pad;
-            y1 += pad;
-        }
-
         if (y1 - y0 < 1e-12)
         {
-            y0 -= 0.5;
-            y1 += 0.5;
+            y0 -= y0 == 0 ? 0 : Math.Abs(y0) * 0.1 + 1e-9;
+            y1 += Math.Abs(y1) * 0.1 + 1e-9;
         }
+
+        // Round the axis out to "nice" steps (1, 2, 2.5, 5 x 10^k) so tick labels read cleanly; never below 0 for
+        // non-negative data and never above 100 % for rates.
+        var tickStep = NiceStep((y1 - y0) / 4);
+        var nonNegative = pts.All(p => Ty(p.Y) >= 0);
+        y0 = Math.Floor(y0 / tickStep + 1e-9) * tickStep;
+        y1 = Math.Ceiling(y1 / tickStep - 1e-9) * tickStep;
+        if (nonNegative)
+        {
+            y0 = Math.Max(0, y0);
+        }
+
+        if (percent)
+        {
+            y1 = Math.Min(1, y1);
+        }
+
+        var ticks = Math.Max(1, (int)Math.Round((y1 - y0) / tickStep));
 
         double Px(double x) => L + (x - x0) / (x1 - x0) * (W - L - R);
         double Py(double y) => T + (1 - (Ty(y) - y0) / (y1 - y0)) * (H - T - B);
 
         // Grid and y ticks.
-        for (var i = 0; i <= 4; i++)
+        for (var i = 0; i <= ticks; i++)
         {
-            var v = y0 + (y1 - y0) * i / 4;
-            var py = T + (1 - (double)i / 4) * (H - T - B);
+            var v = y0 + (y1 - y0) * i / ticks;
+            var py = T + (1 - (double)i / ticks) * (H - T - B);
             var label = logY ? FormatNumber(Math.Pow(10, v)) : percent ? F(v * 100, "0.#") + "%" : FormatNumber(v);
             sb.Append(CultureInfo.InvariantCulture, $"<line x1=\"{L}\" x2=\"{W - R}\" y1=\"{F(py)}\" y2=\"{F(py)}\" class=\"grid\"/>");
             sb.Append(CultureInfo.InvariantCulture, $"<text x=\"{L - 6}\" y=\"{F(py + 4)}\" text-anchor=\"end\" class=\"tick\">{label}</text>");
@@ -118,7 +129,7 @@ internal static class Svg
         var maxLabel = labels.Count == 0 ? 4 : labels.Max(l => l.Length);
         var left = Math.Clamp(maxLabel * 6.6 + 12, 60, 220);
         var top = Math.Clamp(maxLabel * 4.9 + 20, 40, 170);
-        var w = left + n * cell + 70;
+        var w = Math.Max(left + n * cell + 70, left + 400);
         var h = top + n * cell + 34;
         var sb = new StringBuilder();
         sb.Append(CultureInfo.InvariantCulture, $"<svg class=\"heat\" viewBox=\"0 0 {F(w)} {F(h)}\" width=\"{F(w)}\" role=\"img\" aria-label=\"{Esc(title)}\">");
@@ -157,7 +168,7 @@ internal static class Svg
 
         sb.Append(CultureInfo.InvariantCulture, $"<text x=\"{F(left + n * cell + 6)}\" y=\"{F(top - 6)}\" class=\"tick\">n</text>");
         sb.Append(CultureInfo.InvariantCulture,
-            $"<text x=\"{F(left + n * cell / 2.0)}\" y=\"{F(h - 8)}\" text-anchor=\"middle\" class=\"muted\">predicted → (rows: true class; shade = share of the row)</text>");
+            $"<text x=\"{F(left)}\" y=\"{F(h - 8)}\" class=\"tick\">columns: predicted class · rows: true class · shade: share of the row</text>");
         sb.Append("</svg>");
         return sb.ToString();
     }
@@ -165,6 +176,18 @@ internal static class Svg
     /// <summary>A horizontal bar (0..1) for tables.</summary>
     public static string Bar(double v, string color = "#2563eb") =>
         $"<span class=\"bar\"><span style=\"width:{F(Math.Clamp(v, 0, 1) * 100, "0.#")}%;background:{color}\"></span></span>";
+
+    private static double NiceStep(double raw)
+    {
+        if (!(raw > 0) || !double.IsFinite(raw))
+        {
+            return 1;
+        }
+
+        var mag = Math.Pow(10, Math.Floor(Math.Log10(raw)));
+        var f = raw / mag;
+        return (f <= 1 ? 1 : f <= 2 ? 2 : f <= 2.5 ? 2.5 : f <= 5 ? 5 : 10) * mag;
+    }
 
     private static string Shade(double t, (int R, int G, int B) c)
     {
