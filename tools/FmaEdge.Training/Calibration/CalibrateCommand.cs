@@ -3,18 +3,19 @@ using FmaEdge.Core.Calibration;
 using FmaEdge.Core.Contract;
 using FmaEdge.Core.Taxonomy;
 using FmaEdge.Training.Evaluation;
+using FmaEdge.Inference;
 using FmaEdge.Vision;
 
 namespace FmaEdge.Training.Calibration;
 
 /// <summary>The handler of <c>fma-train calibrate --model FILE.onnx --data VALDIR|CSV [--target-precision 0.99]
-/// [--out FILE.onnx] [--batch N]</c>. Returns the process exit code. Stateless.</summary>
+/// [--out FILE.onnx] [--batch N] [--providers cpu,cuda,...]</c>. Returns the process exit code. Stateless.</summary>
 public static class CalibrateCommand
 {
     /// <summary>Calibrates and writes the model (in place unless <paramref name="outPath"/> is given), printing
     /// the temperatures, thresholds and the coverage reached.</summary>
     public static int Run(string modelPath, string dataPath, double targetPrecision = ThresholdCalibrator.DefaultTargetPrecision,
-        string? outPath = null, int batchSize = 32, TextWriter? output = null, TextWriter? error = null,
+        string? outPath = null, int batchSize = 32, IReadOnlyList<string>? providers = null, TextWriter? output = null, TextWriter? error = null,
         CancellationToken cancellationToken = default)
     {
         output ??= Console.Out;
@@ -25,7 +26,12 @@ public static class CalibrateCommand
             {
                 TargetPrecision = targetPrecision,
                 OutputPath = outPath,
-                Evaluation = new EvaluationOptions { BatchSize = batchSize, Progress = new ConsoleProgress(output, "calibrate") },
+                Evaluation = new EvaluationOptions
+                {
+                    BatchSize = batchSize,
+                    Inference = new InferenceOptions { Providers = [.. providers ?? [ExecutionProviders.Cpu]] },
+                    Progress = new ConsoleProgress(output, "calibrate"),
+                },
             };
             var run = ModelCalibrator.Calibrate(modelPath, dataPath, options, cancellationToken);
             PrintSummary(run, output);

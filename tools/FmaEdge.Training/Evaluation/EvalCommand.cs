@@ -2,12 +2,13 @@ using System.Globalization;
 using FmaEdge.Core.Contract;
 using FmaEdge.Core.Taxonomy;
 using FmaEdge.Training.Reporting;
+using FmaEdge.Inference;
 using FmaEdge.Vision;
 
 namespace FmaEdge.Training.Evaluation;
 
 /// <summary>The handler of <c>fma-train eval --model FILE.onnx --data DIR|CSV --json OUT.json [--html OUT.html]
-/// [--batch N]</c>. Returns the process exit code; messages go to the given writers. Stateless.</summary>
+/// [--batch N] [--providers cpu,cuda,...]</c>. Returns the process exit code; messages go to the given writers. Stateless.</summary>
 public static class EvalCommand
 {
     /// <summary>Exit code for success.</summary>
@@ -18,13 +19,18 @@ public static class EvalCommand
 
     /// <summary>Evaluates the model, writes the eval JSON (and the HTML report when asked) and prints a summary.</summary>
     public static int Run(string modelPath, string dataPath, string jsonOut, string? htmlOut = null, int batchSize = 32,
-        TextWriter? output = null, TextWriter? error = null, CancellationToken cancellationToken = default)
+        IReadOnlyList<string>? providers = null, TextWriter? output = null, TextWriter? error = null, CancellationToken cancellationToken = default)
     {
         output ??= Console.Out;
         error ??= Console.Error;
         try
         {
-            var options = new EvaluationOptions { BatchSize = batchSize, Progress = new ConsoleProgress(output, "eval") };
+            var options = new EvaluationOptions
+                {
+                    BatchSize = batchSize,
+                    Inference = new InferenceOptions { Providers = [.. providers ?? [ExecutionProviders.Cpu]] },
+                    Progress = new ConsoleProgress(output, "eval"),
+                };
             var result = ModelEvaluator.Evaluate(modelPath, dataPath, options, cancellationToken);
             var doc = EvalReport.Build(result);
             EvalReport.WriteFile(doc, jsonOut);

@@ -7,7 +7,7 @@ using FmaEdge.Core.Taxonomy;
 namespace FmaEdge.Training.Evaluation;
 
 /// <summary>An image that could not be evaluated, with the decoder's reason code ("unreadable", "truncated", ...).</summary>
-public sealed record SkippedImage(string Path, string Reason, string Message);
+public sealed record EvaluationSkip(string Path, string Reason, string Message);
 
 /// <summary>Where evaluation time went. Seconds are wall-clock; decode/preprocess overlaps nothing else.</summary>
 public sealed record EvaluationTimings(double TotalSeconds, double DecodeSeconds, double InferenceSeconds, int Batches)
@@ -49,7 +49,7 @@ public sealed record EvaluationResult
     public required MetricsReport Metrics { get; init; }
 
     /// <summary>Images listed but not evaluated, with the reason.</summary>
-    public IReadOnlyList<SkippedImage> Skipped { get; init; } = [];
+    public IReadOnlyList<EvaluationSkip> Skipped { get; init; } = [];
 
     /// <summary>Where the time went; null when built from outputs.</summary>
     public EvaluationTimings? Timings { get; init; }

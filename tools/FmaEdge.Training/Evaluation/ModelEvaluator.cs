@@ -42,7 +42,7 @@ public static class ModelEvaluator
         var buffer = new float[batchSize * len];
         var kept = new List<LabeledImage>(images.Count);
         var outputs = new List<float[][]>(images.Count);
-        var skipped = new List<SkippedImage>();
+        var skipped = new List<EvaluationSkip>();
         var classes = classifier.Model.Tree.LevelSizes;
         var parallel = new ParallelOptions
         {
@@ -57,7 +57,7 @@ public static class ModelEvaluator
         {
             cancellationToken.ThrowIfCancellationRequested();
             var chunk = images.Skip(start).Take(batchSize).ToArray();
-            var failures = new SkippedImage?[chunk.Length];
+            var failures = new EvaluationSkip?[chunk.Length];
             var sw = Stopwatch.StartNew();
             Parallel.For(0, chunk.Length, parallel, i =>
             {
@@ -68,7 +68,7 @@ public static class ModelEvaluator
                 }
                 catch (ImageDecodeException e)
                 {
-                    failures[i] = new SkippedImage(chunk[i].Path, e.Reason, e.Message);
+                    failures[i] = new EvaluationSkip(chunk[i].Path, e.Reason, e.Message);
                 }
             });
 

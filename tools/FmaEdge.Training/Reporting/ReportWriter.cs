@@ -237,6 +237,7 @@ public static class ReportWriter
             [
                 new("train", Palette[0], Series(r => Opt(r, "train_loss"))),
                 new("val", Palette[1], Series(r => Opt(r, "val_loss"))),
+                new("dependence", Palette[6], Series(r => Opt(r, "train_dependence")), Dashed: true),
             ]),
         };
         var levels = rows.Select(r => (r["val_top1"] as JsonArray)?.Count ?? 0).DefaultIfEmpty(0).Max();
