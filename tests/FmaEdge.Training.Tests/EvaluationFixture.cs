@@ -38,9 +38,16 @@ public sealed class EvaluationFixture : IDisposable
             return Features(pre.Preprocess(rgb));
         }).ToList();
         ModelPath = Path.Combine(Folder.Path, "centroid.onnx");
-        File.WriteAllBytes(ModelPath, Build(manifest, features, samples.Select(s => s.Leaf).ToList()).ToByteArray());
+        File.WriteAllBytes(ModelPath, Build(manifest, features, samples.Select(s => s.Leaf).ToList(), divideByContrast: false).ToByteArray());
         ModelContract.Load(ModelPath);
+        ContrastModelPath = Path.Combine(Folder.Path, "centroid-contrast.onnx");
+        File.WriteAllBytes(ContrastModelPath, Build(manifest, features, samples.Select(s => s.Leaf).ToList(), divideByContrast: true).ToByteArray());
+        ModelContract.Load(ContrastModelPath);
     }
+
+    /// <summary>The same model with every output divided by the image's contrast (max - min): a flat image makes
+    /// it emit NaN/inf, as a numerically fragile real model can.</summary>
+    public string ContrastModelPath { get; }
 
     public TempFolder Folder { get; }
 
@@ -83,7 +90,7 @@ public sealed class EvaluationFixture : IDisposable
         return f;
     }
 
-    private ModelProto Build(ModelManifest manifest, List<double[]> features, List<int> leaves)
+    private ModelProto Build(ModelManifest manifest, List<double[]> features, List<int> leaves, bool divideByContrast)
     {
         var graph = new GraphProto { Name = "centroid" };
         graph.Input.Add(Value("image", [null, 3, Size, Size]));
@@ -95,6 +102,13 @@ public sealed class EvaluationFixture : IDisposable
         var concat = Node("Concat", ["mean", "msq", "max", "min"], ["features"]);
         concat.Attribute.Add(new AttributeProto { Name = "axis", Type = AttributeProto.Types.AttributeType.Int, I = 1 });
         graph.Node.Add(concat);
+        if (divideByContrast)
+        {
+            graph.Node.Add(Node("Sub", ["max", "min"], ["range"]));
+            var r = Node("ReduceMax", ["range"], ["contrast"], axes: [1]);
+            r.Attribute.Single(a => a.Name == "keepdims").I = 1;
+            graph.Node.Add(r);
+        }
 
         // Grayscale images make the three channels equal, so only channel 0's statistics are used.
         int[] used = [0, 3, 6, 9];
@@ -123,7 +137,16 @@ public sealed class EvaluationFixture : IDisposable
             var name = manifest.Outputs[level.Depth].Name;
             graph.Initializer.Add(Tensor($"w{level.Depth}", [12, c], w));
             graph.Initializer.Add(Tensor($"b{level.Depth}", [c], b));
-            graph.Node.Add(Node("Gemm", ["features", $"w{level.Depth}", $"b{level.Depth}"], [name]));
+            if (divideByContrast)
+            {
+                graph.Node.Add(Node("Gemm", ["features", $"w{level.Depth}", $"b{level.Depth}"], [name + "_raw"]));
+                graph.Node.Add(Node("Div", [name + "_raw", "contrast"], [name]));
+            }
+            else
+            {
+                graph.Node.Add(Node("Gemm", ["features", $"w{level.Depth}", $"b{level.Depth}"], [name]));
+            }
+
             graph.Output.Add(Value(name, [null, c]));
         }
 

@@ -122,6 +122,27 @@ public sealed class EvaluationTests(EvaluationFixture fixture) : IClassFixture<E
     }
 
     [Fact]
+    public void Evaluate_ModelEmitsNaNForAFlatImage_ThatImageListedOthersEvaluated()
+    {
+        using var folder = new TempFolder("eval-nan");
+        var data = CopyVal(folder, 1);
+        var leafDir = Path.GetDirectoryName(Directory.GetFiles(data, "*.png", SearchOption.AllDirectories).Order(StringComparer.Ordinal).First())!;
+        using (var flat = new OpenCvSharp.Mat(64, 64, OpenCvSharp.MatType.CV_8UC1, new OpenCvSharp.Scalar(128)))
+        {
+            OpenCvSharp.Cv2.ImWrite(Path.Combine(leafDir, "zz_flat.png"), flat);
+        }
+
+        var normal = ModelEvaluator.Evaluate(fixture.ModelPath, data, Options(batch: 8));
+        var fragile = ModelEvaluator.Evaluate(fixture.ContrastModelPath, data, Options(batch: 8));
+
+        Assert.Empty(normal.Skipped);
+        var skip = Assert.Single(fragile.Skipped);
+        Assert.Equal(("zz_flat.png", ModelEvaluator.NonFiniteOutput), (Path.GetFileName(skip.Path), skip.Reason));
+        Assert.Equal(normal.Metrics.Images - 1, fragile.Metrics.Images);
+        Assert.All(fragile.RawOutputs, o => Assert.All(o, level => Assert.All(level, v => Assert.True(float.IsFinite(v)))));
+    }
+
+    [Fact]
     public void Evaluate_CsvManifest_SameResultAsTheFolder()
     {
         using var folder = new TempFolder("eval-csv");

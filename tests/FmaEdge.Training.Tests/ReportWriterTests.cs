@@ -108,6 +108,26 @@ public sealed partial class ReportWriterTests(EvaluationFixture fixture) : IClas
         Assert.Equal(File.ReadAllText(files.Html), again);
     }
 
+    [Fact]
+    public void CalibrateAndWrite_ExportedModelInRunDir_CalibratesInPlaceAndReports()
+    {
+        using var run = new TempFolder("report-run");
+        var model = Path.Combine(run.Path, "model.onnx");
+        File.Copy(fixture.ModelPath, model);
+        File.WriteAllText(Path.Combine(run.Path, ReportWriter.HistoryFileName), History(2));
+
+        var (calibration, files) = RunReport.CalibrateAndWrite(run.Path, model, TestPaths.DatasetVal, 0.98);
+
+        Assert.Equal(0.98, Core.Contract.ModelContract.Load(model).Manifest.Decoding.TargetPrecision);
+        var json = JsonNode.Parse(File.ReadAllText(files.Json))!.AsObject();
+        Assert.Equal(calibration.Written.Sha256, json["model"]!["sha256"]!.GetValue<string>());
+        Assert.Equal(0.98, json["decoding"]!["target_precision"]!.GetValue<double>());
+        Assert.Equal(calibration.After.Metrics.Coarse.Precision, json["coarse"]!["precision"]!.GetValue<double>());
+        Assert.True(json["coarse"]!["precision"]!.GetValue<double>() >= 0.98);
+        Assert.Equal(2, json["history"]!["epochs"]!.AsArray().Count);
+        Assert.Contains("fitted for 98.00% precision", File.ReadAllText(files.Html), StringComparison.Ordinal);
+    }
+
     private static void AssertSelfContainedAndWellFormed(string html)
     {
         Assert.DoesNotContain("<script", html, StringComparison.OrdinalIgnoreCase);

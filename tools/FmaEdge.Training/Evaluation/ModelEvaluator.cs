@@ -11,6 +11,9 @@ namespace FmaEdge.Training.Evaluation;
 /// skipped. Stateless and thread-safe (each call opens its own session).</summary>
 public static class ModelEvaluator
 {
+    /// <summary>Skip reason for an image whose model outputs are NaN or infinite.</summary>
+    public const string NonFiniteOutput = "non-finite-output";
+
     /// <summary>Loads the model (validating it) and evaluates it on <paramref name="dataPath"/>: a folder tree
     /// ROOT/L1/.../leaf/*.png or a CSV manifest (path,leaf) labelled in the model's own tree.</summary>
     public static EvaluationResult Evaluate(string modelPath, string dataPath, EvaluationOptions? options = null, CancellationToken cancellationToken = default)
@@ -107,10 +110,17 @@ public static class ModelEvaluator
                         perLevel[l] = raw[l].AsSpan(i * classes[l], classes[l]).ToArray();
                     }
 
-                    outputs.Add(perLevel);
-                }
+                    // A NaN/inf output cannot be decoded or calibrated on; list it like an unreadable image so one
+                    // bad input does not sink the whole evaluation, and the report shows it.
+                    if (perLevel.Any(o => o.Any(v => !float.IsFinite(v))))
+                    {
+                        skipped.Add(new EvaluationSkip(batchImages[i].Path, NonFiniteOutput, "the model produced NaN or infinite outputs for this image"));
+                        continue;
+                    }
 
-                kept.AddRange(batchImages);
+                    outputs.Add(perLevel);
+                    kept.Add(batchImages[i]);
+                }
             }
 
             options.Progress?.Report((Math.Min(start + chunk.Length, images.Count), images.Count));
