@@ -1,4 +1,5 @@
 using FmaEdge.Core.Contract;
+using FmaEdge.Core.Taxonomy;
 using FmaEdge.TestSupport;
 using FmaEdge.Training.Calibration;
 using FmaEdge.Training.Evaluation;
@@ -60,6 +61,29 @@ public sealed class EvaluationCalibrateTests(EvaluationFixture fixture) : IClass
         Assert.Equal(1.0, run.Before.Metrics.Coarse.CoverageByLevel[^1]);
         Assert.True(run.Before.Metrics.Coarse.Precision < 0.95);
         Assert.True(coarse.CoverageByLevel[0] > 0.3, $"coverage {coarse.CoverageByLevel[0]}");
+    }
+
+    [Fact]
+    public void Calibrate_InMemoryStratifiedSplit_UsesExactlyThoseImages()
+    {
+        var output = Path.Combine(fixture.Folder.Path, $"split-{Guid.NewGuid():N}.onnx");
+        var (_, half) = TaxonomyLoader.ScanFolder(TestPaths.DatasetVal).SplitStratified(0.5, seed: 3);
+
+        var run = ModelCalibrator.Calibrate(fixture.ModelPath, half, new CalibrationOptions { OutputPath = output });
+
+        Assert.Equal(half.Images.Select(i => i.Path), run.Before.Images.Select(i => i.Path));
+        Assert.Equal(half.Images.Count, run.Fit.Thresholds.Images);
+        Assert.Equal(0.99, ModelContract.Load(output).Manifest.Decoding.TargetPrecision);
+    }
+
+    [Fact]
+    public void Calibrate_DatasetLabelledInAnotherTree_RefusedBeforeWriting()
+    {
+        var output = Path.Combine(fixture.Folder.Path, $"othertree-{Guid.NewGuid():N}.onnx");
+        var renamed = TaxonomyLoader.ScanFolder(TestPaths.DatasetVal, levelNames: ["material", "family", "type"]);
+
+        Assert.Throws<ArgumentException>(() => ModelCalibrator.Calibrate(fixture.ModelPath, renamed, new CalibrationOptions { OutputPath = output }));
+        Assert.False(File.Exists(output));
     }
 
     [Fact]

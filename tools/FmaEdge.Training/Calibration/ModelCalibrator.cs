@@ -1,6 +1,7 @@
 using System.Text.Json.Nodes;
 using FmaEdge.Core.Calibration;
 using FmaEdge.Core.Contract;
+using FmaEdge.Core.Taxonomy;
 using FmaEdge.Training.Evaluation;
 using Google.Protobuf;
 using Onnx;
@@ -50,17 +51,30 @@ public static class ModelCalibrator
     public static CalibrationRun Calibrate(string modelPath, string dataPath, CalibrationOptions? options = null,
         CancellationToken cancellationToken = default)
     {
+        options = Checked(options);
+        return Calibrate(modelPath, ModelEvaluator.Evaluate(modelPath, dataPath, options.Evaluation, cancellationToken), options, cancellationToken);
+    }
+
+    /// <summary>The same on an in-memory dataset labelled in the model's tree (e.g. the trainer's val split).</summary>
+    public static CalibrationRun Calibrate(string modelPath, LabeledDataset data, CalibrationOptions? options = null,
+        CancellationToken cancellationToken = default)
+    {
+        options = Checked(options);
+        return Calibrate(modelPath, ModelEvaluator.Evaluate(modelPath, data, options.Evaluation, cancellationToken), options, cancellationToken);
+    }
+
+    private static CalibrationOptions Checked(CalibrationOptions? options)
+    {
         options ??= new CalibrationOptions();
         var errors = options.Validate();
-        if (errors.Count > 0)
-        {
-            throw new ArgumentException("invalid calibration options: " + string.Join("; ", errors), nameof(options));
-        }
+        return errors.Count == 0 ? options : throw new ArgumentException("invalid calibration options: " + string.Join("; ", errors), nameof(options));
+    }
 
-        var before = ModelEvaluator.Evaluate(modelPath, dataPath, options.Evaluation, cancellationToken);
+    private static CalibrationRun Calibrate(string modelPath, EvaluationResult before, CalibrationOptions options, CancellationToken cancellationToken)
+    {
         if (before.Images.Count == 0)
         {
-            throw new InvalidOperationException($"no readable images in '{dataPath}' to calibrate on");
+            throw new InvalidOperationException($"no readable images in '{before.DataPath}' to calibrate on");
         }
 
         var model = before.Model;

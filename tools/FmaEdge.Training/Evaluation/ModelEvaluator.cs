@@ -25,6 +25,16 @@ public static class ModelEvaluator
         return Evaluate(classifier, data, options, cancellationToken);
     }
 
+    /// <summary>Loads the model and evaluates it on an in-memory dataset (e.g. the trainer's stratified val split),
+    /// which must be labelled in the model's tree.</summary>
+    public static EvaluationResult Evaluate(string modelPath, LabeledDataset data, EvaluationOptions? options = null, CancellationToken cancellationToken = default)
+    {
+        options ??= new EvaluationOptions();
+        ThrowIfInvalid(options);
+        using var classifier = OnnxClassifier.Load(modelPath, options.Inference);
+        return Evaluate(classifier, data, options, cancellationToken);
+    }
+
     /// <summary>Evaluates an open classifier on a dataset labelled in the classifier's tree.</summary>
     public static EvaluationResult Evaluate(OnnxClassifier classifier, LabeledDataset data, EvaluationOptions? options = null,
         CancellationToken cancellationToken = default)

@@ -1,4 +1,5 @@
 using FmaEdge.Core.Calibration;
+using FmaEdge.Core.Taxonomy;
 using FmaEdge.Training.Calibration;
 using FmaEdge.Training.Evaluation;
 
@@ -15,6 +16,20 @@ public static class RunReport
         CancellationToken cancellationToken = default)
     {
         var run = ModelCalibrator.Calibrate(modelPath, valDataPath, new CalibrationOptions
+        {
+            TargetPrecision = targetPrecision,
+            Evaluation = evaluation ?? new EvaluationOptions(),
+        }, cancellationToken);
+        var files = ReportWriter.Write(runDir, run.After, run.Fit);
+        return (run, files);
+    }
+
+    /// <summary>The same with an in-memory validation set labelled in the model's tree (e.g. a stratified split).</summary>
+    public static (CalibrationRun Calibration, ReportFiles Files) CalibrateAndWrite(string runDir, string modelPath, LabeledDataset val,
+        double targetPrecision = ThresholdCalibrator.DefaultTargetPrecision, EvaluationOptions? evaluation = null,
+        CancellationToken cancellationToken = default)
+    {
+        var run = ModelCalibrator.Calibrate(modelPath, val, new CalibrationOptions
         {
             TargetPrecision = targetPrecision,
             Evaluation = evaluation ?? new EvaluationOptions(),
