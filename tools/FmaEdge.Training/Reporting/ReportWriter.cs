@@ -96,8 +96,10 @@ public static class ReportWriter
         Card(sb, "Hierarchical F1", Pct(m.HierarchicalF1), "Kiritchenko, root excluded");
         if (coarse.CoverageByLevel.Count > 0)
         {
-            Card(sb, "Full answers", Pct(coarse.CoverageByLevel[^1]),
-                target is null ? $"coarse precision {Pct(coarse.Precision)} (uncalibrated thresholds)" : $"at {Pct(coarse.Precision)} precision (target {Pct(target.Value)})");
+            var note = target is null ? $"coarse precision {Pct(coarse.Precision)} (uncalibrated thresholds)"
+                : coarse.Answered == 0 ? $"no level reaches the {Pct(target.Value)} precision target"
+                : $"at {Pct(coarse.Precision)} precision (target {Pct(target.Value)})";
+            Card(sb, "Full answers", Pct(coarse.CoverageByLevel[^1]), note);
         }
 
         sb.Append("</section>");
@@ -237,9 +239,19 @@ public static class ReportWriter
             [
                 new("train", Palette[0], Series(r => Opt(r, "train_loss"))),
                 new("val", Palette[1], Series(r => Opt(r, "val_loss"))),
-                new("dependence", Palette[6], Series(r => Opt(r, "train_dependence")), Dashed: true),
             ]),
         };
+        var dependence = Series(r => Opt(r, "train_dependence"));
+        if (dependence.Any(p => p.Item2 != 0))
+        {
+            // Only the dependence losses (dhc, dhc-soft) write a non-zero term; a flat zero line would be noise.
+            charts[0] = LineChart("Loss", "epoch",
+            [
+                new("train", Palette[0], Series(r => Opt(r, "train_loss"))),
+                new("val", Palette[1], Series(r => Opt(r, "val_loss"))),
+                new("dependence", Palette[6], dependence, Dashed: true),
+            ]);
+        }
         var levels = rows.Select(r => (r["val_top1"] as JsonArray)?.Count ?? 0).DefaultIfEmpty(0).Max();
         if (levels > 0)
         {
@@ -265,7 +277,7 @@ public static class ReportWriter
         }
 
         var seconds = rows.Sum(r => Opt(r, "seconds") ?? 0);
-        sb.Append(CultureInfo.InvariantCulture, $"</div><p class=\"note\">{rows.Count} epochs, {F(seconds / 60, "0.0")} minutes of training.</p></section>");
+        sb.Append(CultureInfo.InvariantCulture, $"</div><p class=\"note\">{rows.Count} epoch{(rows.Count == 1 ? "" : "s")}, {F(seconds / 60, "0.0")} minutes of training.</p></section>");
     }
 
     private static void TrainingSection(StringBuilder sb, JsonObject model, JsonObject? training, JsonObject decoding)
