@@ -78,7 +78,16 @@ public sealed partial class EmbeddedBroker : IHostedService, IAsyncDisposable
                 Interlocked.Decrement(ref _clients);
                 return Task.CompletedTask;
             };
-            await server.StartAsync().ConfigureAwait(false);
+            try
+            {
+                await server.StartAsync().ConfigureAwait(false);
+            }
+            catch
+            {
+                server.Dispose();
+                throw;
+            }
+
             _server = server;
             LogStarted(_log, _o.BindAddress, _o.Port);
         }
