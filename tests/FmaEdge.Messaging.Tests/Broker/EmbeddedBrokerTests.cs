@@ -6,6 +6,7 @@ using FmaEdge.Messaging.Contract;
 using FmaEdge.Messaging.Publishing;
 using FmaEdge.Messaging.Tests.Support;
 using FmaEdge.TestSupport;
+using Microsoft.Extensions.DependencyInjection;
 
 namespace FmaEdge.Messaging.Tests.Broker;
 
@@ -66,5 +67,32 @@ public sealed class EmbeddedBrokerTests
         await using var broker = new EmbeddedBroker(new EmbeddedBrokerOptions { Enabled = false, Port = MosquittoBroker.FreeLoopbackPort() });
         await broker.StartAsync(CancellationToken.None);
         Assert.False(broker.IsRunning);
+    }
+}
+
+public sealed class HostingTests
+{
+    [Fact]
+    public async Task AddFmaEdgeMessaging_GenericHost_StartsBrokerThenPublisherAndStopsCleanly()
+    {
+        var port = MosquittoBroker.FreeLoopbackPort();
+        using var dir = new TempFolder("host");
+        var options = Samples.Options(port, dir.File("outbox.db"), "hosted");
+        options.Embedded = new EmbeddedBrokerOptions { Enabled = true, Port = port };
+        var builder = Microsoft.Extensions.Hosting.Host.CreateApplicationBuilder();
+        builder.Services.AddFmaEdgeMessaging(options, "9.9.9");
+        using var host = builder.Build();
+        await host.StartAsync();
+        var pub = host.Services.GetRequiredService<MqttPublisher>();
+        var broker = host.Services.GetRequiredService<EmbeddedBroker>();
+        Assert.True(broker.IsRunning);
+        await Wait.ConnectedAsync(pub);
+        await using var sub = await TestSubscriber.ConnectAsync("127.0.0.1", port, "fma/hosted/status", persistentSession: false);
+        await sub.WaitUntilAsync(m => m.Any(x => x.Payload.Contains("\"online\"") && x.Payload.Contains("9.9.9")), TimeSpan.FromSeconds(10), "online");
+
+        await host.StopAsync();
+        Assert.Equal(ConnectionState.Stopped, pub.State);
+        Assert.False(broker.IsRunning);
+        Assert.Contains(sub.Messages, x => x.Payload.Contains("\"stopped\"")); // offline published before the broker went
     }
 }
