@@ -10,6 +10,12 @@ public static class Program
 {
     public static async Task<int> Main(string[] args)
     {
+        if (args.Length == 4 && args[0] == "bench")
+        {
+            return await BenchAsync(args[1], int.Parse(args[2], System.Globalization.CultureInfo.InvariantCulture),
+                int.Parse(args[3], System.Globalization.CultureInfo.InvariantCulture));
+        }
+
         if (args.Length != 6 || args[0] != "publish-child")
         {
             await Console.Error.WriteLineAsync("usage: publish-child DB PORT NODE COUNT INTERVAL_MS");
@@ -33,6 +39,33 @@ public static class Program
         }
 
         await Task.Delay(Timeout.Infinite);
+        return 0;
+    }
+
+    // "bench DB PORT N": commit N results as fast as possible with the broker up, then wait for the drain.
+    private static async Task<int> BenchAsync(string db, int port, int n)
+    {
+        var options = Samples.Options(port, db, "bench");
+        await using var pub = new MqttPublisher(options, "bench");
+        await pub.StartAsync(CancellationToken.None);
+        await Wait.ConnectedAsync(pub, 30);
+        var results = Enumerable.Range(0, n).Select(i => Samples.Result(pub, "cam", i)).ToList();
+        var commitMs = new double[n];
+        var total = System.Diagnostics.Stopwatch.StartNew();
+        for (var i = 0; i < n; i++)
+        {
+            var sw = System.Diagnostics.Stopwatch.StartNew();
+            pub.CommitResult(results[i], $"k{i}");
+            commitMs[i] = sw.Elapsed.TotalMilliseconds;
+        }
+
+        var committedIn = total.Elapsed.TotalSeconds;
+        await pub.WaitForDrainAsync(TimeSpan.FromMinutes(5), CancellationToken.None);
+        var drainedIn = total.Elapsed.TotalSeconds;
+        Array.Sort(commitMs);
+        var bytes = FmaEdge.Messaging.Contract.MessageJson.Serialize(results[0]).Length;
+        Console.WriteLine($"results={n} payload_bytes~{bytes} commit_p50_ms={commitMs[n / 2]:F2} commit_p99_ms={commitMs[(int)(n * 0.99)]:F2} " +
+            $"commit_rate={n / committedIn:F0}/s end_to_end_rate={n / drainedIn:F0}/s acked={pub.Health.Acked}");
         return 0;
     }
 }

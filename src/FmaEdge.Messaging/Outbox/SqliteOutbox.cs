@@ -258,6 +258,42 @@ public sealed class SqliteOutbox : IDisposable
         }
     }
 
+    /// <summary>Deletes several acknowledged rows in one transaction (one fsync); returns how many were still there.</summary>
+    public int RemoveMany(IReadOnlyCollection<long> seqs)
+    {
+        ArgumentNullException.ThrowIfNull(seqs);
+        if (seqs.Count == 0)
+        {
+            return 0;
+        }
+
+        lock (_gate)
+        {
+            ThrowIfDisposed();
+            using var tx = _db.BeginTransaction();
+            using var cmd = _db.CreateCommand();
+            cmd.Transaction = tx;
+            cmd.CommandText = "DELETE FROM outbox WHERE seq = $s RETURNING bytes";
+            var p = cmd.Parameters.Add("$s", SqliteType.Integer);
+            var removed = 0;
+            long bytes = 0;
+            foreach (var seq in seqs)
+            {
+                p.Value = seq;
+                if (cmd.ExecuteScalar() is long b)
+                {
+                    removed++;
+                    bytes += b;
+                }
+            }
+
+            tx.Commit();
+            _depth -= removed;
+            _bytes -= bytes;
+            return removed;
+        }
+    }
+
     /// <summary>Deletes journal entries committed before <paramref name="olderThan"/>; returns how many.</summary>
     public int PruneJournal(DateTimeOffset olderThan)
     {

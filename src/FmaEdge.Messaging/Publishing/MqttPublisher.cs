@@ -528,58 +528,83 @@ public sealed partial class MqttPublisher : IHostedService, IAsyncDisposable
             return false;
         }
 
-        foreach (var row in rows)
+        // Acknowledged rows are deleted together at the end of the batch (one fsync instead of one per
+        // message). A crash before that delete re-sends them after the restart, flagged historical: the
+        // at-least-once contract consumers de-duplicate on message_id anyway.
+        var acked = new List<long>(rows.Count);
+        try
         {
-            if (stop.IsCancellationRequested || !_connected)
+            foreach (var row in rows)
             {
-                return true;
-            }
-
-            var historical = row.Session != Session || row.Generation != Interlocked.Read(ref _generation);
-            var payload = Stamp(row.Payload, historical);
-            using var cts = CancellationTokenSource.CreateLinkedTokenSource(stop);
-            cts.CancelAfter(TimeSpan.FromSeconds(_o.PublishTimeoutSeconds));
-            Interlocked.Increment(ref _published);
-            MqttClientPublishResult result;
-            try
-            {
-                result = await _client.PublishAsync(Message(row.Topic, payload, MqttQualityOfServiceLevel.AtLeastOnce, retain: false), cts.Token)
-                    .ConfigureAwait(false);
-            }
-            catch (OperationCanceledException) when (!stop.IsCancellationRequested)
-            {
-                throw new TimeoutException($"no PUBACK within {_o.PublishTimeoutSeconds} s");
-            }
-
-            if (result.ReasonCode is MqttClientPublishReasonCode.Success or MqttClientPublishReasonCode.NoMatchingSubscribers)
-            {
-                _outbox.Remove(row.Seq);
-                Interlocked.Increment(ref _acked);
-                if (historical)
+                if (stop.IsCancellationRequested || !_connected)
                 {
-                    Interlocked.Increment(ref _replayed);
+                    return true;
+                }
+
+                if (await SendAsync(row, stop).ConfigureAwait(false))
+                {
+                    acked.Add(row.Seq);
+                }
+                else
+                {
+                    _outbox.Remove(row.Seq); // refused for good
                 }
             }
-            else if (result.ReasonCode is MqttClientPublishReasonCode.NotAuthorized or MqttClientPublishReasonCode.TopicNameInvalid
-                     or MqttClientPublishReasonCode.PayloadFormatInvalid)
-            {
-                // Retrying a message the broker refuses for good would block every later one: drop it, say so.
-                _outbox.Remove(row.Seq);
-                Interlocked.Increment(ref _rejected);
-                LogRejected(_log, row.Topic, result.ReasonCode);
-                if (row.Kind != SqliteOutbox.KindEvent)
-                {
-                    PublishEvent(EventKinds.BrokerRejected, EventSeverity.Error, $"broker refused a message on {row.Topic}: {result.ReasonCode}",
-                        details: new JsonObject { ["topic"] = row.Topic, ["message_id"] = row.MessageId, ["reason"] = result.ReasonCode.ToString() });
-                }
-            }
-            else
-            {
-                throw new InvalidOperationException($"broker answered {result.ReasonCode} {result.ReasonString}");
-            }
+        }
+        finally
+        {
+            _outbox.RemoveMany(acked);
         }
 
         return true;
+    }
+
+    // True when acknowledged; false when the broker refused it for good; throws when the link failed.
+    private async Task<bool> SendAsync(OutboxRow row, CancellationToken stop)
+    {
+        var historical = row.Session != Session || row.Generation != Interlocked.Read(ref _generation);
+        var payload = Stamp(row.Payload, historical);
+        using var cts = CancellationTokenSource.CreateLinkedTokenSource(stop);
+        cts.CancelAfter(TimeSpan.FromSeconds(_o.PublishTimeoutSeconds));
+        Interlocked.Increment(ref _published);
+        MqttClientPublishResult result;
+        try
+        {
+            result = await _client.PublishAsync(Message(row.Topic, payload, MqttQualityOfServiceLevel.AtLeastOnce, retain: false), cts.Token)
+                .ConfigureAwait(false);
+        }
+        catch (OperationCanceledException) when (!stop.IsCancellationRequested)
+        {
+            throw new TimeoutException($"no PUBACK within {_o.PublishTimeoutSeconds} s");
+        }
+
+        if (result.ReasonCode is MqttClientPublishReasonCode.Success or MqttClientPublishReasonCode.NoMatchingSubscribers)
+        {
+            Interlocked.Increment(ref _acked);
+            if (historical)
+            {
+                Interlocked.Increment(ref _replayed);
+            }
+
+            return true;
+        }
+
+        if (result.ReasonCode is MqttClientPublishReasonCode.NotAuthorized or MqttClientPublishReasonCode.TopicNameInvalid
+            or MqttClientPublishReasonCode.PayloadFormatInvalid)
+        {
+            // Retrying a message the broker refuses for good would block every later one: drop it, say so.
+            Interlocked.Increment(ref _rejected);
+            LogRejected(_log, row.Topic, result.ReasonCode);
+            if (row.Kind != SqliteOutbox.KindEvent)
+            {
+                PublishEvent(EventKinds.BrokerRejected, EventSeverity.Error, $"broker refused a message on {row.Topic}: {result.ReasonCode}",
+                    details: new JsonObject { ["topic"] = row.Topic, ["message_id"] = row.MessageId, ["reason"] = result.ReasonCode.ToString() });
+            }
+
+            return false;
+        }
+
+        throw new InvalidOperationException($"broker answered {result.ReasonCode} {result.ReasonString}");
     }
 
     // Sets published_at and historical at send time; everything else is the payload as committed.
