@@ -29,6 +29,7 @@ public static class MessageJson
             NumberHandling = JsonNumberHandling.AllowNamedFloatingPointLiterals,
         };
         o.Converters.Add(new UtcTimestampConverter());
+        o.Converters.Add(new JsonStringEnumConverter(JsonNamingPolicy.SnakeCaseLower));
         o.MakeReadOnly(populateMissingResolver: true);
         return o;
     }
