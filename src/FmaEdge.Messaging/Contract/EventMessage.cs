@@ -58,6 +58,9 @@ public static class EventKinds
     /// <summary>The outbox hit its cap and dropped the oldest results (details: dropped, depth, bytes, limits).</summary>
     public const string OutboxFull = "outbox_full";
 
+    /// <summary>The outbox file was unreadable at start; it was moved aside and a fresh one created (details: path).</summary>
+    public const string OutboxRecovered = "outbox_recovered";
+
     /// <summary>The publisher (re)connected (details: outage_seconds, backlog).</summary>
     public const string BrokerConnected = "broker_connected";
 

@@ -86,7 +86,7 @@ public sealed partial class MqttPublisher : IHostedService, IAsyncDisposable
         if (_outbox.Recovery is { } recovery)
         {
             LogOutboxRecovered(_log, recovery);
-            PublishEvent(EventKinds.OutboxFull, EventSeverity.Error, recovery, details: new JsonObject { ["path"] = _outbox.Path, ["corrupt"] = true });
+            PublishEvent(EventKinds.OutboxRecovered, EventSeverity.Error, recovery, details: new JsonObject { ["path"] = _outbox.Path });
         }
 
         _outbox.PruneJournal(_startedAt - TimeSpan.FromDays(_o.JournalRetentionDays));
