@@ -25,6 +25,9 @@ public sealed record StatusMessage
     /// <summary>The serving model when the message was built (the will carries the model at connect time).</summary>
     public ModelRef? Model { get; init; }
 
+    /// <summary>The daemon's health verdict when online ("healthy", "degraded" ...), if it reports one.</summary>
+    public string? Health { get; init; }
+
     /// <summary>When this session started, UTC.</summary>
     public DateTimeOffset StartedAt { get; init; }
 

@@ -46,6 +46,7 @@ public sealed partial class MqttPublisher : IHostedService, IAsyncDisposable
     private CancellationTokenSource? _stop;
     private Task? _loop;
     private ModelMessage? _model;
+    private string? _health;
     private ConnectionState _state = ConnectionState.Stopped;
     private DateTimeOffset? _connectedSince;
     private DateTimeOffset? _disconnectedSince;
@@ -239,6 +240,26 @@ public sealed partial class MqttPublisher : IHostedService, IAsyncDisposable
                 // The connect path republishes it; a lost connection is handled by the loop.
                 RecordError("publishing model: " + ex.Message);
             }
+        }
+    }
+
+    /// <summary>Sets the health verdict carried by the retained "online" status and republishes it when connected
+    /// and changed. Cheap when unchanged; call it whenever the daemon's verdict may have changed.</summary>
+    public async Task SetHealthAsync(string? health, CancellationToken cancellationToken)
+    {
+        ThrowIfDisposed();
+        if (Interlocked.Exchange(ref _health, health) == health || !_connected)
+        {
+            return;
+        }
+
+        try
+        {
+            await PublishRetainedStateAsync(cancellationToken).ConfigureAwait(false);
+        }
+        catch (Exception ex) when (ex is not OperationCanceledException || !cancellationToken.IsCancellationRequested)
+        {
+            RecordError("publishing status: " + ex.Message);
         }
     }
 
@@ -644,6 +665,7 @@ public sealed partial class MqttPublisher : IHostedService, IAsyncDisposable
         Session = Session,
         Version = Version,
         Model = Volatile.Read(ref _model)?.ToRef(),
+        Health = state == StatusMessage.Online ? Volatile.Read(ref _health) : null,
         StartedAt = _startedAt,
         Timestamp = _time.GetUtcNow(),
         Reason = reason,

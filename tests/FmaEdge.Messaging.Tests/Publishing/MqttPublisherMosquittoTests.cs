@@ -40,6 +40,7 @@ public sealed class MqttPublisherMosquittoTests
         await pub.StartAsync(CancellationToken.None);
         await Wait.ConnectedAsync(pub);
         await pub.SetModelAsync(Model(), CancellationToken.None);
+        await pub.SetHealthAsync("healthy", CancellationToken.None);
 
         var result = Samples.Result(pub, "line-1", 0);
         var commit = pub.CommitResult(result, "good_0001.png|4183|638680000000000000");
@@ -47,7 +48,7 @@ public sealed class MqttPublisherMosquittoTests
             new JsonObject { ["file"] = "/data/in/broken.png", ["reason"] = "truncated" });
 
         await sub.WaitUntilAsync(m => m.Any(x => x.Topic == "fma/orin-01/line-1/result") && m.Any(x => x.Topic == "fma/orin-01/events" && x.Payload.Contains("bad_image"))
-            && m.Any(x => x.Topic == "fma/orin-01/model") && m.Any(x => x.Topic == "fma/orin-01/status"), Long, "result, event, model, status");
+            && m.Any(x => x.Topic == "fma/orin-01/model") && m.Any(x => x.Topic == "fma/orin-01/status" && x.Payload.Contains("healthy")), Long, "result, event, model, status");
 
         Assert.Equal(CommitStatus.Enqueued, commit.Status);
         var got = sub.On("/line-1/result").Single();
@@ -80,6 +81,7 @@ public sealed class MqttPublisherMosquittoTests
         Assert.Equal("0.1.0", status["version"]!.GetValue<string>());
         Assert.Equal(pub.Session, status["session"]!.GetValue<string>());
         Assert.Equal(Samples.Model.Id, status["model"]!["id"]!.GetValue<string>());
+        Assert.Equal("healthy", status["health"]!.GetValue<string>());
         Assert.Equal("CPU", sub.On("/model").Last().Json["execution_provider"]!.GetValue<string>());
 
         // A late subscriber still learns status and model: both are retained.
