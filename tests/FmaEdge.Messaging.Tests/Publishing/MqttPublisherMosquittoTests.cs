@@ -159,6 +159,7 @@ public sealed class MqttPublisherMosquittoTests
         Assert.NotEqual(ConnectionState.Connected, pub.State);
         Assert.Equal(20, pub.Health.Outbox.Depth);
         Assert.NotNull(pub.Health.Outbox.OldestAgeSeconds);
+        await pub.SetModelAsync(Model(), CancellationToken.None); // while down: goes out at the connect
 
         await broker.StartAsync();
         await sub.WaitUntilAsync(m => m.Count(x => x.Topic.EndsWith("/result", StringComparison.Ordinal)) >= 20, Long, "20 results");
@@ -172,6 +173,10 @@ public sealed class MqttPublisherMosquittoTests
             Assert.Contains(ConnectionState.Disconnected, states);
             Assert.Equal(ConnectionState.Connected, states[^1]);
         }
+
+        await sub.WaitUntilAsync(m => m.Any(x => x.Topic.EndsWith("/model", StringComparison.Ordinal))
+            && m.Any(x => x.Topic.EndsWith("/status", StringComparison.Ordinal) && x.Payload.Contains(Samples.Model.Id, StringComparison.Ordinal)),
+            Long, "model and status naming it after the connect");
 
         // Once connected, new results are live again.
         await Wait.ConnectedAsync(pub);
