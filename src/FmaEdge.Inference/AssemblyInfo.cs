@@ -1,1 +1,0 @@
-// FmaEdge.Inference: see the project Description.

@@ -1,0 +1,254 @@
+using System.Globalization;
+using FmaEdge.Core.Contract;
+using FmaEdge.Core.Decoding;
+using FmaEdge.Vision;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Logging.Abstractions;
+using Microsoft.ML.OnnxRuntime;
+
+namespace FmaEdge.Inference;
+
+/// <summary>A model-contract ONNX file loaded into an ONNX Runtime session on the best provider that works,
+/// with the decoder and preprocessor its manifest asks for. <see cref="Run"/> and <see cref="Classify"/> are
+/// thread-safe (ONNX Runtime sessions allow concurrent runs); dispose once no run is in flight.</summary>
+public sealed class OnnxClassifier : IDisposable
+{
+    private readonly InferenceSession _session;
+    private readonly string[] _outputNames;
+    private readonly int[] _classes;
+
+    private OnnxClassifier(InferenceSession session, ValidatedModel model, string provider, IReadOnlyList<ProviderAttempt> attempts)
+    {
+        _session = session;
+        Model = model;
+        ExecutionProvider = provider;
+        ProviderAttempts = attempts;
+        Decoder = HierarchicalDecoder.ForModel(model);
+        Preprocessor = ImagePreprocessor.For(model.Manifest);
+        _outputNames = model.Manifest.Outputs.OrderBy(o => o.Level).Select(o => o.Name).ToArray();
+        _classes = model.Tree.LevelSizes;
+    }
+
+    /// <summary>The validated model file (manifest, tree, hash).</summary>
+    public ValidatedModel Model { get; }
+
+    /// <summary>Decoder configured from the manifest (temperatures, thresholds, path scoring).</summary>
+    public HierarchicalDecoder Decoder { get; }
+
+    /// <summary>Preprocessor configured from the manifest.</summary>
+    public ImagePreprocessor Preprocessor { get; }
+
+    /// <summary>The provider that serves this session: "tensorrt", "cuda" or "cpu".</summary>
+    public string ExecutionProvider { get; }
+
+    /// <summary>Every provider tried, in order, with the reason for each that failed.</summary>
+    public IReadOnlyList<ProviderAttempt> ProviderAttempts { get; }
+
+    /// <summary>Validates the file against the contract and opens a session, falling back along the
+    /// configured providers. Throws <see cref="InvalidModelException"/> for a bad file and
+    /// <see cref="InvalidOperationException"/> when no provider (not even CPU) can run it.</summary>
+    public static OnnxClassifier Load(string path, InferenceOptions? options = null, ILogger? logger = null)
+    {
+        options ??= new InferenceOptions();
+        logger ??= NullLogger.Instance;
+        var optionErrors = options.Validate();
+        if (optionErrors.Count > 0)
+        {
+            throw new ArgumentException("invalid inference options: " + string.Join("; ", optionErrors), nameof(options));
+        }
+
+        // Validate and load the very same bytes, so a file replaced in between cannot slip past the check.
+        byte[] bytes;
+        try
+        {
+            bytes = File.ReadAllBytes(path);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            throw new InvalidModelException(new ContractReport(path, [$"cannot read file: {e.Message}"], null));
+        }
+
+        var report = bytes.Length == 0 ? new ContractReport(path, ["file is empty"], null) : ModelContract.Validate(bytes, path);
+        if (!report.IsValid)
+        {
+            throw new InvalidModelException(report);
+        }
+
+        var model = report.Model!;
+        var chain = options.Providers.Select(p => p.ToLowerInvariant()).Distinct().ToList();
+        if (!chain.Contains(ExecutionProviders.Cpu))
+        {
+            chain.Add(ExecutionProviders.Cpu);
+        }
+
+        var attempts = new List<ProviderAttempt>();
+        for (var i = 0; i < chain.Count; i++)
+        {
+            var provider = chain[i];
+            SessionOptions? so = null;
+            try
+            {
+                so = BaseOptions(options);
+                AppendProvider(so, provider, options, model);
+                var session = new InferenceSession(bytes, so);
+                attempts.Add(new ProviderAttempt(provider, true, null));
+                logger.LogInformation("Model {ModelId} ({Hash}) loaded on {Provider}", model.Manifest.Model.Id, model.ShortHash, provider);
+                return new OnnxClassifier(session, model, provider, attempts);
+            }
+            catch (Exception e) when (e is OnnxRuntimeException or EntryPointNotFoundException or DllNotFoundException or InvalidOperationException or TypeInitializationException)
+            {
+                var reason = FirstLine(e.Message);
+                attempts.Add(new ProviderAttempt(provider, false, reason));
+                logger.LogWarning("Execution provider {Provider} unavailable, falling back: {Reason}", provider, reason);
+            }
+            finally
+            {
+                so?.Dispose();
+            }
+        }
+
+        throw new InvalidOperationException("no execution provider could run the model: " +
+            string.Join("; ", attempts.Select(a => $"{a.Provider}: {a.Reason}")));
+    }
+
+    /// <summary>Runs a batch of preprocessed images (<paramref name="n"/> x TensorLength floats) and
+    /// returns each level's raw output flattened to [n * classes], coarse to fine.</summary>
+    public IReadOnlyList<float[]> Run(float[] batch, int n)
+    {
+        var len = Preprocessor.TensorLength;
+        if (n < 1 || batch.Length < n * len)
+        {
+            throw new ArgumentException($"batch holds {batch.Length} floats; {n} images need {n * len}", nameof(batch));
+        }
+
+        long[] shape = [n, 3, Preprocessor.Height, Preprocessor.Width];
+        using var input = OrtValue.CreateTensorValueFromMemory(OrtMemoryInfo.DefaultInstance, batch.AsMemory(0, n * len), shape);
+        using var results = _session.Run(new RunOptions(), [Model.Manifest.Input.Name], [input], _outputNames);
+        var outputs = new float[_outputNames.Length][];
+        for (var l = 0; l < outputs.Length; l++)
+        {
+            var span = results[l].GetTensorDataAsSpan<float>();
+            if (span.Length != n * _classes[l])
+            {
+                throw new InvalidOperationException($"output '{_outputNames[l]}' has {span.Length} values; expected {n * _classes[l]}");
+            }
+
+            outputs[l] = span.ToArray();
+        }
+
+        return outputs;
+    }
+
+    /// <summary>Runs and decodes a batch.</summary>
+    public IReadOnlyList<HierarchicalPrediction> Classify(float[] batch, int n)
+    {
+        var outputs = Run(batch, n);
+        var result = new HierarchicalPrediction[n];
+        for (var i = 0; i < n; i++)
+        {
+            result[i] = Decoder.DecodeBatchItem(outputs, i);
+        }
+
+        return result;
+    }
+
+    /// <summary>Classifies one decoded RGB image.</summary>
+    public HierarchicalPrediction Classify(OpenCvSharp.Mat rgb) => Classify(Preprocessor.Preprocess(rgb), 1)[0];
+
+    /// <summary>Runs dummy batches so the first real image does not pay for lazy initialisation
+    /// (and, on TensorRT, for engine building).</summary>
+    public void WarmUp(int batch = 1, int runs = 2)
+    {
+        var data = new float[Math.Max(1, batch) * Preprocessor.TensorLength];
+        for (var i = 0; i < runs; i++)
+        {
+            Run(data, Math.Max(1, batch));
+        }
+    }
+
+    public void Dispose() => _session.Dispose();
+
+    private static SessionOptions BaseOptions(InferenceOptions options)
+    {
+        var so = new SessionOptions
+        {
+            GraphOptimizationLevel = GraphOptimizationLevel.ORT_ENABLE_ALL,
+            ExecutionMode = ExecutionMode.ORT_SEQUENTIAL,
+            LogSeverityLevel = OrtLoggingLevel.ORT_LOGGING_LEVEL_ERROR,
+        };
+        if (options.IntraOpThreads > 0)
+        {
+            so.IntraOpNumThreads = options.IntraOpThreads;
+        }
+
+        if (options.InterOpThreads > 0)
+        {
+            so.InterOpNumThreads = options.InterOpThreads;
+        }
+
+        return so;
+    }
+
+    private static void AppendProvider(SessionOptions so, string provider, InferenceOptions options, ValidatedModel model)
+    {
+        var inv = CultureInfo.InvariantCulture;
+        switch (provider)
+        {
+            case ExecutionProviders.TensorRt:
+                {
+                    var t = options.TensorRt;
+                    using var trt = new OrtTensorRTProviderOptions();
+                    var settings = new Dictionary<string, string>
+                    {
+                        ["device_id"] = t.DeviceId.ToString(inv),
+                        ["trt_fp16_enable"] = t.Fp16 ? "1" : "0",
+                        ["trt_layer_norm_fp32_fallback"] = t.LayerNormFp32Fallback ? "1" : "0",
+                        ["trt_max_workspace_size"] = t.MaxWorkspaceBytes.ToString(inv),
+                    };
+                    var input = model.Manifest.Input;
+                    var name = input.Name;
+                    settings["trt_profile_min_shapes"] = $"{name}:1x3x{input.Height}x{input.Width}";
+                    settings["trt_profile_opt_shapes"] = $"{name}:1x3x{input.Height}x{input.Width}";
+                    settings["trt_profile_max_shapes"] = $"{name}:{t.MaxBatch}x3x{input.Height}x{input.Width}";
+                    if (t.CacheDir is not null)
+                    {
+                        var dir = Path.Combine(t.CacheDir, model.ShortHash);
+                        Directory.CreateDirectory(dir);
+                        settings["trt_engine_cache_enable"] = "1";
+                        settings["trt_engine_cache_path"] = dir;
+                        settings["trt_timing_cache_enable"] = "1";
+                        settings["trt_timing_cache_path"] = dir;
+                    }
+
+                    trt.UpdateOptions(settings);
+                    so.AppendExecutionProvider_Tensorrt(trt);
+                    break;
+                }
+
+            case ExecutionProviders.Cuda:
+                {
+                    using var cuda = new OrtCUDAProviderOptions();
+                    var settings = new Dictionary<string, string> { ["device_id"] = options.Cuda.DeviceId.ToString(inv) };
+                    if (options.Cuda.MemoryLimitBytes > 0)
+                    {
+                        settings["gpu_mem_limit"] = options.Cuda.MemoryLimitBytes.ToString(inv);
+                    }
+
+                    cuda.UpdateOptions(settings);
+                    so.AppendExecutionProvider_CUDA(cuda);
+                    break;
+                }
+
+            case ExecutionProviders.Cpu:
+                break;
+            default:
+                throw new InvalidOperationException($"unknown execution provider '{provider}'");
+        }
+    }
+
+    private static string FirstLine(string s)
+    {
+        var line = s.Split('\n', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries).FirstOrDefault() ?? s;
+        return line.Length > 300 ? line[..300] + "..." : line;
+    }
+}

@@ -1,1 +1,0 @@
-// FmaEdge.Vision: see the project Description.

@@ -1,0 +1,195 @@
+using OpenCvSharp;
+
+namespace FmaEdge.Vision;
+
+/// <summary>Limits that keep a bad or hostile file from costing unbounded memory or time.</summary>
+public sealed record DecodeLimits
+{
+    /// <summary>Largest file read (bytes).</summary>
+    public long MaxBytes { get; init; } = 256L * 1024 * 1024;
+
+    /// <summary>Largest declared width x height; checked from the header before decoding.</summary>
+    public long MaxPixels { get; init; } = 64L * 1024 * 1024;
+
+    /// <summary>Smallest accepted side; a 1x1 "image" carries nothing to classify.</summary>
+    public int MinSide { get; init; } = 8;
+
+    public static DecodeLimits Default { get; } = new();
+}
+
+/// <summary>Decodes image files into 8-bit, 3-channel RGB Mats: grayscale is replicated, alpha dropped,
+/// 16-bit and float images rescaled to 8 bits. Every failure is an <see cref="ImageDecodeException"/>
+/// with a reason code. Stateless and thread-safe; callers dispose the returned Mat.</summary>
+public static class ImageDecoder
+{
+    /// <summary>Reads and decodes a file.</summary>
+    public static Mat LoadRgb(string path, DecodeLimits? limits = null)
+    {
+        limits ??= DecodeLimits.Default;
+        byte[] bytes;
+        try
+        {
+            var info = new FileInfo(path);
+            if (Directory.Exists(path))
+            {
+                throw new ImageDecodeException(DecodeFailure.Unreadable, $"'{path}' is a directory, not an image file");
+            }
+
+            if (!info.Exists)
+            {
+                throw new ImageDecodeException(DecodeFailure.Unreadable, $"'{path}' does not exist (deleted before it was read?)");
+            }
+
+            if (info.Length > limits.MaxBytes)
+            {
+                throw new ImageDecodeException(DecodeFailure.TooLarge, $"file is {info.Length:N0} bytes, over the {limits.MaxBytes:N0}-byte limit");
+            }
+
+            bytes = File.ReadAllBytes(path);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            throw new ImageDecodeException(DecodeFailure.Unreadable, $"cannot read '{path}': {e.Message}");
+        }
+
+        return DecodeRgb(bytes, limits);
+    }
+
+    /// <summary>Decodes encoded image bytes (PNG, JPEG, BMP, TIFF).</summary>
+    public static Mat DecodeRgb(byte[] bytes, DecodeLimits? limits = null)
+    {
+        limits ??= DecodeLimits.Default;
+        if (bytes.Length == 0)
+        {
+            throw new ImageDecodeException(DecodeFailure.Empty, "file is empty (0 bytes)");
+        }
+
+        if (bytes.LongLength > limits.MaxBytes)
+        {
+            throw new ImageDecodeException(DecodeFailure.TooLarge, $"image is {bytes.LongLength:N0} bytes, over the {limits.MaxBytes:N0}-byte limit");
+        }
+
+        var (format, w, h) = ImageHeader.Read(bytes);
+        if (format == ImageHeader.Format.Unknown)
+        {
+            throw new ImageDecodeException(DecodeFailure.NotAnImage, "not a PNG, JPEG, BMP or TIFF file (unrecognised header)");
+        }
+
+        if (w * h > limits.MaxPixels)
+        {
+            throw new ImageDecodeException(DecodeFailure.TooLarge, $"declared size {w}x{h} is over the {limits.MaxPixels:N0}-pixel limit");
+        }
+
+        if (ImageHeader.LooksTruncated(format, bytes))
+        {
+            throw new ImageDecodeException(DecodeFailure.Truncated, $"{format} data ends before its end marker (truncated or still being written)");
+        }
+
+        Mat raw;
+        try
+        {
+            raw = Cv2.ImDecode(bytes, ImreadModes.Unchanged | ImreadModes.IgnoreOrientation);
+        }
+        catch (OpenCVException e)
+        {
+            throw new ImageDecodeException(DecodeFailure.Undecodable, $"{format} decoder failed: {e.Message}");
+        }
+
+        using (raw)
+        {
+            if (raw.Empty())
+            {
+                throw new ImageDecodeException(DecodeFailure.Undecodable, $"{format} data could not be decoded (corrupt or unsupported variant)");
+            }
+
+            if ((long)raw.Rows * raw.Cols > limits.MaxPixels)
+            {
+                throw new ImageDecodeException(DecodeFailure.TooLarge, $"decoded size {raw.Cols}x{raw.Rows} is over the {limits.MaxPixels:N0}-pixel limit");
+            }
+
+            if (raw.Rows < limits.MinSide || raw.Cols < limits.MinSide)
+            {
+                throw new ImageDecodeException(DecodeFailure.TooSmall, $"image is {raw.Cols}x{raw.Rows}, smaller than the {limits.MinSide}-pixel minimum side");
+            }
+
+            return ToRgb8(raw);
+        }
+    }
+
+    /// <summary>Converts any decoded Mat (1-4 channels, 8/16-bit integer or float) to 8-bit RGB.</summary>
+    public static Mat ToRgb8(Mat src)
+    {
+        using var eight = To8Bit(src);
+        var rgb = new Mat();
+        switch (eight.Channels())
+        {
+            case 1:
+                Cv2.CvtColor(eight, rgb, ColorConversionCodes.GRAY2RGB);
+                break;
+            case 2:
+                // Gray + alpha: keep the gray plane.
+                using (var gray = eight.ExtractChannel(0))
+                {
+                    Cv2.CvtColor(gray, rgb, ColorConversionCodes.GRAY2RGB);
+                }
+
+                break;
+            case 3:
+                Cv2.CvtColor(eight, rgb, ColorConversionCodes.BGR2RGB);
+                break;
+            case 4:
+                Cv2.CvtColor(eight, rgb, ColorConversionCodes.BGRA2RGB);
+                break;
+            default:
+                rgb.Dispose();
+                throw new ImageDecodeException(DecodeFailure.Unsupported, $"{eight.Channels()}-channel images are not supported");
+        }
+
+        return rgb;
+    }
+
+    private static Mat To8Bit(Mat src)
+    {
+        var depth = src.Depth();
+        var dst = new Mat();
+        if (depth == MatType.CV_8U)
+        {
+            src.CopyTo(dst);
+        }
+        else if (depth == MatType.CV_8S)
+        {
+            src.ConvertTo(dst, MatType.CV_8U, 1, 128);
+        }
+        else if (depth == MatType.CV_16U)
+        {
+            src.ConvertTo(dst, MatType.CV_8U, 1.0 / 257.0);
+        }
+        else if (depth == MatType.CV_16S)
+        {
+            src.ConvertTo(dst, MatType.CV_8U, 1.0 / 257.0, 128);
+        }
+        else
+        {
+            // Float (and 32-bit int) data: [0,1] is the common convention; otherwise stretch min..max.
+            using var single = src.Reshape(1);
+            single.MinMaxLoc(out double min, out double max);
+            if (!double.IsFinite(min) || !double.IsFinite(max))
+            {
+                dst.Dispose();
+                throw new ImageDecodeException(DecodeFailure.Unsupported, "float image holds NaN or infinite values");
+            }
+
+            if (min >= 0 && max <= 1)
+            {
+                src.ConvertTo(dst, MatType.CV_8U, 255.0);
+            }
+            else
+            {
+                var scale = max > min ? 255.0 / (max - min) : 0;
+                src.ConvertTo(dst, MatType.CV_8U, scale, -min * scale);
+            }
+        }
+
+        return dst;
+    }
+}
