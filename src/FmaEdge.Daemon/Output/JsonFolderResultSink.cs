@@ -17,6 +17,8 @@ public sealed class JsonFolderResultSink : IResultSink
         DefaultIgnoreCondition = JsonIgnoreCondition.WhenWritingNull,
     };
 
+    private static readonly JsonSerializerOptions Compact = new(Json) { WriteIndented = false };
+
     private readonly string _root;
     private readonly Lock _gate = new();
     private readonly Dictionary<string, long> _counters = new(StringComparer.Ordinal);
@@ -64,7 +66,7 @@ public sealed class JsonFolderResultSink : IResultSink
 
     public ValueTask PublishEventAsync(DaemonEvent evt, CancellationToken cancellationToken)
     {
-        var line = JsonSerializer.Serialize(evt, Json with { WriteIndented = false }) + "\n";
+        var line = JsonSerializer.Serialize(evt, Compact) + "\n";
         lock (_gate)
         {
             File.AppendAllText(Path.Combine(_root, "events.jsonl"), line);

@@ -43,7 +43,10 @@ public enum WorkStatus
     /// <summary>Could not be decoded or classified; <see cref="WorkOutcome.Reason"/> says why.</summary>
     Failed,
 
-    /// <summary>The pipeline stopped before finishing it; the source must keep the file for the next start.</summary>
+    /// <summary>Already handled before (leave mode after a restart): nothing reported, nothing to redo.</summary>
+    Skipped,
+
+    /// <summary>Not finished (pipeline stopped, result could not be stored): the source keeps the file for a retry.</summary>
     Abandoned,
 }
 
