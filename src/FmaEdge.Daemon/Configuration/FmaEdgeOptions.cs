@@ -57,8 +57,15 @@ public sealed class PathOptions
 /// <summary>ONNX Runtime session settings: execution providers in order of preference and their tuning.</summary>
 public sealed class InferenceSettings
 {
-    /// <summary>Providers tried in order; each falls back to the next with the reason logged: tensorrt, cuda, cpu.</summary>
-    public List<string> Providers { get; set; } = ["tensorrt", "cuda", "cpu"];
+    /// <summary>Providers tried in order, comma-separated; each falls back to the next with the reason logged:
+    /// tensorrt, cuda, cpu. A string rather than a list so one override file or variable replaces it whole.</summary>
+    public string Providers { get; set; } = "tensorrt,cuda,cpu";
+
+    /// <summary><see cref="Providers"/> split and trimmed.</summary>
+    public IReadOnlyList<string> ProviderList => Split(Providers);
+
+    internal static List<string> Split(string value) =>
+        value.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries).ToList();
 
     public TensorRtSettings TensorRt { get; set; } = new();
 
@@ -120,8 +127,11 @@ public sealed class SourceOptions
     /// <summary>Folder watched for images.</summary>
     public string Path { get; set; } = "";
 
-    /// <summary>File extensions taken (case-insensitive); other files are ignored.</summary>
-    public List<string> Extensions { get; set; } = [".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp"];
+    /// <summary>File extensions taken, comma-separated, case-insensitive; other files are ignored.</summary>
+    public string Extensions { get; set; } = ".png,.jpg,.jpeg,.bmp,.tif,.tiff,.webp";
+
+    /// <summary><see cref="Extensions"/> split and trimmed.</summary>
+    public IReadOnlyList<string> ExtensionList => InferenceSettings.Split(Extensions);
 
     /// <summary>"stable": wait until size and time stamp stay unchanged for <see cref="StableMs"/>;
     /// "rename": writers rename complete files in, so any file seen is complete.</summary>

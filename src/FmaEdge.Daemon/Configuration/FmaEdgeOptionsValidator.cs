@@ -23,20 +23,18 @@ public static partial class FmaEdgeOptionsValidator
         }
 
         var inf = o.Inference;
-        if (inf.Providers.Count == 0)
+        var providers = inf.ProviderList;
+        if (providers.Count == 0)
         {
             e.Add($"{p}:Inference:Providers is empty; list at least \"cpu\"");
         }
 
-        for (var i = 0; i < inf.Providers.Count; i++)
+        foreach (var provider in providers.Where(x => !KnownProviders.Contains(x, StringComparer.OrdinalIgnoreCase)))
         {
-            if (!KnownProviders.Contains(inf.Providers[i], StringComparer.OrdinalIgnoreCase))
-            {
-                e.Add($"{p}:Inference:Providers:{i} '{inf.Providers[i]}' is not one of tensorrt, cuda, cpu");
-            }
+            e.Add($"{p}:Inference:Providers '{provider}' is not one of tensorrt, cuda, cpu");
         }
 
-        if (inf.Providers.Distinct(StringComparer.OrdinalIgnoreCase).Count() != inf.Providers.Count)
+        if (providers.Distinct(StringComparer.OrdinalIgnoreCase).Count() != providers.Count)
         {
             e.Add($"{p}:Inference:Providers lists a provider twice");
         }
@@ -124,9 +122,9 @@ public static partial class FmaEdgeOptionsValidator
                     e.Add($"{k}:After '{s.After}' is not move or leave");
                 }
 
-                if (s.Extensions.Count == 0 || s.Extensions.Any(x => !x.StartsWith('.')))
+                if (s.ExtensionList.Count == 0 || s.ExtensionList.Any(x => !x.StartsWith('.')))
                 {
-                    e.Add($"{k}:Extensions must list extensions starting with '.'");
+                    e.Add($"{k}:Extensions must list comma-separated extensions starting with '.'");
                 }
 
                 Range(e, $"{k}:StableMs", s.StableMs, 0, 600_000);

@@ -32,6 +32,7 @@ public sealed class FmaEdgeDaemon(
     private CancellationTokenSource? _heartbeatCts;
     private Task? _heartbeat;
     private bool _diskLowReported;
+    private int _disposed;
 
     public async Task StartAsync(CancellationToken cancellationToken)
     {
@@ -101,6 +102,12 @@ public sealed class FmaEdgeDaemon(
 
     public async ValueTask DisposeAsync()
     {
+        // Registered both as itself and as the hosted service, so the container may dispose it twice.
+        if (Interlocked.Exchange(ref _disposed, 1) == 1)
+        {
+            return;
+        }
+
         _heartbeatCts?.Dispose();
         foreach (var s in sources.All)
         {

@@ -32,6 +32,7 @@ public sealed class ModelManager : IAsyncDisposable
     private FileSystemWatcher? _watcher;
     private CancellationTokenSource? _cts;
     private Task? _loop;
+    private int _disposed;
 
     public ModelManager(FmaEdgeOptions options, IClassifierLoader loader, IResultSink sink, ILogger<ModelManager> log, TimeProvider? time = null)
     {
@@ -168,6 +169,11 @@ public sealed class ModelManager : IAsyncDisposable
 
     public async ValueTask DisposeAsync()
     {
+        if (Interlocked.Exchange(ref _disposed, 1) == 1)
+        {
+            return;
+        }
+
         if (_watcher is not null)
         {
             _watcher.EnableRaisingEvents = false;

@@ -26,12 +26,22 @@ public sealed class OnnxClassifierLoader(FmaEdgeOptions options, ILoggerFactory 
     public static InferenceOptions Map(FmaEdgeOptions o)
     {
         var inf = o.Inference;
-        var cache = string.IsNullOrWhiteSpace(inf.TensorRt.CacheDir)
+        string? cache = string.IsNullOrWhiteSpace(inf.TensorRt.CacheDir)
             ? Path.Combine(o.Paths.ResolvedStateDir, "trt-cache")
             : Path.GetFullPath(inf.TensorRt.CacheDir);
+        try
+        {
+            Directory.CreateDirectory(cache);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            // A one-shot CLI run as an ordinary user cannot write the service's state folder: run without engine caches.
+            cache = null;
+        }
+
         return new InferenceOptions
         {
-            Providers = inf.Providers.Select(p => p.ToLowerInvariant()).ToList(),
+            Providers = inf.ProviderList.Select(p => p.ToLowerInvariant()).ToList(),
             IntraOpThreads = inf.IntraOpThreads,
             InterOpThreads = inf.InterOpThreads,
             TensorRt = new TensorRtOptions

@@ -127,6 +127,7 @@ public sealed class CameraSource : IImageSource, IWorkCompletion
     {
         await StopAsync(CancellationToken.None);
         _cts?.Dispose();
+        _cts = null;
     }
 
     /// <summary>Opens captures, watches frame age and reconnects with exponential backoff.</summary>

@@ -52,7 +52,7 @@ public sealed class FolderSource : IImageSource, IWorkCompletion
         _folder = Path.GetFullPath(options.Path);
         _doneDir = string.IsNullOrWhiteSpace(options.DoneDir) ? Path.Combine(_folder, "done") : Path.GetFullPath(options.DoneDir);
         _failedDir = string.IsNullOrWhiteSpace(options.FailedDir) ? Path.Combine(_folder, "failed") : Path.GetFullPath(options.FailedDir);
-        _extensions = new HashSet<string>(options.Extensions, StringComparer.OrdinalIgnoreCase);
+        _extensions = new HashSet<string>(options.ExtensionList, StringComparer.OrdinalIgnoreCase);
     }
 
     public string Id => _options.Id;
@@ -197,7 +197,10 @@ public sealed class FolderSource : IImageSource, IWorkCompletion
     {
         await StopAsync(CancellationToken.None);
         _watcher?.Dispose();
+        _watcher = null;
         _cts?.Dispose();
+        _cts = null;
+        _loop = null;
     }
 
     private void Remember(string path)

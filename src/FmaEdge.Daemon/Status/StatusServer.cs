@@ -22,6 +22,7 @@ public sealed class StatusServer(string socketPath, StatusService status, Source
     private Socket? _listener;
     private CancellationTokenSource? _cts;
     private Task? _loop;
+    private int _disposed;
 
     public string SocketPath { get; } = socketPath;
 
@@ -50,6 +51,12 @@ public sealed class StatusServer(string socketPath, StatusService status, Source
 
     public async ValueTask DisposeAsync()
     {
+        // Stopped by the daemon and again by the container: the second call has nothing to do.
+        if (Interlocked.Exchange(ref _disposed, 1) == 1)
+        {
+            return;
+        }
+
         if (_cts is not null)
         {
             await _cts.CancelAsync();
