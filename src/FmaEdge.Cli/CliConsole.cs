@@ -9,12 +9,16 @@ public sealed record CliConsole(IAnsiConsole Ansi, TextWriter Out, TextWriter Er
     public static CliConsole Standard() => new(AnsiConsole.Console, Console.Out, Console.Error);
 
     /// <summary>A console writing into <paramref name="output"/> (no colours, wide lines), for tests and pipes.</summary>
-    public static CliConsole ToWriter(StringWriter output, StringWriter error) =>
-        new(AnsiConsole.Create(new AnsiConsoleSettings
+    public static CliConsole ToWriter(StringWriter output, StringWriter error)
+    {
+        var ansi = AnsiConsole.Create(new AnsiConsoleSettings
         {
             Ansi = AnsiSupport.No,
             ColorSystem = ColorSystemSupport.NoColors,
             Out = new AnsiConsoleOutput(output),
             Interactive = InteractionSupport.No,
-        }), output, error);
+        });
+        ansi.Profile.Width = 240; // wide enough that tables never wrap names
+        return new(ansi, output, error);
+    }
 }

@@ -26,6 +26,7 @@ public sealed class FmaEdgeDaemon(
     StatusService status,
     StatusServer statusServer,
     ISystemdNotifier notifier,
+    WatchdogSettings watchdogSettings,
     TimeProvider time,
     ILogger<FmaEdgeDaemon> log) : IHostedService, IAsyncDisposable
 {
@@ -136,7 +137,7 @@ public sealed class FmaEdgeDaemon(
     /// restarts a daemon that is alive but no longer working.</summary>
     private async Task HeartbeatAsync(CancellationToken ct)
     {
-        var watchdog = WatchdogInterval();
+        var watchdog = watchdogSettings.Interval;
         var tick = watchdog is { } w ? TimeSpan.FromTicks(Math.Min(w.Ticks / 3, TimeSpan.FromSeconds(options.Status.IntervalSeconds).Ticks)) : TimeSpan.FromSeconds(options.Status.IntervalSeconds);
         var lastStatus = DateTime.MinValue;
         while (!ct.IsCancellationRequested)
@@ -183,24 +184,31 @@ public sealed class FmaEdgeDaemon(
         }
     }
 
-    /// <summary>systemd's WatchdogSec, when this process is the one it watches.</summary>
-    private static TimeSpan? WatchdogInterval()
-    {
-        var usec = Environment.GetEnvironmentVariable("WATCHDOG_USEC");
-        var pid = Environment.GetEnvironmentVariable("WATCHDOG_PID");
-        if (!long.TryParse(usec, CultureInfo.InvariantCulture, out var us) || us <= 0)
-        {
-            return null;
-        }
-
-        return pid is null || pid == Environment.ProcessId.ToString(CultureInfo.InvariantCulture) ? TimeSpan.FromMicroseconds(us) : null;
-    }
-
     private void Notify(string state)
     {
         if (notifier.IsEnabled)
         {
             notifier.Notify(new ServiceState(state));
         }
+    }
+}
+
+/// <summary>How often systemd expects WATCHDOG=1 (its WatchdogSec), or null when nobody watches. Immutable.</summary>
+public sealed class WatchdogSettings
+{
+    public TimeSpan? Interval { get; init; }
+
+    /// <summary>From $WATCHDOG_USEC / $WATCHDOG_PID as systemd sets them for the watched process.</summary>
+    public static WatchdogSettings FromEnvironment()
+    {
+        var usec = Environment.GetEnvironmentVariable("WATCHDOG_USEC");
+        var pid = Environment.GetEnvironmentVariable("WATCHDOG_PID");
+        if (!long.TryParse(usec, CultureInfo.InvariantCulture, out var us) || us <= 0)
+        {
+            return new WatchdogSettings();
+        }
+
+        var ours = pid is null || pid == Environment.ProcessId.ToString(CultureInfo.InvariantCulture);
+        return new WatchdogSettings { Interval = ours ? TimeSpan.FromMicroseconds(us) : null };
     }
 }

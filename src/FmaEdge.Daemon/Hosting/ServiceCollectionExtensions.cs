@@ -26,6 +26,7 @@ public static class ServiceCollectionExtensions
         services.TryAddSingleton(TimeProvider.System);
         services.TryAddSingleton<DaemonSession>();
         services.TryAddSingleton<ISystemdNotifier, SystemdNotifier>();
+        services.TryAddSingleton(_ => WatchdogSettings.FromEnvironment());
         if (options.Output.Type == "folder")
         {
             var path = string.IsNullOrWhiteSpace(options.Output.Path)

@@ -12,9 +12,10 @@ public interface IResultSink : IAsyncDisposable
     /// <summary>Starts connections and replays anything stored but not yet delivered. Called once before any other member.</summary>
     Task StartAsync(CancellationToken cancellationToken);
 
-    /// <summary>Whether a result for (<paramref name="sourceId"/>, <paramref name="fileKey"/>) was already committed, so a
-    /// restarted daemon or a re-sent file need not be classified again. Cheap; may be called for every file.</summary>
-    ValueTask<bool> IsCommittedAsync(string sourceId, string fileKey, CancellationToken cancellationToken);
+    /// <summary>The message id of the result already committed for (<paramref name="sourceId"/>, <paramref name="fileKey"/>),
+    /// or null when there is none, so a restarted daemon or a re-sent file need not be classified again (the journal of
+    /// what was published). Cheap; called for every file.</summary>
+    ValueTask<string?> FindCommittedAsync(string sourceId, string fileKey, CancellationToken cancellationToken);
 
     /// <summary>Durably records the result (it survives kill -9 once this returns) and queues it for delivery, unless a
     /// result with the same (<see cref="ImageResult.SourceId"/>, <see cref="ImageResult.FileKey"/>) was committed before:

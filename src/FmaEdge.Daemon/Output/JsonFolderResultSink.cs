@@ -36,8 +36,14 @@ public sealed class JsonFolderResultSink : IResultSink
 
     public Task StartAsync(CancellationToken cancellationToken) => Task.CompletedTask;
 
-    public ValueTask<bool> IsCommittedAsync(string sourceId, string fileKey, CancellationToken cancellationToken) =>
-        ValueTask.FromResult(File.Exists(JournalPath(sourceId, fileKey)));
+    public ValueTask<string?> FindCommittedAsync(string sourceId, string fileKey, CancellationToken cancellationToken)
+    {
+        var journal = JournalPath(sourceId, fileKey);
+        lock (_gate)
+        {
+            return ValueTask.FromResult(File.Exists(journal) ? File.ReadAllText(journal).Trim() : null);
+        }
+    }
 
     public ValueTask<CommitResult> CommitResultAsync(ImageResult result, CancellationToken cancellationToken)
     {

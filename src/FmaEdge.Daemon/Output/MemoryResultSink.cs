@@ -19,7 +19,7 @@ public sealed class MemoryResultSink : IResultSink
 
     public Task StartAsync(CancellationToken cancellationToken) => Task.CompletedTask;
 
-    public ValueTask<bool> IsCommittedAsync(string sourceId, string fileKey, CancellationToken cancellationToken) => ValueTask.FromResult(false);
+    public ValueTask<string?> FindCommittedAsync(string sourceId, string fileKey, CancellationToken cancellationToken) => ValueTask.FromResult<string?>(null);
 
     public ValueTask<CommitResult> CommitResultAsync(ImageResult result, CancellationToken cancellationToken)
     {

@@ -204,9 +204,9 @@ public sealed class InferencePipeline : IImageSink
 
                 item.Sha256 = Convert.ToHexStringLower(SHA256.HashData(bytes));
                 item.FileKey = item.Sha256;
-                if (await _sink.IsCommittedAsync(work.SourceId, item.FileKey, ct))
+                if (await _sink.FindCommittedAsync(work.SourceId, item.FileKey, ct) is { } original)
                 {
-                    item.EarlyOutcome = new WorkOutcome(work.SilentIfCommitted ? WorkStatus.Skipped : WorkStatus.Duplicate, "already published");
+                    item.EarlyOutcome = new WorkOutcome(work.SilentIfCommitted ? WorkStatus.Skipped : WorkStatus.Duplicate, "already published", original);
                     item.Silent = work.SilentIfCommitted;
                     return item;
                 }
@@ -416,7 +416,7 @@ public sealed class InferencePipeline : IImageSink
                     }, ct);
                     return new WorkOutcome(WorkStatus.Failed, $"{early.Reason}: {item.FailDetail}");
                 case WorkStatus.Duplicate:
-                    return await ReportDuplicateAsync(item, null, ct);
+                    return await ReportDuplicateAsync(item, early.MessageId, ct);
                 default:
                     return early; // leave mode: already published before a restart, silently skipped
             }
