@@ -92,11 +92,6 @@ public static class StatusCommand
         {
             model.AddRow(Markup.Escape(m.Id + (m.Version.Length > 0 ? " v" + m.Version : "")), m.Sha256[..12], m.Provider,
                 m.ActiveSinceUtc.ToString("u", inv), m.Swaps.ToString(inv));
-            foreach (var note in m.ProviderNotes)
-            {
-                model.AddRow("", "", Markup.Escape("fallback: " + note), "", "");
-            }
-
             if (m.Loading is not null)
             {
                 model.AddRow("", "", Markup.Escape("loading " + Path.GetFileName(m.Loading)), "", "");
@@ -109,6 +104,11 @@ public static class StatusCommand
         }
 
         ansi.Write(model);
+        foreach (var note in s.Model?.ProviderNotes ?? [])
+        {
+            // ONNX Runtime's reasons are long; the first words say which library was missing. --json has them whole.
+            ansi.MarkupLine("  provider fallback: " + Markup.Escape(note.Length > 160 ? note[..160] + "..." : note));
+        }
 
         var sources = new Table().Title("sources").AddColumns("id", "type", "state", "frames", "fps", "last frame", "errors", "dropped", "pending");
         foreach (var src in s.Sources)

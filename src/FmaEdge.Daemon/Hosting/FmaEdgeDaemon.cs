@@ -68,6 +68,9 @@ public sealed class FmaEdgeDaemon(
         await Events.EmitAsync(sink, log, new DaemonEvent(EventKinds.Started, "info",
             $"fma-edge {StatusService.Version} started, serving {m.Model.Manifest.Model.Id} {m.Model.ShortHash} on {m.ExecutionProvider}",
             time.GetUtcNow()), cancellationToken);
+        // READY=1 here, not only from the systemd lifetime: this is the moment the model is warm and sources are open,
+        // and it also reaches a NOTIFY_SOCKET when the parent is not detected as systemd. A second READY is harmless.
+        Notify("READY=1");
         _heartbeatCts = new CancellationTokenSource();
         _heartbeat = Task.Run(() => HeartbeatAsync(_heartbeatCts.Token), CancellationToken.None);
     }
@@ -75,6 +78,7 @@ public sealed class FmaEdgeDaemon(
     public async Task StopAsync(CancellationToken cancellationToken)
     {
         Log.Draining(log, pipeline.InFlight);
+        Notify("STOPPING=1");
         Notify($"STATUS=draining {pipeline.InFlight} image(s)");
         status.Ready = false;
         foreach (var s in sources.All)

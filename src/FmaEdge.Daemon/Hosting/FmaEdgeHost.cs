@@ -46,6 +46,7 @@ public static class FmaEdgeHost
             .MinimumLevel.Override("Microsoft", LogEventLevel.Warning)
             .MinimumLevel.Override("Microsoft.Hosting.Lifetime", LogEventLevel.Information)
             .Enrich.FromLogContext()
+            .Enrich.With<EventIdEnricher>()
             .Enrich.WithProperty("Node", options.EffectiveNodeName);
         if (options.Logging.JsonConsole)
         {
@@ -55,8 +56,8 @@ public static class FmaEdgeHost
         {
             // The journal stamps its own time; a terminal gets one.
             var template = underSystemd
-                ? "[{Level:u3}] {EventId.Id} {SourceContext}: {Message:lj}{NewLine}{Exception}"
-                : "{Timestamp:HH:mm:ss.fff} [{Level:u3}] {EventId.Id} {Message:lj}{NewLine}{Exception}";
+                ? "[{Level:u3}] {Eid} {SourceContext}: {Message:lj}{NewLine}{Exception}"
+                : "{Timestamp:HH:mm:ss.fff} [{Level:u3}] {Eid} {Message:lj}{NewLine}{Exception}";
             config.WriteTo.Console(outputTemplate: template, standardErrorFromLevel: LogEventLevel.Verbose,
                 formatProvider: System.Globalization.CultureInfo.InvariantCulture);
         }

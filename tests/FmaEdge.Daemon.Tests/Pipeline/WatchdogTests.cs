@@ -29,6 +29,11 @@ public sealed class WatchdogTests
         });
 
         await DaemonHarness.WaitUntilAsync(() => notifier.Count("WATCHDOG=1") >= 3, "watchdog pings while healthy");
+        var states = notifier.States.ToList();
+        var ready = states.IndexOf("READY=1");
+        Assert.True(ready >= 0 && ready < states.IndexOf("WATCHDOG=1"), "READY before the first watchdog ping");
+        Assert.Contains("STATUS=loading and warming the model", states.Take(ready));
+        Assert.Contains("STATUS=opening sources", states.Take(ready));
         Assert.Contains(notifier.States, s => s.StartsWith("STATUS=healthy", StringComparison.Ordinal));
 
         gate.Reset(); // the next Classify call hangs, like a wedged GPU driver would
