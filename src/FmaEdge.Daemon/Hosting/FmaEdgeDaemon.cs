@@ -147,7 +147,11 @@ public sealed class FmaEdgeDaemon(
         while (!ct.IsCancellationRequested)
         {
             var wedged = pipeline.Heartbeats.FirstOrDefault(h => h.BusyFor.TotalSeconds > options.Pipeline.StallSeconds);
-            if (wedged is null)
+            if (pipeline.Faulted)
+            {
+                Log.Wedged(log, "pipeline (faulted)", 0);
+            }
+            else if (wedged is null)
             {
                 if (watchdog is not null)
                 {

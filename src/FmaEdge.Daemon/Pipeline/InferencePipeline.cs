@@ -32,6 +32,8 @@ public sealed class InferencePipeline : IImageSink
     private readonly Channel<Item> _toInfer;
     private readonly Channel<Item> _toPublish;
     private Task? _stages;
+    private Task[] _stageTasks = [];
+    private volatile bool _draining;
     private CancellationTokenSource? _abort;
 
     private long _accepted;
@@ -105,6 +107,14 @@ public sealed class InferencePipeline : IImageSink
         Interlocked.Increment(ref _accepted);
     }
 
+    /// <summary>Why images were last handed back unfinished, and when (UTC); null when never.</summary>
+    public (string Reason, DateTimeOffset AtUtc)? LastAbandon { get; private set; }
+
+    /// <summary>True when a stage ended although no drain was asked for: the pipeline no longer works.</summary>
+    public bool Faulted => _stageTasks.Any(t => t.IsCompleted) && !_draining;
+
+    private void NoteAbandoned(string reason) => LastAbandon = (reason, _time.GetUtcNow());
+
     /// <summary>Starts the three stages. The serving model must be loaded.</summary>
     public void Start()
     {
@@ -113,6 +123,7 @@ public sealed class InferencePipeline : IImageSink
         var decode = Task.Run(() => DecodeStageAsync(ct), CancellationToken.None);
         var infer = Task.Run(() => InferStageAsync(ct), CancellationToken.None);
         var publish = Task.Run(() => PublishStageAsync(ct), CancellationToken.None);
+        _stageTasks = [decode, infer, publish];
         _stages = Task.WhenAll(decode, infer, publish);
     }
 
@@ -121,6 +132,7 @@ public sealed class InferencePipeline : IImageSink
     /// Returns true when fully drained.</summary>
     public async Task<bool> DrainAsync(CancellationToken cancellationToken)
     {
+        _draining = true;
         _input.Writer.TryComplete();
         if (_stages is null)
         {
@@ -204,7 +216,20 @@ public sealed class InferencePipeline : IImageSink
 
                 item.Sha256 = Convert.ToHexStringLower(SHA256.HashData(bytes));
                 item.FileKey = item.Sha256;
-                if (await _sink.FindCommittedAsync(work.SourceId, item.FileKey, ct) is { } original)
+                string? original;
+                try
+                {
+                    original = await _sink.FindCommittedAsync(work.SourceId, item.FileKey, ct);
+                }
+                catch (Exception e) when (e is not OperationCanceledException)
+                {
+                    // Without the journal we cannot tell a duplicate from a new image: keep the file and retry later.
+                    NoteAbandoned("journal unavailable: " + e.Message);
+                    item.EarlyOutcome = new WorkOutcome(WorkStatus.Abandoned, "journal unavailable: " + e.Message);
+                    return item;
+                }
+
+                if (original is not null)
                 {
                     item.EarlyOutcome = new WorkOutcome(work.SilentIfCommitted ? WorkStatus.Skipped : WorkStatus.Duplicate, "already published", original);
                     item.Silent = work.SilentIfCommitted;
@@ -234,6 +259,11 @@ public sealed class InferencePipeline : IImageSink
         catch (OpenCVException e)
         {
             return item.Fail(DecodeFailure.Undecodable, e.Message);
+        }
+        catch (Exception e) when (e is not OperationCanceledException)
+        {
+            // One odd image must never stop the stage (a dead stage would look idle to the watchdog).
+            return item.Fail("internal-error", $"{e.GetType().Name}: {e.Message}");
         }
     }
 
@@ -455,6 +485,7 @@ public sealed class InferencePipeline : IImageSink
         {
             // Not durably stored: the file must stay where it is and be retried, never reported lost.
             Log.CommitFailed(_log, w.SourceId, w.ImageId, e.Message);
+            NoteAbandoned("results cannot be stored: " + e.Message);
             return new WorkOutcome(WorkStatus.Abandoned, "commit failed: " + e.Message);
         }
 

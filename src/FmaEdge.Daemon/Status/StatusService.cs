@@ -64,6 +64,16 @@ public sealed class StatusService(FmaEdgeOptions options, DaemonSession session,
             }
         }
 
+        if (pipeline.Faulted)
+        {
+            problems.Add("pipeline stopped working (a stage ended unexpectedly); see the journal");
+        }
+
+        if (pipeline.LastAbandon is { } ab && time.GetUtcNow() - ab.AtUtc < TimeSpan.FromMinutes(1))
+        {
+            problems.Add($"images handed back for a retry: {ab.Reason}");
+        }
+
         var (qi, qn, qp) = pipeline.QueueDepths;
         var (ci, cn, cp) = pipeline.QueueCapacities;
         var now = time.GetUtcNow();

@@ -32,7 +32,12 @@ public sealed class DaemonHarness : IAsyncDisposable
     public string ResultsDir => Path.Combine(Root, "results");
     public string Socket => Path.Combine(Root, "run", "status.sock");
     public IServiceProvider Services => _host.Services;
-    public JsonFolderResultSink Sink => (JsonFolderResultSink)_host.Services.GetRequiredService<IResultSink>();
+    public JsonFolderResultSink Sink => _host.Services.GetRequiredService<IResultSink>() switch
+    {
+        JsonFolderResultSink j => j,
+        FlakySink f => f.Inner,
+        var other => throw new InvalidOperationException($"unexpected sink {other.GetType().Name}"),
+    };
     public InferencePipeline Pipeline => _host.Services.GetRequiredService<InferencePipeline>();
     public ModelManager Models => _host.Services.GetRequiredService<ModelManager>();
     public StatusService Status => _host.Services.GetRequiredService<StatusService>();
