@@ -109,5 +109,35 @@ public sealed class ModelHotSwapTests
         Assert.All(d.Results(), r => Assert.Equal(serving, r.GetProperty("modelSha256").GetString()));
     }
 
+    [Fact]
+    public async Task Start_NewestFileInvalid_ServesNewestValidAndSaysWhy()
+    {
+        using var tmp = new TempFolder("initial");
+        var models = Path.Combine(tmp.Path, "models");
+        var older = TestModels.Create(Path.Combine(models, "older.onnx"), seed: 11);
+        var newer = TestModels.Create(Path.Combine(models, "newer.onnx"), seed: 12);
+        var newest = Path.Combine(models, "newest.onnx");
+        await File.WriteAllBytesAsync(newest, (await File.ReadAllBytesAsync(newer))[..1000]); // truncated copy
+        File.SetLastWriteTimeUtc(older, DateTime.UtcNow.AddMinutes(-20));
+        File.SetLastWriteTimeUtc(newer, DateTime.UtcNow.AddMinutes(-10));
+
+        await using var d = await DaemonHarness.StartAsync(tmp.Path);
+        Assert.Equal(Sha(newer), d.Models.Current!.Classifier.Model.Sha256);
+        Assert.Equal(newest, d.Models.LastRejection!.Path);
+        Assert.NotEmpty(d.Models.LastRejection.Reasons);
+    }
+
+    [Fact]
+    public async Task Start_NoValidModel_FailsWithEveryReason()
+    {
+        using var tmp = new TempFolder("nomodel");
+        var models = Path.Combine(tmp.Path, "models");
+        Directory.CreateDirectory(models);
+        await File.WriteAllTextAsync(Path.Combine(models, "junk.onnx"), "junk");
+        var e = await Assert.ThrowsAsync<InvalidOperationException>(() => DaemonHarness.StartAsync(tmp.Path));
+        Assert.Contains("junk.onnx", e.Message, StringComparison.Ordinal);
+        Assert.Contains("not an ONNX model", e.Message, StringComparison.Ordinal);
+    }
+
     private static string Sha(string path) => Convert.ToHexStringLower(SHA256.HashData(File.ReadAllBytes(path)));
 }
