@@ -5,8 +5,10 @@ using OpenCvSharp;
 namespace FmaEdge.Daemon.Models;
 
 /// <summary>A loaded, warmed model the pipeline can run: preprocessing plus batched inference plus decoding.
-/// Not thread-safe for <see cref="Classify"/>: the pipeline's inference stage is its only caller.
-/// <see cref="Preprocess"/> is thread-safe (it only reads immutable settings).</summary>
+/// <see cref="Classify"/> and <see cref="WarmUp"/> have one caller at a time (the pipeline's inference stage, or the
+/// loader before the model serves). <see cref="Preprocess"/> is thread-safe and must not depend on native inference
+/// resources: the decode stage may still preprocess one image for a model that was just swapped out and disposed
+/// (the inference stage then redoes that tensor for the new model).</summary>
 public interface IClassifier : IDisposable
 {
     /// <summary>The validated model file this classifier serves.</summary>

@@ -54,7 +54,10 @@ public static class TestModels
         graph.Node.Add(new NodeProto { OpType = "GlobalAveragePool", Input = { "image" }, Output = { "pooled" }, Name = "gap" });
         graph.Node.Add(new NodeProto
         {
-            OpType = "Flatten", Input = { "pooled" }, Output = { "flat" }, Name = "flatten",
+            OpType = "Flatten",
+            Input = { "pooled" },
+            Output = { "flat" },
+            Name = "flatten",
             Attribute = { new AttributeProto { Name = "axis", Type = AttributeProto.Types.AttributeType.Int, I = 1 } },
         });
         var manifest = ModelManifest.For(tree) with
