@@ -63,7 +63,7 @@ public static class ServiceCollectionExtensions
     private static List<IImageSource> CreateSources(FmaEdgeOptions options, IResultSink sink, ILoggerFactory loggers) =>
         options.Sources.Where(s => s.Enabled).Select(s => s.Type switch
         {
-            "folder" => (IImageSource)new FolderSource(s, loggers.CreateLogger($"FmaEdge.Sources.{s.Id}")),
+            "folder" => (IImageSource)new FolderSource(s, loggers.CreateLogger($"FmaEdge.Sources.{s.Id}"), sink),
             _ => new CameraSource(s, sink, loggers.CreateLogger($"FmaEdge.Sources.{s.Id}")),
         }).ToList();
 }

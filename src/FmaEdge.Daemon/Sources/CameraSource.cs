@@ -29,6 +29,7 @@ public sealed class CameraSource : IImageSource, IWorkCompletion
     private long _errors;
     private long _dropped;
     private long _reportedDropped;
+    private long _lastDropReport;
     private long _sequence;
     private long _lastFrameTimestamp;
     private long _generation;
@@ -210,13 +211,25 @@ public sealed class CameraSource : IImageSource, IWorkCompletion
         return "stopping";
     }
 
+    /// <summary>Logs and publishes drops at most every 10 s, so an overloaded line does not flood the journal.</summary>
     private void ReportDrops()
     {
+        if (_lastDropReport != 0 && Stopwatch.GetElapsedTime(_lastDropReport) < TimeSpan.FromSeconds(10))
+        {
+            return;
+        }
+
         var total = Interlocked.Read(ref _dropped);
         var before = Interlocked.Exchange(ref _reportedDropped, total);
         if (total > before)
         {
+            _lastDropReport = Stopwatch.GetTimestamp();
             Log.FramesDropped(_log, Id, total - before, total);
+            _ = Events.EmitAsync(_sink, _log, new DaemonEvent(EventKinds.FrameDrops, "warning",
+                $"camera {Id} dropped {total - before} frame(s) under overload (oldest first); {total} in total", DateTimeOffset.UtcNow, Id, _options.Uri, "overload")
+            {
+                Data = new Dictionary<string, string> { ["dropped"] = (total - before).ToString(CultureInfo.InvariantCulture), ["total"] = total.ToString(CultureInfo.InvariantCulture) },
+            }, CancellationToken.None).AsTask();
         }
     }
 

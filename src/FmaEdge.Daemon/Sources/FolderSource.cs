@@ -14,6 +14,7 @@ namespace FmaEdge.Daemon.Sources;
 public sealed class FolderSource : IImageSource, IWorkCompletion
 {
     private readonly SourceOptions _options;
+    private readonly Output.IResultSink? _sink;
     private readonly ILogger _log;
     private readonly TimeProvider _time;
     private readonly string _folder;
@@ -44,9 +45,10 @@ public sealed class FolderSource : IImageSource, IWorkCompletion
     private string _state = "stopped";
     private string? _detail;
 
-    public FolderSource(SourceOptions options, ILogger log, TimeProvider? time = null)
+    public FolderSource(SourceOptions options, ILogger log, Output.IResultSink? sink = null, TimeProvider? time = null)
     {
         _options = options;
+        _sink = sink;
         _log = log;
         _time = time ?? TimeProvider.System;
         _folder = Path.GetFullPath(options.Path);
@@ -63,15 +65,9 @@ public sealed class FolderSource : IImageSource, IWorkCompletion
     /// <summary>Where failed files and their reasons go in move mode.</summary>
     public string FailedDir => _failedDir;
 
-    public Task StartAsync(IImageSink input, CancellationToken cancellationToken)
+    private void StartWatcher()
     {
-        Directory.CreateDirectory(_folder);
-        if (_options.After == "move")
-        {
-            Directory.CreateDirectory(_doneDir);
-            Directory.CreateDirectory(_failedDir);
-        }
-
+        _watcher?.Dispose();
         _watcher = new FileSystemWatcher(_folder)
         {
             IncludeSubdirectories = false,
@@ -83,11 +79,53 @@ public sealed class FolderSource : IImageSource, IWorkCompletion
         _watcher.Renamed += (_, e) => Seen(e.FullPath, renamedIn: true);
         _watcher.Error += (_, e) =>
         {
-            // Overflow or a watcher failure: the rescan below still finds every file.
+            // Overflow or a watcher failure: the rescan still finds every file.
             Log.WatcherError(_log, Id, e.GetException().Message);
             _wake.Release();
         };
         _watcher.EnableRaisingEvents = true;
+    }
+
+    /// <summary>A folder that vanished (unmounted share, deleted by hand) is reported, not recreated: creating it would
+    /// write into whatever is underneath the mount point. When it comes back the watcher is renewed.</summary>
+    private async Task CheckFolderAsync(CancellationToken ct)
+    {
+        var exists = Directory.Exists(_folder);
+        if (!exists && _state != "unavailable")
+        {
+            _state = "unavailable";
+            _detail = $"folder {_folder} is missing";
+            Log.WatcherError(_log, Id, _detail);
+            if (_sink is not null)
+            {
+                await Events.EmitAsync(_sink, _log, new Output.DaemonEvent(Output.EventKinds.SourceDown, "warning", $"folder source {Id}: {_detail}",
+                    _time.GetUtcNow(), Id, _folder, "missing"), ct);
+            }
+        }
+        else if (exists && _state == "unavailable")
+        {
+            StartWatcher();
+            _state = "watching";
+            _detail = null;
+            Log.SourceStarted(_log, Id, "folder", _folder);
+            if (_sink is not null)
+            {
+                await Events.EmitAsync(_sink, _log, new Output.DaemonEvent(Output.EventKinds.SourceUp, "info", $"folder source {Id} is back",
+                    _time.GetUtcNow(), Id, _folder), ct);
+            }
+        }
+    }
+
+    public Task StartAsync(IImageSink input, CancellationToken cancellationToken)
+    {
+        Directory.CreateDirectory(_folder);
+        if (_options.After == "move")
+        {
+            Directory.CreateDirectory(_doneDir);
+            Directory.CreateDirectory(_failedDir);
+        }
+
+        StartWatcher();
 
         // Files already present: oldest first, so a backlog keeps its arrival order.
         foreach (var f in ListFiles().OrderBy(f => f.LastWriteTimeUtc).ThenBy(f => f.Name, StringComparer.Ordinal))
@@ -271,6 +309,7 @@ public sealed class FolderSource : IImageSource, IWorkCompletion
             {
                 if (_time.GetElapsedTime(nextRescan) >= TimeSpan.Zero)
                 {
+                    await CheckFolderAsync(ct);
                     foreach (var f in ListFiles())
                     {
                         Seen(f.FullName, renamedIn: false);

@@ -162,4 +162,33 @@ public sealed class FolderSourceTests
         Assert.Empty(second.Events("duplicate"));
         Assert.Equal(30, second.Results().Select(r => r.GetProperty("sha256").GetString()).Distinct().Count());
     }
+
+    [Fact]
+    public async Task Run_FolderVanishesAndReturns_ReportedThenFilesProcessed()
+    {
+        using var tmp = new TempFolder("vanish");
+        await using var d = await DaemonHarness.StartAsync(tmp.Path);
+        var away = Path.Combine(tmp.Path, "inbox-away");
+        Directory.Move(d.Inbox, away); // an unmounted share looks like this
+
+        await DaemonHarness.WaitUntilAsync(() => d.Status.Snapshot().Sources[0].State == "unavailable", "the source to notice");
+        var snap = d.Status.Snapshot();
+        Assert.Equal("degraded", snap.Health);
+        Assert.Contains(snap.Problems, p => p.Contains("line1", StringComparison.Ordinal) && p.Contains("missing", StringComparison.Ordinal));
+        Assert.Single(d.Events("source-down"));
+        Assert.False(Directory.Exists(d.Inbox)); // not recreated underneath the mount point
+
+        foreach (var img in TestPaths.SampleImages("val", perLeaf: 1).Take(3))
+        {
+            File.Copy(img, Path.Combine(away, Path.GetFileName(img)));
+        }
+
+        Directory.Move(away, d.Inbox);
+        await DaemonHarness.WaitUntilAsync(() => d.Results().Count == 3 && d.Pipeline.InFlight == 0, "the files once the folder is back");
+        Assert.Equal("watching", d.Status.Snapshot().Sources[0].State);
+        Assert.Single(d.Events("source-up"));
+
+        d.Drop(TestPaths.SampleImages("val", perLeaf: 1).Skip(3).Take(1)); // the renewed watcher sees new files
+        await DaemonHarness.WaitUntilAsync(() => d.Results().Count == 4, "a file dropped after the return");
+    }
 }
