@@ -17,6 +17,10 @@ public sealed class FmaEdgeOptions
     public List<SourceOptions> Sources { get; set; } = [];
     public PipelineOptions Pipeline { get; set; } = new();
     public OutputOptions Output { get; set; } = new();
+
+    /// <summary>MQTT broker, topics, TLS, the embedded broker and the durable outbox (docs/mqtt.md); used when
+    /// Output:Type is "mqtt". Empty NodeName: the daemon's node name; relative OutboxPath: under StateDir.</summary>
+    public FmaEdge.Messaging.MqttOptions Mqtt { get; set; } = new();
     public StatusOptions Status { get; set; } = new();
     public HealthOptions Health { get; set; } = new();
     public LoggingSettings Logging { get; set; } = new();

@@ -4,9 +4,13 @@ using FmaEdge.Daemon.Output;
 using FmaEdge.Daemon.Pipeline;
 using FmaEdge.Daemon.Sources;
 using FmaEdge.Daemon.Status;
+using FmaEdge.Messaging;
+using FmaEdge.Messaging.Broker;
+using FmaEdge.Messaging.Publishing;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.DependencyInjection.Extensions;
+using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Hosting.Systemd;
 using Microsoft.Extensions.Logging;
 
@@ -36,8 +40,7 @@ public static class ServiceCollectionExtensions
         }
         else
         {
-            services.TryAddSingleton<IResultSink>(_ => throw new InvalidOperationException(
-                "FmaEdge:Output:Type is 'mqtt' but no MQTT result sink is registered (the messaging module provides it)"));
+            AddMqttSink(services, options);
         }
 
         services.TryAddSingleton<IClassifierLoader, OnnxClassifierLoader>();
@@ -52,6 +55,40 @@ public static class ServiceCollectionExtensions
         services.AddSingleton<FmaEdgeDaemon>();
         services.AddHostedService(sp => sp.GetRequiredService<FmaEdgeDaemon>());
         return services;
+    }
+
+    /// <summary>The MQTT sink: the publisher with its durable outbox in StateDir, and the embedded broker when enabled.
+    /// The broker is a hosted service registered before the daemon, so it is up before the daemon connects and
+    /// stops only after the daemon has drained and published "offline". The daemon starts and stops the sink.</summary>
+    private static void AddMqttSink(IServiceCollection services, FmaEdgeOptions options)
+    {
+        var mqtt = options.Mqtt.Clone();
+        if (string.IsNullOrWhiteSpace(mqtt.NodeName))
+        {
+            mqtt.NodeName = options.EffectiveNodeName;
+        }
+
+        if (!Path.IsPathRooted(mqtt.OutboxPath))
+        {
+            mqtt.OutboxPath = Path.Combine(options.Paths.ResolvedStateDir, mqtt.OutboxPath);
+        }
+
+        if (mqtt.Embedded.Enabled)
+        {
+            services.TryAddSingleton(sp => new EmbeddedBroker(mqtt.Embedded, sp.GetService<ILogger<EmbeddedBroker>>()));
+            services.AddSingleton<IHostedService>(sp => new HostedBroker(sp.GetRequiredService<EmbeddedBroker>()));
+        }
+
+        services.TryAddSingleton(sp => new MqttPublisher(mqtt, StatusService.Version, sp.GetService<ILogger<MqttPublisher>>(),
+            sp.GetService<TimeProvider>(), session: sp.GetRequiredService<DaemonSession>().Id));
+        services.TryAddSingleton<IResultSink>(sp => new MqttResultSink(sp.GetRequiredService<MqttPublisher>()));
+    }
+
+    private sealed class HostedBroker(EmbeddedBroker broker) : IHostedService
+    {
+        public Task StartAsync(CancellationToken cancellationToken) => broker.StartAsync(cancellationToken);
+
+        public Task StopAsync(CancellationToken cancellationToken) => broker.StopAsync(cancellationToken);
     }
 
     /// <summary>The status socket path the options ask for.</summary>

@@ -1,0 +1,106 @@
+using System.Text.Json.Nodes;
+using FmaEdge.Messaging;
+using FmaEdge.Messaging.Contract;
+using FmaEdge.Messaging.Outbox;
+using FmaEdge.Messaging.Publishing;
+using MsgEventKinds = FmaEdge.Messaging.Contract.EventKinds;
+using MsgLatency = FmaEdge.Messaging.Contract.StageLatency;
+
+namespace FmaEdge.Daemon.Output;
+
+/// <summary>The production <see cref="IResultSink"/>: results and events through the durable MQTT outbox and
+/// published journal of <see cref="MqttPublisher"/> (docs/mqtt.md). Thread-safe (the publisher is).</summary>
+public sealed class MqttResultSink(MqttPublisher publisher) : IResultSink
+{
+    public Task StartAsync(CancellationToken cancellationToken) => publisher.StartAsync(cancellationToken);
+
+    public ValueTask<string?> FindCommittedAsync(string sourceId, string fileKey, CancellationToken cancellationToken) =>
+        ValueTask.FromResult(publisher.FindPublished(sourceId, fileKey));
+
+    public ValueTask<CommitResult> CommitResultAsync(ImageResult r, CancellationToken cancellationToken)
+    {
+        var message = ResultMessage.From(
+            r.Prediction,
+            new ResultOrigin(r.Session, r.Node, r.SourceId, r.Sequence, r.CapturedUtc),
+            new ImageRef(r.ImageId, r.ImagePath, r.Sha256, null, r.Width, r.Height),
+            new ModelRef(r.ModelId, null, r.ModelSha256, r.ExecutionProvider),
+            new MsgLatency(r.Latency.DecodeMs, r.Latency.PreprocessMs, r.Latency.InferMs, r.Latency.TotalMs),
+            r.MessageId);
+        var c = publisher.CommitResult(message, r.FileKey, DuplicatePolicy.Skip);
+        return ValueTask.FromResult(c.Status == CommitStatus.Enqueued
+            ? new CommitResult(CommitOutcome.Committed)
+            : new CommitResult(CommitOutcome.Duplicate, c.OriginalMessageId));
+    }
+
+    public ValueTask PublishEventAsync(DaemonEvent evt, CancellationToken cancellationToken)
+    {
+        var details = new JsonObject();
+        if (evt.Subject is not null)
+        {
+            details["subject"] = evt.Subject;
+        }
+
+        if (evt.Reason is not null)
+        {
+            details["reason"] = evt.Reason;
+        }
+
+        foreach (var (k, v) in evt.Data ?? new Dictionary<string, string>())
+        {
+            details[k] = v;
+        }
+
+        publisher.PublishEvent(new EventMessage
+        {
+            Kind = evt.Kind.Replace('-', '_'), // the MQTT contract spells kinds in snake_case (bad_image ...)
+            Severity = evt.Severity,
+            Source = evt.SourceId,
+            Message = evt.Message,
+            Details = details.Count == 0 ? null : details,
+            Timestamp = evt.TimestampUtc,
+        });
+        return ValueTask.CompletedTask;
+    }
+
+    // Online/offline and the last will are the publisher's own job (at connect, at stop, by the broker);
+    // the daemon's status only contributes the health verdict.
+    public async ValueTask PublishStatusAsync(NodeStatus status, CancellationToken cancellationToken)
+    {
+        if (status.Online)
+        {
+            await publisher.SetHealthAsync(status.Health, cancellationToken);
+        }
+    }
+
+    public async ValueTask PublishModelAsync(ModelDescription m, CancellationToken cancellationToken) =>
+        await publisher.SetModelAsync(new ModelMessage
+        {
+            Id = m.ModelId,
+            Version = m.Version,
+            Sha256 = m.Sha256,
+            ExecutionProvider = m.ExecutionProvider,
+            Levels = m.Levels,
+            Thresholds = m.Thresholds,
+            Taxonomy = m.Taxonomy?.DeepClone(),
+            LoadedAt = m.ActiveSinceUtc,
+        }, cancellationToken);
+
+    public SinkState State
+    {
+        get
+        {
+            var h = publisher.Health;
+            var detail = h.State == ConnectionState.Connected ? null : h.LastError;
+            if (h.DroppedByCap > 0)
+            {
+                detail = $"{detail} outbox cap dropped {h.DroppedByCap} result(s)".Trim();
+            }
+
+            return new SinkState("mqtt", h.State == ConnectionState.Connected, h.Broker, h.Outbox.Depth, detail);
+        }
+    }
+
+    public Task StopAsync(CancellationToken cancellationToken) => publisher.StopAsync(cancellationToken);
+
+    public ValueTask DisposeAsync() => publisher.DisposeAsync();
+}
