@@ -1,2 +1,2 @@
-Console.WriteLine("fma-train: not built yet");
-return 0;
+// fma-train: a thin shell; the commands live in Commands/, the trainer in FmaEdge.Training.
+return FmaEdge.Train.Cli.Commands.TrainCli.Build().Parse(args).Invoke();

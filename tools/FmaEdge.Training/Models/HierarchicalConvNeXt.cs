@@ -1,0 +1,120 @@
+using FmaEdge.Core.Taxonomy;
+using TorchSharp;
+using TorchSharp.Modules;
+using static TorchSharp.torch;
+
+namespace FmaEdge.Training.Models;
+
+/// <summary>What defines a model's shape: backbone size, head, level sizes and input size. Persisted in
+/// checkpoints so a checkpoint alone can be exported. Immutable.</summary>
+public sealed record ModelConfig
+{
+    public string Model { get; init; } = "convnext_atto";
+    public string Head { get; init; } = "independent";
+    public int HeadHidden { get; init; } = 256;
+    public double DropPath { get; init; }
+    public int ImageSize { get; init; } = 112;
+
+    /// <summary>Throws <see cref="ArgumentException"/> for an unknown model/head or a bad size.</summary>
+    public void Validate()
+    {
+        _ = ConvNeXtSpec.Get(Model);
+        _ = HeadKinds.Parse(Head);
+        // ConvNeXt downsamples by 32 overall (stages floor odd sizes, e.g. 112 -> 28 -> 14 -> 7 -> 3).
+        if (ImageSize is < 32 or > 4096)
+        {
+            throw new ArgumentException($"image size {ImageSize} is outside 32..4096");
+        }
+
+        if (HeadHidden is < 1 or > 65536)
+        {
+            throw new ArgumentException($"head hidden size {HeadHidden} is outside 1..65536");
+        }
+
+        if (DropPath is < 0 or >= 1)
+        {
+            throw new ArgumentException($"drop-path rate {DropPath} is outside [0, 1)");
+        }
+    }
+}
+
+/// <summary>ConvNeXt backbone (timm parameter names: stem.0/1, stages.{s}.downsample.0/1,
+/// stages.{s}.blocks.{b}.*, head.norm) with a hierarchical head. Input [N,3,H,W] normalised images; output
+/// logits per level, coarse to fine. Not thread-safe (TorchSharp modules are not).</summary>
+public sealed class HierarchicalConvNeXt : nn.Module<Tensor, Tensor[]>
+{
+    public HierarchicalConvNeXt(ModelConfig config, CategoryTree tree)
+        : base("HierarchicalConvNeXt")
+    {
+        config.Validate();
+        Config = config;
+        Spec = ConvNeXtSpec.Get(config.Model);
+        HeadKind = HeadKinds.Parse(config.Head);
+        LevelSizes = tree.LevelSizes;
+        var dims = Spec.Dims;
+
+        StemConv = new Conv2dLayer("0", 3, dims[0], 4, 4, 0, 1);
+        StemNorm = new LayerNormLayer("1", dims[0], 1e-6, channelsFirst: true);
+        register_module("stem", nn.Sequential(("0", (nn.Module<Tensor, Tensor>)StemConv), ("1", StemNorm)));
+
+        // Drop-path rates rise linearly over all blocks, as in timm.
+        var total = Spec.Depths.Sum();
+        var rates = Enumerable.Range(0, total).Select(i => total == 1 ? 0 : config.DropPath * i / (total - 1)).ToArray();
+        var stages = new List<ConvNeXtStage>();
+        var offset = 0;
+        for (var s = 0; s < 4; s++)
+        {
+            var inDim = s == 0 ? dims[0] : dims[s - 1];
+            stages.Add(new ConvNeXtStage(inDim, dims[s], Spec.Depths[s], downsample: s > 0, Spec.ConvMlp, rates[offset..(offset + Spec.Depths[s])]));
+            offset += Spec.Depths[s];
+        }
+
+        Stages = stages;
+        register_module("stages", new ModuleList<ConvNeXtStage>(stages.ToArray()));
+
+        var maps = Enumerable.Range(0, tree.Depth).Select(tree.LeafToLevelMatrix).ToList();
+        Head = new HierarchicalHead(Spec.FeatureDim, HeadKind, LevelSizes, maps, config.HeadHidden);
+        register_module("head", Head);
+    }
+
+    public ModelConfig Config { get; }
+    public ConvNeXtSpec Spec { get; }
+    public HeadKind HeadKind { get; }
+    public int[] LevelSizes { get; }
+    internal Conv2dLayer StemConv { get; }
+    internal LayerNormLayer StemNorm { get; }
+    internal IReadOnlyList<ConvNeXtStage> Stages { get; }
+    internal HierarchicalHead Head { get; }
+
+    /// <summary>Backbone output [N, C, H/32, W/32].</summary>
+    public Tensor ForwardFeatures(Tensor x)
+    {
+        // Run channels-last (NCHW shape, NHWC memory): oneDNN's depthwise 7x7 convolutions are much faster so, and
+        // the per-block permutes to NHWC for LayerNorm and the MLP become free views instead of copies.
+        using var nhwc = x.permute(0, 2, 3, 1).contiguous();
+        using var channelsLast = nhwc.permute(0, 3, 1, 2);
+        using var s0 = StemConv.forward(channelsLast);
+        var h = StemNorm.forward(s0);
+        foreach (var stage in Stages)
+        {
+            var next = stage.forward(h);
+            h.Dispose();
+            h = next;
+        }
+
+        return h;
+    }
+
+    /// <summary>Components are registered explicitly under timm's names; reflection would add duplicates
+    /// named after the C# properties (and PyBridge/state_dict would export them).</summary>
+    protected override void RegisterComponents()
+    {
+    }
+
+    public override Tensor[] forward(Tensor x)
+    {
+        using var features = ForwardFeatures(x);
+        using var pooled = features.mean([2L, 3L]);
+        return Head.forward(pooled);
+    }
+}

@@ -1,0 +1,139 @@
+using TorchSharp;
+using TorchSharp.Modules;
+using static TorchSharp.torch;
+using F = TorchSharp.torch.nn.functional;
+
+namespace FmaEdge.Training.Models;
+
+/// <summary>A 2-D convolution with explicit weight/bias parameters (names "weight", "bias" as in PyTorch), so
+/// the exporter can read them. Not thread-safe (as every TorchSharp module).</summary>
+internal sealed class Conv2dLayer : nn.Module<Tensor, Tensor>
+{
+    public Conv2dLayer(string name, int inChannels, int outChannels, int kernel, int stride, int padding, int groups)
+        : base(name)
+    {
+        Kernel = kernel;
+        Stride = stride;
+        Padding = padding;
+        Groups = groups;
+        Weight = new Parameter(empty(outChannels, inChannels / groups, kernel, kernel));
+        Bias = new Parameter(zeros(outChannels));
+        register_parameter("weight", Weight);
+        register_parameter("bias", Bias);
+        Init.TruncNormal(Weight);
+    }
+
+    public Parameter Weight { get; }
+    public Parameter Bias { get; }
+    public int Kernel { get; }
+    public int Stride { get; }
+    public int Padding { get; }
+    public int Groups { get; }
+
+    /// <summary>Components are registered explicitly under timm's names; reflection would add duplicates
+    /// named after the C# properties (and PyBridge/state_dict would export them).</summary>
+    protected override void RegisterComponents()
+    {
+    }
+
+    public override Tensor forward(Tensor x) =>
+        F.conv2d(x, Weight, Bias, strides: [Stride, Stride], padding: [Padding, Padding], groups: Groups);
+}
+
+/// <summary>LayerNorm over channels. <see cref="ChannelsFirst"/>: input [N,C,H,W] (timm's LayerNorm2d), else
+/// the channel axis is last. Parameters "weight", "bias". Not thread-safe.</summary>
+internal sealed class LayerNormLayer : nn.Module<Tensor, Tensor>
+{
+    public LayerNormLayer(string name, int channels, double eps, bool channelsFirst)
+        : base(name)
+    {
+        Channels = channels;
+        Eps = eps;
+        ChannelsFirst = channelsFirst;
+        Weight = new Parameter(ones(channels));
+        Bias = new Parameter(zeros(channels));
+        register_parameter("weight", Weight);
+        register_parameter("bias", Bias);
+    }
+
+    public Parameter Weight { get; }
+    public Parameter Bias { get; }
+    public int Channels { get; }
+    public double Eps { get; }
+    public bool ChannelsFirst { get; }
+
+    /// <summary>Components are registered explicitly under timm's names; reflection would add duplicates
+    /// named after the C# properties (and PyBridge/state_dict would export them).</summary>
+    protected override void RegisterComponents()
+    {
+    }
+
+    public override Tensor forward(Tensor x)
+    {
+        if (!ChannelsFirst)
+        {
+            return F.layer_norm(x, [Channels], Weight, Bias, Eps);
+        }
+
+        using var nhwc = x.permute(0, 2, 3, 1);
+        using var normed = F.layer_norm(nhwc, [Channels], Weight, Bias, Eps);
+        return normed.permute(0, 3, 1, 2);
+    }
+}
+
+/// <summary>A fully connected layer acting on the last axis. With <see cref="ConvShaped"/> the weight is stored
+/// as [out, in, 1, 1] (timm's 1x1-conv MLP of atto..nano) but applied as the identical matrix product.
+/// Parameters "weight", "bias". Not thread-safe.</summary>
+internal sealed class LinearLayer : nn.Module<Tensor, Tensor>
+{
+    public LinearLayer(string name, int inFeatures, int outFeatures, bool convShaped = false)
+        : base(name)
+    {
+        InFeatures = inFeatures;
+        OutFeatures = outFeatures;
+        ConvShaped = convShaped;
+        Weight = new Parameter(convShaped ? empty(outFeatures, inFeatures, 1, 1) : empty(outFeatures, inFeatures));
+        Bias = new Parameter(zeros(outFeatures));
+        register_parameter("weight", Weight);
+        register_parameter("bias", Bias);
+        Init.TruncNormal(Weight);
+    }
+
+    public Parameter Weight { get; }
+    public Parameter Bias { get; }
+    public int InFeatures { get; }
+    public int OutFeatures { get; }
+    public bool ConvShaped { get; }
+
+    /// <summary>Components are registered explicitly under timm's names; reflection would add duplicates
+    /// named after the C# properties (and PyBridge/state_dict would export them).</summary>
+    protected override void RegisterComponents()
+    {
+    }
+
+    public override Tensor forward(Tensor x)
+    {
+        if (!ConvShaped)
+        {
+            return F.linear(x, Weight, Bias);
+        }
+
+        using var w = Weight.view(OutFeatures, InFeatures);
+        return F.linear(x, w, Bias);
+    }
+
+    /// <summary>The weight as an [out, in] matrix (a view for conv-shaped weights).</summary>
+    public Tensor Matrix() => ConvShaped ? Weight.view(OutFeatures, InFeatures) : Weight.alias();
+}
+
+/// <summary>Weight initialisation as timm does it for ConvNeXt: trunc_normal_(std=0.02, a=-2, b=2).</summary>
+internal static class Init
+{
+    public static void TruncNormal(Tensor w)
+    {
+        // timm's bounds are absolute (+-2 = 100 standard deviations), so the truncation never bites and a normal
+        // draw is the same distribution. TorchSharp 0.107's trunc_normal_ can emit NaN (erfinv at +-1), hence not used.
+        using var _ = no_grad();
+        w.normal_(0.0, 0.02).clamp_(-2.0, 2.0);
+    }
+}

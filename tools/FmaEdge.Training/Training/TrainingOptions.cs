@@ -1,0 +1,89 @@
+using System.Text.Json.Serialization;
+using FmaEdge.Core.Contract;
+using FmaEdge.Training.Data;
+using FmaEdge.Training.Losses;
+using FmaEdge.Training.Models;
+
+namespace FmaEdge.Training.Training;
+
+/// <summary>Every setting of a training run, with its default. <see cref="Validate"/> throws
+/// <see cref="ArgumentException"/> naming the bad setting. Immutable; stored in each checkpoint.</summary>
+public sealed record TrainingOptions
+{
+    public DatasetSource Data { get; init; } = new();
+    public string RunDir { get; init; } = "run";
+    public ModelConfig Model { get; init; } = new();
+    public string Loss { get; init; } = "ce";
+    public IReadOnlyList<double>? Alphas { get; init; }
+    public double Beta { get; init; } = 0.8;
+    public double PLoss { get; init; } = 3.0;
+
+    /// <summary>B-CNN style shift of level weights from coarse to fine over the epochs.</summary>
+    public bool BCnn { get; init; }
+
+    public int Epochs { get; init; } = 8;
+    public int BatchSize { get; init; } = 64;
+    public double LearningRate { get; init; } = 1e-3;
+    public double MinLearningRate { get; init; } = 1e-6;
+    public double WeightDecay { get; init; } = 0.05;
+    public double WarmupEpochs { get; init; } = 1;
+    public double GradClip { get; init; } = 5.0;
+    public double LabelSmoothing { get; init; }
+    public int Seed { get; init; }
+    public string Device { get; init; } = "cpu";
+
+    /// <summary>A timm ConvNeXt safetensors file to start the backbone from (head excluded).</summary>
+    public string? Pretrained { get; init; }
+
+    /// <summary>Class-balanced sampling: each epoch draws leaves equally often (with replacement).</summary>
+    public bool Balanced { get; init; }
+
+    public AugmentationOptions Augment { get; init; } = new();
+    public PreprocessSpec Preprocess { get; init; } = new();
+
+    /// <summary>Torch compute threads (0 = number of cores).</summary>
+    public int Threads { get; init; }
+
+    /// <summary>Threads preparing batches in the background (0 = 1 on up to 4 cores, else cores/4).</summary>
+    public int LoaderThreads { get; init; }
+
+    /// <summary>Stop after this many batches per epoch (0 = all); for quick benchmarks and tests.</summary>
+    public int MaxBatchesPerEpoch { get; init; }
+
+    [JsonIgnore]
+    public LossKind LossKind => LossOptions.ParseKind(Loss);
+
+    public void Validate()
+    {
+        Model.Validate();
+        _ = LossOptions.ParseKind(Loss);
+        Augment.Validate();
+        Check(Epochs is >= 1 and <= 100_000, $"epochs {Epochs} must be 1..100000");
+        Check(BatchSize is >= 1 and <= 65_536, $"batch size {BatchSize} must be 1..65536");
+        Check(LearningRate > 0 && double.IsFinite(LearningRate), "learning rate must be positive");
+        Check(MinLearningRate >= 0 && MinLearningRate <= LearningRate, "minimum learning rate must be in 0..lr");
+        Check(WeightDecay >= 0, "weight decay must be >= 0");
+        Check(WarmupEpochs >= 0 && WarmupEpochs <= Epochs, "warm-up epochs must be in 0..epochs");
+        Check(GradClip >= 0, "gradient clipping norm must be >= 0 (0 = off)");
+        Check(Threads >= 0 && LoaderThreads >= 0, "thread counts must be >= 0");
+        Check(Device is "cpu" or "cuda" || Device.StartsWith("cuda:", StringComparison.Ordinal), $"device '{Device}' is not cpu, cuda or cuda:N");
+        Check(Pretrained is null || File.Exists(Pretrained), $"pretrained weights '{Pretrained}' not found");
+        Check(!string.IsNullOrWhiteSpace(RunDir), "an output folder is needed");
+        Check(LabelSmoothing is >= 0 and < 1, "label smoothing must be in [0, 1)");
+        Check(Beta >= 0 && PLoss >= 1, "beta must be >= 0 and ploss >= 1");
+    }
+
+    [JsonIgnore]
+    public int EffectiveThreads => Threads > 0 ? Threads : Environment.ProcessorCount;
+
+    [JsonIgnore]
+    public int EffectiveLoaderThreads => LoaderThreads > 0 ? LoaderThreads : Math.Max(1, Environment.ProcessorCount / 4);
+
+    private static void Check(bool ok, string message)
+    {
+        if (!ok)
+        {
+            throw new ArgumentException(message);
+        }
+    }
+}
