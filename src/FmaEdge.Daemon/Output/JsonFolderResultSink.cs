@@ -132,6 +132,16 @@ public sealed class JsonFolderResultSink : IResultSink
         return ValueTask.CompletedTask;
     }
 
+    public ValueTask PublishStatsAsync(Status.StatusSnapshot stats, CancellationToken cancellationToken)
+    {
+        lock (_gate)
+        {
+            WriteDurably(Path.Combine(_root, "stats.json"), JsonSerializer.SerializeToUtf8Bytes(stats, Json));
+        }
+
+        return ValueTask.CompletedTask;
+    }
+
     public Task StopAsync(CancellationToken cancellationToken) => Task.CompletedTask;
 
     public ValueTask DisposeAsync() => ValueTask.CompletedTask;
