@@ -215,8 +215,11 @@ public sealed class StatusOptions
     /// <summary>Unix socket path. Empty: &lt;RuntimeDir&gt;/status.sock.</summary>
     public string Socket { get; set; } = "";
 
-    /// <summary>How often STATUS= is sent to systemd and stats are refreshed.</summary>
+    /// <summary>How often STATUS= is sent to systemd and disk space is checked.</summary>
     public int IntervalSeconds { get; set; } = 5;
+
+    /// <summary>How often statistics are published (MQTT .../stats).</summary>
+    public int StatsSeconds { get; set; } = 60;
 }
 
 /// <summary>Health thresholds behind the status verdict.</summary>

@@ -70,6 +70,7 @@ public static partial class FmaEdgeOptionsValidator
         }
 
         Range(e, $"{p}:Status:IntervalSeconds", o.Status.IntervalSeconds, 1, 3600);
+        Range(e, $"{p}:Status:StatsSeconds", o.Status.StatsSeconds, 1, 86400);
         if (o.Status.Socket.Length > 100)
         {
             e.Add($"{p}:Status:Socket is {o.Status.Socket.Length} characters; Unix socket paths must stay under 108 bytes");

@@ -144,6 +144,7 @@ public sealed class FmaEdgeDaemon(
         var watchdog = watchdogSettings.Interval;
         var tick = watchdog is { } w ? TimeSpan.FromTicks(Math.Min(w.Ticks / 3, TimeSpan.FromSeconds(options.Status.IntervalSeconds).Ticks)) : TimeSpan.FromSeconds(options.Status.IntervalSeconds);
         var lastStatus = DateTime.MinValue;
+        var lastStats = DateTime.UtcNow;
         while (!ct.IsCancellationRequested)
         {
             var wedged = pipeline.Heartbeats.FirstOrDefault(h => h.BusyFor.TotalSeconds > options.Pipeline.StallSeconds);
@@ -170,6 +171,18 @@ public sealed class FmaEdgeDaemon(
                 Notify(string.Create(CultureInfo.InvariantCulture,
                     $"STATUS={snap.Health}: {snap.Counts.Processed} ok, {snap.Counts.Failed} failed, {snap.Counts.InFlight} in flight; model {snap.Model?.Id} on {snap.Model?.Provider}"));
                 await CheckDiskAsync(ct);
+                if (DateTime.UtcNow - lastStats >= TimeSpan.FromSeconds(options.Status.StatsSeconds))
+                {
+                    lastStats = DateTime.UtcNow;
+                    try
+                    {
+                        await sink.PublishStatsAsync(snap, ct);
+                    }
+                    catch (Exception e) when (e is not OperationCanceledException)
+                    {
+                        Log.SinkError(log, "stats", e.Message);
+                    }
+                }
             }
 
             await Task.Delay(tick, time, ct).ContinueWith(_ => { }, TaskScheduler.Default);

@@ -33,6 +33,10 @@ public interface IResultSink : IAsyncDisposable
     /// <summary>Publishes the retained active-model description. Latest value wins.</summary>
     ValueTask PublishModelAsync(ModelDescription model, CancellationToken cancellationToken);
 
+    /// <summary>Publishes periodic statistics (the whole status snapshot: counts, per-source state, latency percentiles,
+    /// disk). Not stored while offline: stale stats are worthless. Never throws for a delivery problem.</summary>
+    ValueTask PublishStatsAsync(Status.StatusSnapshot stats, CancellationToken cancellationToken);
+
     /// <summary>Delivery state for the status snapshot; cheap and non-blocking.</summary>
     SinkState State { get; }
 

@@ -34,7 +34,38 @@ public sealed class JsonFolderResultSink : IResultSink
 
     public SinkState State => new("folder", Directory.Exists(_root), _root, 0);
 
-    public Task StartAsync(CancellationToken cancellationToken) => Task.CompletedTask;
+    /// <summary>Repairs what a crash (kill -9, power loss) can leave: a result written whose journal entry was not,
+    /// and half-written temp files. The result file is the truth; the journal is rebuilt from it.</summary>
+    public Task StartAsync(CancellationToken cancellationToken)
+    {
+        lock (_gate)
+        {
+            foreach (var tmp in Directory.EnumerateFiles(_root, "*.tmp", SearchOption.AllDirectories))
+            {
+                File.Delete(tmp);
+            }
+
+            var results = Path.Combine(_root, "results");
+            if (!Directory.Exists(results))
+            {
+                return Task.CompletedTask;
+            }
+
+            foreach (var file in Directory.EnumerateFiles(results, "*.json", SearchOption.AllDirectories))
+            {
+                using var doc = JsonDocument.Parse(File.ReadAllBytes(file));
+                var r = doc.RootElement;
+                var journal = JournalPath(r.GetProperty("sourceId").GetString()!, r.GetProperty("fileKey").GetString()!);
+                if (!File.Exists(journal))
+                {
+                    Directory.CreateDirectory(Path.GetDirectoryName(journal)!);
+                    WriteDurably(journal, System.Text.Encoding.UTF8.GetBytes(r.GetProperty("messageId").GetString()!));
+                }
+            }
+        }
+
+        return Task.CompletedTask;
+    }
 
     public ValueTask<string?> FindCommittedAsync(string sourceId, string fileKey, CancellationToken cancellationToken)
     {
@@ -96,6 +127,16 @@ public sealed class JsonFolderResultSink : IResultSink
         lock (_gate)
         {
             WriteDurably(Path.Combine(_root, "model.json"), JsonSerializer.SerializeToUtf8Bytes(model, Json));
+        }
+
+        return ValueTask.CompletedTask;
+    }
+
+    public ValueTask PublishStatsAsync(Status.StatusSnapshot stats, CancellationToken cancellationToken)
+    {
+        lock (_gate)
+        {
+            WriteDurably(Path.Combine(_root, "stats.json"), JsonSerializer.SerializeToUtf8Bytes(stats, Json));
         }
 
         return ValueTask.CompletedTask;

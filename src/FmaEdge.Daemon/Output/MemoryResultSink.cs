@@ -37,6 +37,8 @@ public sealed class MemoryResultSink : IResultSink
 
     public ValueTask PublishModelAsync(ModelDescription model, CancellationToken cancellationToken) => ValueTask.CompletedTask;
 
+    public ValueTask PublishStatsAsync(Status.StatusSnapshot stats, CancellationToken cancellationToken) => ValueTask.CompletedTask;
+
     public Task StopAsync(CancellationToken cancellationToken) => Task.CompletedTask;
 
     public ValueTask DisposeAsync() => ValueTask.CompletedTask;

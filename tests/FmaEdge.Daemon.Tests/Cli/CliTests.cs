@@ -19,8 +19,11 @@ public sealed class CliTests
     [Fact]
     public void Classify_RealImagesJson_OneResultPerImageWithEveryLevel()
     {
+        using var tmp = new TempFolder("cli");
+        var config = tmp.File("cpu.json");
+        File.WriteAllText(config, """{ "FmaEdge": { "Inference": { "Providers": "cpu", "IntraOpThreads": 1 } } }""");
         var images = TestPaths.SampleImages("val", perLeaf: 1).Take(3).ToList();
-        var (code, output, err) = Run(["classify", .. images, "--model", TestModels.Real, "--json"]);
+        var (code, output, err) = Run(["classify", .. images, "--model", TestModels.Real, "--json", "--config", config]);
         Assert.True(code == 0, err);
         using var doc = JsonDocument.Parse(output);
         var results = doc.RootElement.GetProperty("results").EnumerateArray().ToList();

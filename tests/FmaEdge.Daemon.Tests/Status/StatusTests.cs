@@ -37,6 +37,11 @@ public sealed class StatusTests
         Assert.Equal("folder", root.GetProperty("output").GetProperty("kind").GetString());
         Assert.Equal(Environment.ProcessId, root.GetProperty("processId").GetInt32());
 
+        // The same snapshot goes out periodically as statistics (StatsSeconds = 1 here).
+        var stats = Path.Combine(d.ResultsDir, "stats.json");
+        await DaemonHarness.WaitUntilAsync(() => File.Exists(stats) && JsonDocument.Parse(File.ReadAllBytes(stats)).RootElement
+            .GetProperty("counts").GetProperty("processed").GetInt64() == 3, "stats with the 3 results");
+
         using var table = new StringWriter();
         Assert.Equal(0, await StatusCommand.RunAsync(CliConsole.ToWriter(table, e), d.Socket, null, json: false, CancellationToken.None));
         Assert.Contains("healthy", table.ToString(), StringComparison.Ordinal);

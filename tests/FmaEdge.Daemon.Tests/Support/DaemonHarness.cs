@@ -53,6 +53,7 @@ public sealed class DaemonHarness : IAsyncDisposable
             ["FmaEdge:Paths:RuntimeDir"] = Path.Combine(root, "run"),
             ["FmaEdge:Status:Socket"] = Path.Combine(root, "run", "status.sock"),
             ["FmaEdge:Status:IntervalSeconds"] = "1",
+            ["FmaEdge:Status:StatsSeconds"] = "1",
             ["FmaEdge:Output:Type"] = "folder",
             ["FmaEdge:Output:Path"] = Path.Combine(root, "results"),
             ["FmaEdge:Inference:Providers"] = "cpu",

@@ -35,6 +35,8 @@ public sealed class FlakySink(JsonFolderResultSink inner) : IResultSink
 
     public ValueTask PublishModelAsync(ModelDescription model, CancellationToken cancellationToken) => Inner.PublishModelAsync(model, cancellationToken);
 
+    public ValueTask PublishStatsAsync(FmaEdge.Daemon.Status.StatusSnapshot stats, CancellationToken cancellationToken) => Inner.PublishStatsAsync(stats, cancellationToken);
+
     public Task StopAsync(CancellationToken cancellationToken) => Inner.StopAsync(cancellationToken);
 
     public ValueTask DisposeAsync() => Inner.DisposeAsync();

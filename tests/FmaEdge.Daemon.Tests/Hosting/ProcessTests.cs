@@ -1,0 +1,141 @@
+using System.Diagnostics;
+using System.Text.Json;
+using FmaEdge.Daemon.Output;
+using FmaEdge.Daemon.Tests.Support;
+using FmaEdge.TestSupport;
+
+namespace FmaEdge.Daemon.Tests.Hosting;
+
+/// <summary>The real executable as a child process: what systemd would run.</summary>
+public sealed class ProcessTests
+{
+    [Fact]
+    public async Task Run_KilledMidStreamThenRestarted_EveryImageReportedOnceOrMarkedDuplicate()
+    {
+        using var tmp = new TempFolder("kill9");
+        var root = tmp.Path;
+        Directory.CreateDirectory(Path.Combine(root, "models"));
+        File.Copy(TestModels.Real, Path.Combine(root, "models", "model.onnx"));
+        var inbox = Path.Combine(root, "inbox");
+        Directory.CreateDirectory(inbox);
+        var config = Path.Combine(root, "fma-edge.json");
+        var settings = DaemonHarness.Settings(root);
+        await File.WriteAllTextAsync(config, JsonSerializer.Serialize(ToTree(settings)));
+
+        var images = TestPaths.SampleImages("train", perLeaf: 2).Take(40).ToList();
+        foreach (var img in images)
+        {
+            File.Copy(img, Path.Combine(inbox, Path.GetFileName(img)));
+        }
+
+        var results = new JsonFolderResultSink(Path.Combine(root, "results"));
+        using (var first = Start(config))
+        {
+            await DaemonHarness.WaitUntilAsync(() => results.ReadResults("line1").Count >= 8, "results before the kill", 60_000);
+            first.Kill(); // SIGKILL: no drain, no clean-up
+            await first.WaitForExitAsync();
+        }
+
+        var before = results.ReadResults("line1").Count;
+        Assert.True(before < images.Count, "killed mid-stream");
+        using (var second = Start(config))
+        {
+            await DaemonHarness.WaitUntilAsync(() => Directory.GetFiles(inbox).Length == 0, "the rest after restart", 60_000);
+            await DaemonHarness.WaitUntilAsync(() => Directory.GetFiles(Path.Combine(inbox, "done")).Length == images.Count, "all files done", 10_000);
+            using var status = Process.Start(new ProcessStartInfo("dotnet", [Exe, "status", "--socket", Path.Combine(root, "run", "status.sock")]) { RedirectStandardOutput = true })!;
+            await status.WaitForExitAsync();
+            Assert.Equal(0, status.ExitCode);
+            second.Kill(entireProcessTree: false);
+            await second.WaitForExitAsync();
+        }
+
+        // Every image: exactly one result, or (when the kill fell between commit and move) one result plus a duplicate event.
+        var byHash = results.ReadResults("line1").GroupBy(r => r.GetProperty("sha256").GetString()).ToList();
+        Assert.Equal(images.Count, byHash.Count);
+        Assert.All(byHash, g => Assert.Single(g));
+        Assert.Empty(Directory.GetFiles(Path.Combine(inbox, "failed")));
+    }
+
+    [Fact]
+    public async Task Run_Sigterm_DrainsAndExits0()
+    {
+        using var tmp = new TempFolder("sigterm");
+        var root = tmp.Path;
+        Directory.CreateDirectory(Path.Combine(root, "models"));
+        File.Copy(TestModels.Real, Path.Combine(root, "models", "model.onnx"));
+        var inbox = Path.Combine(root, "inbox");
+        Directory.CreateDirectory(inbox);
+        var config = Path.Combine(root, "fma-edge.json");
+        await File.WriteAllTextAsync(config, JsonSerializer.Serialize(ToTree(DaemonHarness.Settings(root))));
+        foreach (var img in TestPaths.SampleImages("val", perLeaf: 2).Take(30))
+        {
+            File.Copy(img, Path.Combine(inbox, Path.GetFileName(img)));
+        }
+
+        var results = new JsonFolderResultSink(Path.Combine(root, "results"));
+        using var p = Start(config);
+        await DaemonHarness.WaitUntilAsync(() => results.ReadResults("line1").Count >= 3, "first results", 60_000);
+        using (var kill = Process.Start("kill", ["-TERM", p.Id.ToString(System.Globalization.CultureInfo.InvariantCulture)]))
+        {
+            await kill.WaitForExitAsync();
+            Assert.Equal(0, kill.ExitCode);
+        }
+
+        await p.WaitForExitAsync().WaitAsync(TimeSpan.FromSeconds(40));
+        Assert.Equal(0, p.ExitCode);
+        var done = Directory.GetFiles(Path.Combine(inbox, "done")).Length;
+        Assert.Equal(results.ReadResults("line1").Count, done); // nothing half-finished
+        Assert.Equal(30, done + Directory.GetFiles(inbox).Length);
+        Assert.Contains(results.ReadEvents(), e => e.GetProperty("kind").GetString() == "stopping");
+        Assert.False(File.Exists(Path.Combine(root, "run", "status.sock")));
+    }
+
+    private static string Exe => Path.Combine(AppContext.BaseDirectory, "fma-edge.dll");
+
+    private static Process Start(string config) =>
+        Process.Start(new ProcessStartInfo("dotnet", [Exe, "run", "--config", config])
+        {
+            RedirectStandardOutput = false,
+            RedirectStandardError = false,
+            UseShellExecute = false,
+        })!;
+
+    /// <summary>"FmaEdge:Sources:0:Id" style keys back into a JSON tree (arrays for numeric keys).</summary>
+    private static Dictionary<string, object?> ToTree(Dictionary<string, string?> flat)
+    {
+        var root = new Dictionary<string, object?>();
+        foreach (var (key, value) in flat)
+        {
+            var parts = key.Split(':');
+            var node = root;
+            for (var i = 0; i < parts.Length - 1; i++)
+            {
+                if (!node.TryGetValue(parts[i], out var child) || child is not Dictionary<string, object?> d)
+                {
+                    d = [];
+                    node[parts[i]] = d;
+                }
+
+                node = d;
+            }
+
+            node[parts[^1]] = value;
+        }
+
+        return Arrayify(root);
+    }
+
+    private static Dictionary<string, object?> Arrayify(Dictionary<string, object?> d)
+    {
+        foreach (var k in d.Keys.ToList())
+        {
+            if (d[k] is Dictionary<string, object?> child)
+            {
+                Arrayify(child);
+                d[k] = child.Keys.All(x => int.TryParse(x, out _)) ? child.OrderBy(x => int.Parse(x.Key)).Select(x => x.Value).ToList() : child;
+            }
+        }
+
+        return d;
+    }
+}
