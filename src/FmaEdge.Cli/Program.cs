@@ -1,2 +1,4 @@
-Console.WriteLine("fma-edge: not built yet");
-return 0;
+using FmaEdge.Cli;
+
+// A thin shell: every command lives in FmaEdgeCli, the daemon in FmaEdge.Daemon.
+return FmaEdgeCli.Run(args, CliConsole.Standard());

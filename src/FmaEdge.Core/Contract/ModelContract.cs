@@ -88,7 +88,14 @@ public static class ModelContract
             violations.Add($"opset {opset} is below the minimum {MinOpset}");
         }
 
-        var meta = model.MetadataProps.ToDictionary(p => p.Key, p => p.Value, StringComparer.Ordinal);
+        // A repeated key would make ToDictionary throw; which copy a runtime reads is undefined, so say so.
+        foreach (var dup in model.MetadataProps.GroupBy(p => p.Key, StringComparer.Ordinal).Where(g => g.Count() > 1))
+        {
+            violations.Add($"metadata '{dup.Key}' appears {dup.Count()} times");
+        }
+
+        var meta = model.MetadataProps.GroupBy(p => p.Key, StringComparer.Ordinal)
+            .ToDictionary(g => g.Key, g => g.First().Value, StringComparer.Ordinal);
         ModelManifest? manifest = null;
         if (!meta.TryGetValue(ModelManifest.FormatVersionKey, out var fv))
         {
@@ -108,6 +115,18 @@ public static class ModelContract
             try
             {
                 manifest = ModelManifest.FromJson(json);
+                var nulls = NullFields(manifest);
+                if (nulls.Count > 0)
+                {
+                    // JSON null in a required object or list: report it rather than fail later with a
+                    // NullReferenceException, and skip the checks that would read it.
+                    violations.AddRange(nulls.Select(f => $"manifest field '{f}' is null"));
+                    manifest = null;
+                }
+                else if (manifest.FormatVersion != ModelManifest.CurrentFormatVersion)
+                {
+                    violations.Add($"manifest format_version {manifest.FormatVersion} is not supported (this build reads {ModelManifest.CurrentFormatVersion})");
+                }
             }
             catch (JsonException e)
             {
@@ -167,6 +186,45 @@ public static class ModelContract
         }
     }
 
+    private static List<string> NullFields(ModelManifest m)
+    {
+        var nulls = new List<string>();
+        void Check(object? value, string name)
+        {
+            if (value is null)
+            {
+                nulls.Add(name);
+            }
+        }
+
+        Check(m.Model, "model");
+        Check(m.Input, "input");
+        Check(m.Outputs, "outputs");
+        Check(m.Preprocess, "preprocess");
+        Check(m.Decoding, "decoding");
+        if (m.Outputs is not null)
+        {
+            for (var i = 0; i < m.Outputs.Count; i++)
+            {
+                Check(m.Outputs[i], $"outputs[{i}]");
+            }
+        }
+
+        if (m.Preprocess is not null)
+        {
+            Check(m.Preprocess.Mean, "preprocess.mean");
+            Check(m.Preprocess.Std, "preprocess.std");
+        }
+
+        if (m.Decoding is not null)
+        {
+            Check(m.Decoding.Thresholds, "decoding.thresholds");
+            Check(m.Decoding.Temperatures, "decoding.temperatures");
+        }
+
+        return nulls;
+    }
+
     private static void CheckManifest(ModelManifest m, CategoryTree? tree, List<string> v)
     {
         if (string.IsNullOrWhiteSpace(m.Model.Id))
@@ -200,9 +258,25 @@ public static class ModelContract
             v.Add("preprocess.std values must be positive");
         }
 
-        if (!(p.Scale > 0))
+        if (!(p.Scale > 0) || !double.IsFinite(p.Scale))
         {
             v.Add("preprocess.scale must be positive");
+        }
+
+        // Only what FmaEdge.Vision implements is accepted, so a file never asks for a behaviour it won't get.
+        if (p.Grayscale != "replicate")
+        {
+            v.Add($"preprocess.grayscale '{p.Grayscale}' is not supported (only replicate)");
+        }
+
+        if (p.PadValue is < 0 or > 255)
+        {
+            v.Add($"preprocess.pad_value {p.PadValue} is outside 0..255");
+        }
+
+        if (m.Input.Layout != "NCHW")
+        {
+            v.Add($"input.layout '{m.Input.Layout}' is not NCHW");
         }
 
         if (m.Input.Channels != 3)
@@ -212,7 +286,7 @@ public static class ModelContract
 
         if (m.Input.Height is < 8 or > 4096 || m.Input.Width is < 8 or > 4096)
         {
-            v.Add($"input size {m.Input.Width}x{m.Input.Height} is outside 8..4096");
+            v.Add($"input size {m.Input.Height}x{m.Input.Width} (height x width) is outside 8..4096");
         }
 
         var d = m.Decoding;
@@ -265,6 +339,17 @@ public static class ModelContract
         if (m.Outputs.Count != tree.Depth)
         {
             v.Add($"manifest lists {m.Outputs.Count} outputs for {tree.Depth} levels");
+        }
+
+        foreach (var dup in m.Outputs.GroupBy(o => o.Name, StringComparer.Ordinal).Where(g => g.Count() > 1))
+        {
+            v.Add($"output name '{dup.Key}' is listed for {dup.Count()} levels");
+        }
+
+        // The decoder applies one kind to every level (HierarchicalDecoder.ForModel), so a mix would decode wrongly.
+        if (m.Outputs.Select(o => o.Kind).Distinct().Count() > 1)
+        {
+            v.Add("outputs mix logits and probabilities; all levels must have the same kind");
         }
 
         for (var l = 0; l < m.Outputs.Count; l++)
@@ -321,7 +406,7 @@ public static class ModelContract
 
                 if (m is not null && (dims[2] != m.Input.Height || dims[3] != m.Input.Width))
                 {
-                    v.Add($"input shape {Shape(dims)} does not match the manifest size {m.Input.Height}x{m.Input.Width}");
+                    v.Add($"input shape {Shape(dims)} does not match the manifest size {m.Input.Height}x{m.Input.Width} (height x width)");
                 }
             }
         }
@@ -331,9 +416,15 @@ public static class ModelContract
             return;
         }
 
-        var outputs = g.Output.ToDictionary(o => o.Name, StringComparer.Ordinal);
+        var outputs = g.Output.GroupBy(o => o.Name, StringComparer.Ordinal).ToDictionary(o => o.Key, o => o.First(), StringComparer.Ordinal);
         foreach (var spec in m.Outputs)
         {
+            if (string.IsNullOrEmpty(spec.Name))
+            {
+                v.Add($"outputs for level {spec.Level} has no name");
+                continue;
+            }
+
             if (!outputs.TryGetValue(spec.Name, out var output))
             {
                 v.Add($"output '{spec.Name}' (level {spec.Level}) is not a graph output; graph outputs are: {string.Join(", ", outputs.Keys)}");

@@ -26,6 +26,22 @@ public sealed class HierarchicalDecoder
     public HierarchicalDecoder(CategoryTree tree, DecodingSpec? spec = null, bool outputsAreLogits = true)
     {
         spec ??= new DecodingSpec();
+        // Validated here as well as in the model contract: the trainer builds decoders from its own calibration.
+        if (spec.Temperatures.Any(t => !(t > 0) || !double.IsFinite(t)))
+        {
+            throw new ArgumentOutOfRangeException(nameof(spec), "temperatures must be positive finite numbers");
+        }
+
+        if (spec.Thresholds.Any(double.IsNaN))
+        {
+            throw new ArgumentOutOfRangeException(nameof(spec), "thresholds must be numbers");
+        }
+
+        if (spec.PathScoring is not (PathScorings.Product or PathScorings.Leaf))
+        {
+            throw new ArgumentOutOfRangeException(nameof(spec), spec.PathScoring, "path scoring must be product or leaf");
+        }
+
         _tree = tree;
         _temperatures = Pad(spec.Temperatures, tree.Depth, 1.0);
         _thresholds = Pad(spec.Thresholds, tree.Depth, 0.0);
@@ -61,6 +77,11 @@ public sealed class HierarchicalDecoder
             }
 
             probs[l] = ToProbabilities(levelOutputs[l], _temperatures[l], _logits);
+            // NaN (or +infinity, which turns into NaN) would otherwise decode to leaf 0 with NaN confidences.
+            if (Array.Exists(probs[l], float.IsNaN))
+            {
+                throw new ArgumentException($"level {l} output holds NaN or infinite values", nameof(levelOutputs));
+            }
         }
 
         return DecodeProbabilities(probs);
@@ -213,7 +234,8 @@ public sealed class HierarchicalDecoder
 
         for (var i = 0; i < result.Length; i++)
         {
-            result[i] = total > 0 ? (float)(result[i] / total) : 1f / result.Length;
+            // All zeros: uniform. NaN stays NaN so that Decode can refuse it rather than answer uniformly.
+            result[i] = total > 0 ? (float)(result[i] / total) : double.IsNaN(total) ? float.NaN : 1f / result.Length;
         }
 
         return result;

@@ -19,10 +19,10 @@ public sealed record LabeledDataset(CategoryTree Tree, IReadOnlyList<LabeledImag
     }
 
     /// <summary>A reproducible split stratified by leaf: about <paramref name="fraction"/> of each leaf's
-    /// images (at least one where a leaf has two or more) go to the second set.</summary>
+    /// images go to the second set; a leaf with two or more images keeps at least one in each set.</summary>
     public (LabeledDataset Train, LabeledDataset Val) SplitStratified(double fraction, int seed)
     {
-        if (fraction is <= 0 or >= 1)
+        if (!(fraction > 0 && fraction < 1))  // written so that NaN fails too
         {
             throw new ArgumentOutOfRangeException(nameof(fraction), fraction, "the validation fraction must be between 0 and 1");
         }
@@ -32,9 +32,12 @@ public sealed record LabeledDataset(CategoryTree Tree, IReadOnlyList<LabeledImag
         foreach (var group in Images.GroupBy(i => i.Leaf).OrderBy(g => g.Key))
         {
             // Order by path first so the split depends only on the files and the seed, not on scan order.
-            var rng = new Random(HashCode.Combine(seed, group.Key));
+            // HashCode.Combine is randomised per process, so it must not seed this: the split has to be the
+            // same in every run (the trainer's val set, resumed runs, reports). Seeded System.Random is stable.
+            var rng = new Random(unchecked((seed * 1_000_003) + group.Key));
             var items = group.OrderBy(i => i.Path, StringComparer.Ordinal).OrderBy(_ => rng.Next()).ToList();
-            var nVal = items.Count < 2 ? 0 : Math.Max(1, (int)Math.Round(items.Count * fraction));
+            // Clamped so that a leaf with two or more images keeps at least one on each side, whatever the fraction.
+            var nVal = items.Count < 2 ? 0 : Math.Clamp((int)Math.Round(items.Count * fraction), 1, items.Count - 1);
             val.AddRange(items.Take(nVal));
             train.AddRange(items.Skip(nVal));
         }

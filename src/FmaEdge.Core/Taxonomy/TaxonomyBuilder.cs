@@ -11,7 +11,9 @@ public static class TaxonomyBuilder
     {
         var errors = new List<string>();
         var levels = new List<TaxonomyLevel>();
-        if (doc.Levels.Count == 0)
+        // Documents come from user files: a null list or entry (e.g. "classes:" left empty in YAML) must be
+        // reported as a problem, not crash with a NullReferenceException.
+        if (doc.Levels is null || doc.Levels.Count == 0)
         {
             throw new TaxonomyException(["the tree has no levels"]);
         }
@@ -19,7 +21,7 @@ public static class TaxonomyBuilder
         var levelNames = new HashSet<string>(StringComparer.Ordinal);
         for (var l = 0; l < doc.Levels.Count; l++)
         {
-            var levelDoc = doc.Levels[l];
+            var levelDoc = doc.Levels[l] ?? new TaxonomyDocument.LevelDoc();
             var levelName = string.IsNullOrWhiteSpace(levelDoc.Name) ? $"L{l + 1}" : levelDoc.Name.Trim();
             if (!levelNames.Add(levelName))
             {
@@ -29,8 +31,14 @@ public static class TaxonomyBuilder
             var classes = new List<TaxonomyClass>();
             var seen = new HashSet<string>(StringComparer.Ordinal);
             var parents = l > 0 ? levels[l - 1].Classes : null;
-            foreach (var c in levelDoc.Classes)
+            foreach (var c in levelDoc.Classes ?? [])
             {
+                if (c is null)
+                {
+                    errors.Add($"level '{levelName}': a class entry is empty");
+                    continue;
+                }
+
                 var name = c.Name?.Trim() ?? "";
                 if (name.Length == 0)
                 {
@@ -104,7 +112,8 @@ public static class TaxonomyBuilder
                 errors.Add($"level '{levelName}' has a single class ('{classes[0].Path}'): a model cannot learn anything there; drop the level or add classes");
             }
 
-            if (parents is not null)
+            // A level with no classes is reported once above, not once more for every parent above it.
+            if (parents is not null && classes.Count > 0)
             {
                 foreach (var p in parents.Where(p => classes.All(c => c.ParentIndex != p.Index)))
                 {

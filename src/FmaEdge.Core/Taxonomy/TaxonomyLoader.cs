@@ -24,6 +24,9 @@ public static class TaxonomyLoader
         DefaultIgnoreCondition = System.Text.Json.Serialization.JsonIgnoreCondition.WhenWritingNull,
     };
 
+    /// <summary>Deepest folder nesting a scan follows; real trees are a handful of levels deep.</summary>
+    public const int MaxFolderDepth = 32;
+
     /// <summary>True when the file name ends like an image.</summary>
     public static bool IsImageFile(string path) => ImageExtensions.Contains(Path.GetExtension(path));
 
@@ -86,6 +89,13 @@ public static class TaxonomyLoader
 
         void Walk(string dir, int depth)
         {
+            // A symbolic link back up the tree would otherwise recurse until the stack overflows.
+            if (depth > MaxFolderDepth)
+            {
+                errors.Add($"folder '{Path.GetRelativePath(root, dir)}' is more than {MaxFolderDepth} levels deep (a symbolic link loop?)");
+                return;
+            }
+
             string[] subdirs;
             string[] files;
             try
@@ -99,7 +109,9 @@ public static class TaxonomyLoader
                 return;
             }
 
-            var images = files.Where(IsImageFile).ToList();
+            // Hidden files are skipped like hidden folders: macOS leaves "._name.png" AppleDouble files beside
+            // copied images, which end like images but do not decode.
+            var images = files.Where(f => IsImageFile(f) && !Path.GetFileName(f).StartsWith('.')).ToList();
             var rel = Path.GetRelativePath(root, dir).Replace('\\', '/');
             if (subdirs.Length == 0)
             {
@@ -124,9 +136,10 @@ public static class TaxonomyLoader
                 return;
             }
 
-            if (images.Count > 0 && depth > 0)
+            // Images beside class folders have no leaf; at the root too, silently dropping them would lose data.
+            if (images.Count > 0)
             {
-                errors.Add($"folder '{rel}' holds both images and class folders; images belong only in leaf folders");
+                errors.Add($"folder '{(depth == 0 ? root : rel)}' holds both images and class folders; images belong only in leaf folders");
             }
 
             foreach (var s in subdirs)
@@ -209,7 +222,7 @@ public static class TaxonomyLoader
     }
 
     /// <summary>Reads a CSV manifest with columns path,leaf (header optional; leaf as a path or a unique
-    /// leaf name; relative paths resolve against the manifest's folder).</summary>
+    /// leaf name; relative paths resolve against the manifest's folder; every image must exist).</summary>
     public static LabeledDataset LoadManifest(string csvFile, CategoryTree tree)
     {
         var errors = new List<string>();
@@ -245,14 +258,31 @@ public static class TaxonomyLoader
             var leaf = tree.FindLeaf(leafName);
             if (leaf is null)
             {
-                errors.Add($"{csvFile}:{i + 1}: unknown or ambiguous leaf '{leafName}'");
+                // Say which of the three it is: the fix differs (fill it in, correct it, or write the path).
+                var sameName = tree.Leaves.Where(l => l.Name == leafName).Select(l => l.Path).ToList();
+                errors.Add(leafName.Length == 0 ? $"{csvFile}:{i + 1}: the leaf is empty"
+                    : sameName.Count > 1 ? $"{csvFile}:{i + 1}: leaf '{leafName}' is ambiguous; name it by path ({string.Join(" or ", sameName)})"
+                    : $"{csvFile}:{i + 1}: unknown leaf '{leafName}'");
                 continue;
             }
 
-            images.Add(new LabeledImage(Path.IsPathRooted(path) ? path : Path.Combine(baseDir, path), leaf.Value));
+            var full = Path.IsPathRooted(path) ? path : Path.Combine(baseDir, path);
+            if (!File.Exists(full))
+            {
+                errors.Add($"{csvFile}:{i + 1}: image '{path}' does not exist");
+                continue;
+            }
+
+            images.Add(new LabeledImage(full, leaf.Value));
         }
 
-        var empty = Enumerable.Range(0, tree.Leaves.Count).Where(l => images.All(img => img.Leaf != l)).ToList();
+        var counts = new int[tree.Leaves.Count];
+        foreach (var img in images)
+        {
+            counts[img.Leaf]++;
+        }
+
+        var empty = Enumerable.Range(0, tree.Leaves.Count).Where(l => counts[l] == 0).ToList();
         errors.AddRange(empty.Select(l => $"leaf '{tree.Leaves[l].Path}' has no images in the manifest"));
         if (errors.Count > 0)
         {

@@ -11,7 +11,8 @@ public static class TrainCli
         root.Subcommands.Add(TrainCommand.Create());
         root.Subcommands.Add(ExportCommand.Create());
         root.Subcommands.Add(BenchCommand.Create());
-        // eval / calibrate: added by the evaluation work (tools/FmaEdge.Training/{Evaluation,Calibration,Reporting}).
+        root.Subcommands.Add(EvaluationCommands.Eval());
+        root.Subcommands.Add(EvaluationCommands.Calibrate());
         return root;
     }
 

@@ -1,0 +1,108 @@
+#!/usr/bin/env bash
+# FmaEdge build entry point. Safe to run again and again: it installs only what is missing.
+#
+#   ./build.sh            build everything; ./artifacts/bin/fma-edge and ./artifacts/bin/fma-train run
+#   ./build.sh demo       the main job: daemon + folder source + embedded broker + real model, results over MQTT
+#   ./build.sh test       install test dependencies, build, run every test
+#   ./build.sh publish [linux-x64|linux-arm64]   framework-dependent publish of fma-edge for a target
+#   ./build.sh bench      benchmarks (figures, not pass/fail)
+#   ./build.sh deps       only install system packages
+#   ./build.sh format     check code formatting (dotnet format --verify-no-changes)
+set -euo pipefail
+cd "$(dirname "$0")"
+ROOT=$(pwd)
+ART="$ROOT/artifacts"
+CONFIG=${CONFIG:-Release}
+export DOTNET_CLI_TELEMETRY_OPTOUT=1 DOTNET_NOLOGO=1 DOTNET_SKIP_FIRST_TIME_EXPERIENCE=1
+
+log() { printf '\033[1;34m[build]\033[0m %s\n' "$*" >&2; }
+die() { printf '\033[1;31m[build] error:\033[0m %s\n' "$*" >&2; exit 1; }
+
+# System packages: OpenCvSharp's Linux runtime needs GTK 3; the tests start a real mosquitto broker.
+RUNTIME_PKGS=(libgtk-3-0)
+TEST_PKGS=(mosquitto mosquitto-clients)
+
+apt_install() {
+  local missing=()
+  for p in "$@"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
+  [ ${#missing[@]} -eq 0 ] && return 0
+  log "installing system packages: ${missing[*]}"
+  local sudo=""
+  if [ "$(id -u)" -ne 0 ]; then
+    command -v sudo >/dev/null || die "need root or sudo to install: ${missing[*]}"
+    sudo="sudo"
+  fi
+  $sudo env DEBIAN_FRONTEND=noninteractive apt-get update -qq
+  $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+}
+
+check_dotnet() {
+  command -v dotnet >/dev/null || die "the .NET 10 SDK is required (https://learn.microsoft.com/dotnet/core/install/linux-debian)"
+  local v; v=$(dotnet --version)
+  [[ "$v" == 10.* ]] || die ".NET SDK 10.x is required, found $v"
+}
+
+build() {
+  check_dotnet
+  apt_install "${RUNTIME_PKGS[@]}"
+  log "building ($CONFIG)"
+  dotnet build FmaEdge.sln -c "$CONFIG" -nologo -clp:ErrorsOnly -v:q
+  log "publishing apps to $ART/app"
+  dotnet publish src/FmaEdge.Cli -c "$CONFIG" -o "$ART/app/fma-edge" -nologo -v:q -clp:ErrorsOnly
+  dotnet publish tools/FmaEdge.Train.Cli -c "$CONFIG" -o "$ART/app/fma-train" -nologo -v:q -clp:ErrorsOnly
+  mkdir -p "$ART/bin"
+  ln -sfn "$ART/app/fma-edge/fma-edge" "$ART/bin/fma-edge"
+  ln -sfn "$ART/app/fma-train/fma-train" "$ART/bin/fma-train"
+  log "ready: $ART/bin/fma-edge, $ART/bin/fma-train"
+}
+
+run_tests() {
+  check_dotnet
+  apt_install "${RUNTIME_PKGS[@]}" "${TEST_PKGS[@]}"
+  log "building tests ($CONFIG)"
+  dotnet build FmaEdge.sln -c "$CONFIG" -nologo -clp:ErrorsOnly -v:q
+  log "running tests"
+  local out="$ART/test-results"
+  rm -rf "$out"; mkdir -p "$out"
+  set +e
+  # One test project at a time: two cores, and several suites start real brokers and daemons.
+  dotnet test FmaEdge.sln -c "$CONFIG" --no-build -m:1 --logger "console;verbosity=normal" --logger trx \
+    --results-directory "$out" 2>&1 | tee "$out/console.log"
+  local rc=${PIPESTATUS[0]}
+  set -e
+  # One closing line for people and CI: totals over every test project (from the TRX files).
+  local p=0 f=0 k=0 c
+  for trx in "$out"/*.trx; do
+    [ -e "$trx" ] || continue
+    c=$(grep -o '<Counters [^>]*>' "$trx" | head -1)
+    p=$((p + $(sed -n 's/.* passed="\([0-9]*\)".*/\1/p' <<<"$c")))
+    f=$((f + $(sed -n 's/.* failed="\([0-9]*\)".*/\1/p' <<<"$c")))
+    k=$((k + $(sed -n 's/.* notExecuted="\([0-9]*\)".*/\1/p' <<<"$c")))
+  done
+  echo "tests: $p passed, $f failed, $k skipped"
+  return "$rc"
+}
+
+publish() {
+  check_dotnet
+  local rid=${1:-linux-x64}
+  case "$rid" in linux-x64|linux-arm64) ;; *) die "publish targets: linux-x64, linux-arm64";; esac
+  log "publishing fma-edge for $rid to $ART/publish/$rid"
+  dotnet publish src/FmaEdge.Cli -c "$CONFIG" -r "$rid" --self-contained false -o "$ART/publish/$rid/fma-edge" -nologo -v:q -clp:ErrorsOnly
+  if [ "$rid" = linux-arm64 ]; then
+    log "linux-arm64: ONNX Runtime (with TensorRT) and OpenCvSharpExtern come from the Jetson (see docs/operations.md)"
+  fi
+}
+
+cmd=${1:-build}
+shift || true
+case "$cmd" in
+  build) build ;;
+  deps) apt_install "${RUNTIME_PKGS[@]}" "${TEST_PKGS[@]}" ;;
+  test) run_tests ;;
+  demo) build; exec "$ROOT/tools/scripts/demo.sh" "$@" ;;
+  publish) publish "$@" ;;
+  bench) build; exec "$ROOT/tools/scripts/bench.sh" "$@" ;;
+  format) check_dotnet; dotnet format FmaEdge.sln --verify-no-changes ;;
+  *) die "unknown command '$cmd' (build, demo, test, publish, bench, deps, format)" ;;
+esac

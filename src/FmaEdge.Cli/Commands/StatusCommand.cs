@@ -1,0 +1,151 @@
+using System.CommandLine;
+using System.Globalization;
+using System.Net.Sockets;
+using System.Text.Json;
+using FmaEdge.Daemon.Configuration;
+using FmaEdge.Daemon.Hosting;
+using FmaEdge.Daemon.Status;
+using Spectre.Console;
+
+namespace FmaEdge.Cli.Commands;
+
+/// <summary><c>fma-edge status [--json] [--socket PATH]</c>: asks the running daemon. Exit 0 healthy, 1 degraded (or still
+/// starting), 2 not running.</summary>
+public static class StatusCommand
+{
+    public const int Healthy = 0;
+    public const int Degraded = 1;
+    public const int NotRunning = 2;
+
+    public static Command Create(CliConsole console)
+    {
+        var json = new Option<bool>("--json") { Description = "Print the raw JSON snapshot (for scripts)" };
+        var socket = new Option<string?>("--socket") { Description = "Status socket path (default: from the configuration, /run/fma-edge/status.sock)" };
+        var config = FmaEdgeCli.ConfigOption();
+        var cmd = new Command("status", "Show the running daemon's health, model, sources, queues, counts, latency, output and disk") { json, socket, config };
+        cmd.SetAction((parse, ct) => RunAsync(console, parse.GetValue(socket), parse.GetValue(config)?.FullName, parse.GetValue(json), ct));
+        return cmd;
+    }
+
+    public static async Task<int> RunAsync(CliConsole console, string? socketPath, string? configFile, bool json, CancellationToken ct)
+    {
+        if (socketPath is null)
+        {
+            try
+            {
+                socketPath = ServiceCollectionExtensions.SocketPath(FmaEdgeConfiguration.Bind(FmaEdgeConfiguration.Build(configFile)));
+            }
+            catch (ConfigurationErrorsException)
+            {
+                socketPath = "/run/fma-edge/status.sock";
+            }
+        }
+
+        string raw;
+        try
+        {
+            using var timeout = CancellationTokenSource.CreateLinkedTokenSource(ct);
+            timeout.CancelAfter(TimeSpan.FromSeconds(10));
+            raw = await StatusClient.RequestAsync(socketPath, "status", timeout.Token);
+        }
+        catch (Exception e) when (e is SocketException or IOException or OperationCanceledException)
+        {
+            if (json)
+            {
+                await console.Out.WriteLineAsync(JsonSerializer.Serialize(new { health = "not-running", socket = socketPath, error = e.Message }, StatusServer.Json));
+            }
+            else
+            {
+                console.Ansi.MarkupLine($"[red]not running[/]: nothing answers on {Markup.Escape(socketPath)} ({Markup.Escape(e.Message)})");
+            }
+
+            return NotRunning;
+        }
+
+        var snap = JsonSerializer.Deserialize<StatusSnapshot>(raw, StatusServer.Json)!;
+        if (json)
+        {
+            await console.Out.WriteLineAsync(raw);
+        }
+        else
+        {
+            Render(console.Ansi, snap);
+        }
+
+        return snap.Health == "healthy" ? Healthy : Degraded;
+    }
+
+    /// <summary>Renders a snapshot as tables.</summary>
+    public static void Render(IAnsiConsole ansi, StatusSnapshot s)
+    {
+        var inv = CultureInfo.InvariantCulture;
+        var colour = s.Health == "healthy" ? "green" : "yellow";
+        ansi.MarkupLine($"[bold]fma-edge[/] {Markup.Escape(s.Version)} on [bold]{Markup.Escape(s.Node)}[/]: [{colour}]{s.Health}[/]  " +
+            $"up {TimeSpan.FromSeconds(s.UptimeSeconds):d\\.hh\\:mm\\:ss}  pid {s.ProcessId}  session {Markup.Escape(s.Session)}");
+        foreach (var p in s.Problems)
+        {
+            ansi.MarkupLine($"  [yellow]![/] {Markup.Escape(p)}");
+        }
+
+        var model = new Table().Title("model").AddColumns("id", "sha256", "provider", "since", "swaps");
+        if (s.Model is { } m)
+        {
+            model.AddRow(Markup.Escape(m.Id + (m.Version.Length > 0 ? " v" + m.Version : "")), m.Sha256[..12], m.Provider,
+                m.ActiveSinceUtc.ToString("u", inv), m.Swaps.ToString(inv));
+            if (m.Loading is not null)
+            {
+                model.AddRow("", "", Markup.Escape("loading " + Path.GetFileName(m.Loading)), "", "");
+            }
+
+            if (m.LastRejection is { } r)
+            {
+                model.AddRow(Markup.Escape("refused " + Path.GetFileName(r.Path)), "", Markup.Escape(string.Join("; ", r.Reasons)), r.AtUtc.ToString("u", inv), "");
+            }
+        }
+
+        ansi.Write(model);
+        foreach (var note in s.Model?.ProviderNotes ?? [])
+        {
+            // ONNX Runtime's reasons are long; the first words say which library was missing. --json has them whole.
+            ansi.MarkupLine("  provider fallback: " + Markup.Escape(note.Length > 160 ? note[..160] + "..." : note));
+        }
+
+        var sources = new Table().Title("sources").AddColumns("id", "type", "state", "frames", "fps", "last frame", "errors", "dropped", "pending");
+        foreach (var src in s.Sources)
+        {
+            sources.AddRow(Markup.Escape(src.Id), src.Type, Markup.Escape(src.State + (src.Detail is null ? "" : ": " + src.Detail)),
+                src.Frames.ToString(inv), src.Fps.ToString("F1", inv), src.LastFrameAgeSeconds is { } a ? a.ToString("F1", inv) + " s ago" : "-",
+                src.Errors.ToString(inv), src.Dropped.ToString(inv), src.Pending.ToString(inv));
+        }
+
+        ansi.Write(sources);
+
+        var c = s.Counts;
+        var q = s.Queues;
+        var counts = new Table().Title("pipeline").AddColumns("processed", "failed", "duplicates", "skipped", "dropped", "in flight", "mean batch", "queues (input/infer/publish)");
+        counts.AddRow(c.Processed.ToString(inv), c.Failed.ToString(inv), c.Duplicates.ToString(inv), c.Skipped.ToString(inv), c.Dropped.ToString(inv),
+            c.InFlight.ToString(inv), c.MeanBatch.ToString("F2", inv), $"{q.Input}/{q.InputCapacity}  {q.Infer}/{q.InferCapacity}  {q.Publish}/{q.PublishCapacity}");
+        ansi.Write(counts);
+
+        var latency = new Table().Title("latency (ms)").AddColumns("stage", "p50", "p99", "max", "samples");
+        foreach (var (stage, l) in s.Latency)
+        {
+            latency.AddRow(stage, l.P50Ms.ToString("F1", inv), l.P99Ms.ToString("F1", inv), l.MaxMs.ToString("F1", inv), l.Samples.ToString(inv));
+        }
+
+        ansi.Write(latency);
+
+        var o = s.Output;
+        var output = new Table().Title("output").AddColumns("kind", "endpoint", "connected", "outbox", "detail");
+        output.AddRow(o.Kind, Markup.Escape(o.Endpoint), o.Connected ? "[green]yes[/]" : "[red]no[/]", o.OutboxDepth.ToString(inv), Markup.Escape(o.Detail ?? ""));
+        ansi.Write(output);
+
+        var disks = new Table().Title("disk").AddColumns("path", "free MiB", "total MiB", "below floor");
+        foreach (var d in s.Disks)
+        {
+            disks.AddRow(Markup.Escape(d.Path), d.FreeMiB.ToString(inv), d.TotalMiB.ToString(inv), d.BelowFloor ? "[red]yes[/]" : "no");
+        }
+
+        ansi.Write(disks);
+    }
+}

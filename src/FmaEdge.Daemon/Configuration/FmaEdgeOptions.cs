@@ -1,0 +1,238 @@
+namespace FmaEdge.Daemon.Configuration;
+
+/// <summary>Every setting of the daemon, bound from configuration section "FmaEdge". Defaults live in the shipped
+/// fma-edge.json; docs/configuration.md documents each key. Mutable only while binding; treat as immutable after
+/// <see cref="FmaEdgeOptionsValidator"/> accepted it.</summary>
+public sealed class FmaEdgeOptions
+{
+    /// <summary>Configuration section holding these options.</summary>
+    public const string Section = "FmaEdge";
+
+    /// <summary>Node name used in results, topics and status; empty means the host name.</summary>
+    public string NodeName { get; set; } = "";
+
+    public PathOptions Paths { get; set; } = new();
+    public InferenceSettings Inference { get; set; } = new();
+    public ModelOptions Models { get; set; } = new();
+    public List<SourceOptions> Sources { get; set; } = [];
+    public PipelineOptions Pipeline { get; set; } = new();
+    public OutputOptions Output { get; set; } = new();
+    public StatusOptions Status { get; set; } = new();
+    public HealthOptions Health { get; set; } = new();
+    public LoggingSettings Logging { get; set; } = new();
+
+    /// <summary>The node name to report: <see cref="NodeName"/> or the machine's host name.</summary>
+    public string EffectiveNodeName => string.IsNullOrWhiteSpace(NodeName) ? Environment.MachineName : NodeName;
+}
+
+/// <summary>Where the daemon keeps state. Empty values take systemd's $STATE_DIRECTORY / $RUNTIME_DIRECTORY.</summary>
+public sealed class PathOptions
+{
+    /// <summary>Persistent state (journal, outbox, TensorRT caches). Empty: $STATE_DIRECTORY, else /var/lib/fma-edge.</summary>
+    public string StateDir { get; set; } = "";
+
+    /// <summary>Folder watched for .onnx models. Empty: &lt;StateDir&gt;/models.</summary>
+    public string ModelsDir { get; set; } = "";
+
+    /// <summary>Volatile runtime files (the status socket). Empty: $RUNTIME_DIRECTORY, else /run/fma-edge.</summary>
+    public string RuntimeDir { get; set; } = "";
+
+    public string ResolvedStateDir => Resolve(StateDir, "STATE_DIRECTORY", "/var/lib/fma-edge");
+    public string ResolvedRuntimeDir => Resolve(RuntimeDir, "RUNTIME_DIRECTORY", "/run/fma-edge");
+    public string ResolvedModelsDir => string.IsNullOrWhiteSpace(ModelsDir) ? Path.Combine(ResolvedStateDir, "models") : Path.GetFullPath(ModelsDir);
+
+    private static string Resolve(string configured, string env, string fallback)
+    {
+        if (!string.IsNullOrWhiteSpace(configured))
+        {
+            return Path.GetFullPath(configured);
+        }
+
+        // systemd may pass several colon-separated directories; the first is ours.
+        var fromEnv = Environment.GetEnvironmentVariable(env);
+        return string.IsNullOrWhiteSpace(fromEnv) ? fallback : fromEnv.Split(':')[0];
+    }
+}
+
+/// <summary>ONNX Runtime session settings: execution providers in order of preference and their tuning.</summary>
+public sealed class InferenceSettings
+{
+    /// <summary>Providers tried in order, comma-separated; each falls back to the next with the reason logged:
+    /// tensorrt, cuda, cpu. A string rather than a list so one override file or variable replaces it whole.</summary>
+    public string Providers { get; set; } = "tensorrt,cuda,cpu";
+
+    /// <summary><see cref="Providers"/> split and trimmed.</summary>
+    public IReadOnlyList<string> ProviderList => Split(Providers);
+
+    internal static List<string> Split(string value) =>
+        value.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries).ToList();
+
+    public TensorRtSettings TensorRt { get; set; } = new();
+
+    /// <summary>CUDA device id for the CUDA and TensorRT providers.</summary>
+    public int CudaDevice { get; set; }
+
+    /// <summary>Intra-op threads (0 = ONNX Runtime's default: one per core).</summary>
+    public int IntraOpThreads { get; set; }
+
+    /// <summary>Inter-op threads (0 = default).</summary>
+    public int InterOpThreads { get; set; }
+
+    /// <summary>Largest batch of queued images run together.</summary>
+    public int MaxBatch { get; set; } = 8;
+
+    /// <summary>Warm-up runs at the largest batch before a model serves (and before a swap).</summary>
+    public int WarmUpRuns { get; set; } = 2;
+}
+
+/// <summary>TensorRT execution provider tuning (ignored when TensorRT is not used).</summary>
+public sealed class TensorRtSettings
+{
+    public bool Fp16 { get; set; } = true;
+
+    /// <summary>Keep LayerNorm in fp32 under fp16 (LayerNorm loses accuracy in fp16 on Orin).</summary>
+    public bool LayerNormFp32Fallback { get; set; } = true;
+
+    /// <summary>Engine + timing cache root; a sub-folder per model hash. Empty: &lt;StateDir&gt;/trt-cache.</summary>
+    public string CacheDir { get; set; } = "";
+
+    /// <summary>Workspace cap in MiB (memory is shared with the CPU on Jetson).</summary>
+    public int WorkspaceMiB { get; set; } = 1024;
+}
+
+/// <summary>Which model serves and how dropped model files are taken.</summary>
+public sealed class ModelOptions
+{
+    /// <summary>A model file to serve at start; empty means the newest valid .onnx in the models folder.</summary>
+    public string Active { get; set; } = "";
+
+    /// <summary>Watch the models folder and hot-swap new or replaced files.</summary>
+    public bool Watch { get; set; } = true;
+
+    /// <summary>A dropped file is taken once its size and time stamp stayed unchanged this long.</summary>
+    public int StableMs { get; set; } = 1000;
+}
+
+/// <summary>One image source. <see cref="Type"/> selects which of the other keys apply.</summary>
+public sealed class SourceOptions
+{
+    public string Id { get; set; } = "";
+
+    /// <summary>"folder" or "camera".</summary>
+    public string Type { get; set; } = "folder";
+
+    public bool Enabled { get; set; } = true;
+
+    // ---- folder
+    /// <summary>Folder watched for images.</summary>
+    public string Path { get; set; } = "";
+
+    /// <summary>File extensions taken, comma-separated, case-insensitive; other files are ignored.</summary>
+    public string Extensions { get; set; } = ".png,.jpg,.jpeg,.bmp,.tif,.tiff,.webp";
+
+    /// <summary><see cref="Extensions"/> split and trimmed.</summary>
+    public IReadOnlyList<string> ExtensionList => InferenceSettings.Split(Extensions);
+
+    /// <summary>"stable": wait until size and time stamp stay unchanged for <see cref="StableMs"/>;
+    /// "rename": writers rename complete files in, so any file seen is complete.</summary>
+    public string Completion { get; set; } = "stable";
+
+    public int StableMs { get; set; } = 500;
+
+    /// <summary>After processing: "move" to done/ or failed/ (with a .reason.txt), or "leave" (the journal prevents reprocessing).</summary>
+    public string After { get; set; } = "move";
+
+    /// <summary>Where processed files go in move mode. Empty: &lt;Path&gt;/done and &lt;Path&gt;/failed.</summary>
+    public string DoneDir { get; set; } = "";
+
+    public string FailedDir { get; set; } = "";
+
+    /// <summary>Periodic rescan, a safety net for missed watcher events.</summary>
+    public int RescanSeconds { get; set; } = 10;
+
+    // ---- camera
+    /// <summary>OpenCV VideoCapture URI: a device index ("0"), a device path (/dev/video0), rtsp://..., a file, or a GStreamer pipeline.</summary>
+    public string Uri { get; set; } = "";
+
+    /// <summary>"continuous" (every frame up to <see cref="FpsLimit"/>), "interval" (one frame every <see cref="IntervalMs"/>),
+    /// or "trigger" (the latest frame when triggered by touching <see cref="TriggerFile"/> or via the status socket).</summary>
+    public string Sampling { get; set; } = "continuous";
+
+    /// <summary>Frames per second passed on at most (0 = no limit).</summary>
+    public double FpsLimit { get; set; } = 5;
+
+    public int IntervalMs { get; set; } = 1000;
+
+    /// <summary>Touching this file triggers one frame in trigger mode (empty: socket only).</summary>
+    public string TriggerFile { get; set; } = "";
+
+    /// <summary>No frame for this long counts as a stall: the camera is reopened.</summary>
+    public int StallSeconds { get; set; } = 20;
+
+    public int ReconnectMinMs { get; set; } = 500;
+    public int ReconnectMaxMs { get; set; } = 30000;
+
+    /// <summary>Frames waiting per camera; on overload the oldest is dropped and counted.</summary>
+    public int QueueCapacity { get; set; } = 4;
+}
+
+/// <summary>Bounded queues between the pipeline stages.</summary>
+public sealed class PipelineOptions
+{
+    /// <summary>Images waiting to be decoded (sources block when full: files wait, never drop).</summary>
+    public int InputCapacity { get; set; } = 32;
+
+    /// <summary>Preprocessed tensors waiting for inference.</summary>
+    public int InferCapacity { get; set; } = 16;
+
+    /// <summary>Results waiting to be published.</summary>
+    public int PublishCapacity { get; set; } = 64;
+
+    /// <summary>A stage busy with one item longer than this counts as wedged: watchdog pings stop.</summary>
+    public int StallSeconds { get; set; } = 60;
+
+    /// <summary>Images larger than this many bytes are rejected as "too-large" before decoding.</summary>
+    public long MaxImageBytes { get; set; } = 64L * 1024 * 1024;
+}
+
+/// <summary>Where results go. "folder" writes JSON files (tests, offline use); "mqtt" expects the messaging
+/// module to register its <c>IResultSink</c>.</summary>
+public sealed class OutputOptions
+{
+    public string Type { get; set; } = "mqtt";
+
+    /// <summary>Folder for the "folder" type. Empty: &lt;StateDir&gt;/results.</summary>
+    public string Path { get; set; } = "";
+}
+
+/// <summary>The local status socket.</summary>
+public sealed class StatusOptions
+{
+    /// <summary>Unix socket path. Empty: &lt;RuntimeDir&gt;/status.sock.</summary>
+    public string Socket { get; set; } = "";
+
+    /// <summary>How often STATUS= is sent to systemd and stats are refreshed.</summary>
+    public int IntervalSeconds { get; set; } = 5;
+}
+
+/// <summary>Health thresholds behind the status verdict.</summary>
+public sealed class HealthOptions
+{
+    /// <summary>Free space below this (MiB) on the state or source folders makes the node degraded.</summary>
+    public long DiskFloorMiB { get; set; } = 512;
+}
+
+/// <summary>Log output. The console (journal under systemd) is always on.</summary>
+public sealed class LoggingSettings
+{
+    /// <summary>Verbose, Debug, Information, Warning, Error.</summary>
+    public string Level { get; set; } = "Information";
+
+    /// <summary>Optional rolling log file (daily, kept <see cref="RetainedFiles"/>); empty disables it.</summary>
+    public string File { get; set; } = "";
+
+    public int RetainedFiles { get; set; } = 7;
+
+    /// <summary>Write compact JSON lines instead of text to the console.</summary>
+    public bool JsonConsole { get; set; }
+}

@@ -1,0 +1,175 @@
+using System.Text.RegularExpressions;
+
+namespace FmaEdge.Daemon.Configuration;
+
+/// <summary>Checks a bound <see cref="FmaEdgeOptions"/> and lists every problem at once (key path + why), so an
+/// operator fixes a config in one round. Stateless and thread-safe.</summary>
+public static partial class FmaEdgeOptionsValidator
+{
+    private static readonly string[] KnownProviders = ["tensorrt", "cuda", "cpu"];
+
+    [GeneratedRegex("^[A-Za-z0-9_-]{1,64}$")]
+    private static partial Regex IdPattern();
+
+    /// <summary>Every violation found; empty when the options are usable.</summary>
+    public static IReadOnlyList<string> Validate(FmaEdgeOptions o)
+    {
+        var e = new List<string>();
+        const string p = FmaEdgeOptions.Section;
+
+        if (o.NodeName.Length > 0 && !IdPattern().IsMatch(o.NodeName))
+        {
+            e.Add($"{p}:NodeName '{o.NodeName}' must be 1-64 of A-Z a-z 0-9 _ - (it becomes an MQTT topic level)");
+        }
+
+        var inf = o.Inference;
+        var providers = inf.ProviderList;
+        if (providers.Count == 0)
+        {
+            e.Add($"{p}:Inference:Providers is empty; list at least \"cpu\"");
+        }
+
+        foreach (var provider in providers.Where(x => !KnownProviders.Contains(x, StringComparer.OrdinalIgnoreCase)))
+        {
+            e.Add($"{p}:Inference:Providers '{provider}' is not one of tensorrt, cuda, cpu");
+        }
+
+        if (providers.Distinct(StringComparer.OrdinalIgnoreCase).Count() != providers.Count)
+        {
+            e.Add($"{p}:Inference:Providers lists a provider twice");
+        }
+
+        Range(e, $"{p}:Inference:CudaDevice", inf.CudaDevice, 0, 15);
+        Range(e, $"{p}:Inference:IntraOpThreads", inf.IntraOpThreads, 0, 256);
+        Range(e, $"{p}:Inference:InterOpThreads", inf.InterOpThreads, 0, 256);
+        Range(e, $"{p}:Inference:MaxBatch", inf.MaxBatch, 1, 256);
+        Range(e, $"{p}:Inference:WarmUpRuns", inf.WarmUpRuns, 0, 100);
+        Range(e, $"{p}:Inference:TensorRt:WorkspaceMiB", inf.TensorRt.WorkspaceMiB, 64, 65536);
+
+        Range(e, $"{p}:Models:StableMs", o.Models.StableMs, 50, 600_000);
+        if (o.Models.Active.Length > 0 && !o.Models.Active.EndsWith(".onnx", StringComparison.OrdinalIgnoreCase))
+        {
+            e.Add($"{p}:Models:Active '{o.Models.Active}' must name an .onnx file");
+        }
+
+        var pl = o.Pipeline;
+        Range(e, $"{p}:Pipeline:InputCapacity", pl.InputCapacity, 1, 10_000);
+        Range(e, $"{p}:Pipeline:InferCapacity", pl.InferCapacity, 1, 10_000);
+        Range(e, $"{p}:Pipeline:PublishCapacity", pl.PublishCapacity, 1, 10_000);
+        Range(e, $"{p}:Pipeline:StallSeconds", pl.StallSeconds, 5, 3600);
+        Range(e, $"{p}:Pipeline:MaxImageBytes", pl.MaxImageBytes, 1024, 2L * 1024 * 1024 * 1024);
+
+        if (o.Output.Type is not ("mqtt" or "folder"))
+        {
+            e.Add($"{p}:Output:Type '{o.Output.Type}' is not mqtt or folder");
+        }
+
+        Range(e, $"{p}:Status:IntervalSeconds", o.Status.IntervalSeconds, 1, 3600);
+        if (o.Status.Socket.Length > 100)
+        {
+            e.Add($"{p}:Status:Socket is {o.Status.Socket.Length} characters; Unix socket paths must stay under 108 bytes");
+        }
+
+        Range(e, $"{p}:Health:DiskFloorMiB", o.Health.DiskFloorMiB, 0, 1_000_000);
+
+        if (o.Logging.Level is not ("Verbose" or "Debug" or "Information" or "Warning" or "Error"))
+        {
+            e.Add($"{p}:Logging:Level '{o.Logging.Level}' is not Verbose, Debug, Information, Warning or Error");
+        }
+
+        Range(e, $"{p}:Logging:RetainedFiles", o.Logging.RetainedFiles, 1, 365);
+
+        var ids = new HashSet<string>(StringComparer.Ordinal);
+        var folders = new HashSet<string>(StringComparer.Ordinal);
+        for (var i = 0; i < o.Sources.Count; i++)
+        {
+            ValidateSource(e, $"{p}:Sources:{i}", o.Sources[i], ids, folders);
+        }
+
+        return e;
+    }
+
+    private static void ValidateSource(List<string> e, string k, SourceOptions s, HashSet<string> ids, HashSet<string> folders)
+    {
+        if (!IdPattern().IsMatch(s.Id))
+        {
+            e.Add($"{k}:Id '{s.Id}' must be 1-64 of A-Z a-z 0-9 _ - (it becomes an MQTT topic level)");
+        }
+        else if (!ids.Add(s.Id))
+        {
+            e.Add($"{k}:Id '{s.Id}' is used by another source");
+        }
+
+        switch (s.Type)
+        {
+            case "folder":
+                if (string.IsNullOrWhiteSpace(s.Path))
+                {
+                    e.Add($"{k}:Path is required for a folder source");
+                }
+                else if (!folders.Add(Path.GetFullPath(s.Path)))
+                {
+                    e.Add($"{k}:Path '{s.Path}' is watched by another source");
+                }
+
+                if (s.Completion is not ("stable" or "rename"))
+                {
+                    e.Add($"{k}:Completion '{s.Completion}' is not stable or rename");
+                }
+
+                if (s.After is not ("move" or "leave"))
+                {
+                    e.Add($"{k}:After '{s.After}' is not move or leave");
+                }
+
+                if (s.ExtensionList.Count == 0 || s.ExtensionList.Any(x => !x.StartsWith('.')))
+                {
+                    e.Add($"{k}:Extensions must list comma-separated extensions starting with '.'");
+                }
+
+                Range(e, $"{k}:StableMs", s.StableMs, 0, 600_000);
+                Range(e, $"{k}:RescanSeconds", s.RescanSeconds, 1, 3600);
+                break;
+            case "camera":
+                if (string.IsNullOrWhiteSpace(s.Uri))
+                {
+                    e.Add($"{k}:Uri is required for a camera source");
+                }
+
+                if (s.Sampling is not ("continuous" or "interval" or "trigger"))
+                {
+                    e.Add($"{k}:Sampling '{s.Sampling}' is not continuous, interval or trigger");
+                }
+
+                if (!(s.FpsLimit >= 0 && s.FpsLimit <= 1000))
+                {
+                    e.Add($"{k}:FpsLimit {s.FpsLimit} is outside 0..1000");
+                }
+
+                Range(e, $"{k}:IntervalMs", s.IntervalMs, 10, 86_400_000);
+                Range(e, $"{k}:StallSeconds", s.StallSeconds, 1, 3600);
+                Range(e, $"{k}:ReconnectMinMs", s.ReconnectMinMs, 10, 600_000);
+                Range(e, $"{k}:ReconnectMaxMs", s.ReconnectMaxMs, s.ReconnectMinMs, 3_600_000);
+                Range(e, $"{k}:QueueCapacity", s.QueueCapacity, 1, 1000);
+                break;
+            default:
+                e.Add($"{k}:Type '{s.Type}' is not folder or camera");
+                break;
+        }
+    }
+
+    private static void Range(List<string> e, string key, long value, long min, long max)
+    {
+        if (value < min || value > max)
+        {
+            e.Add($"{key} = {value} is outside {min}..{max}");
+        }
+    }
+}
+
+/// <summary>Thrown when configuration is unusable; <see cref="Errors"/> lists every problem.</summary>
+public sealed class ConfigurationErrorsException(IReadOnlyList<string> errors)
+    : Exception("invalid configuration:\n  - " + string.Join("\n  - ", errors))
+{
+    public IReadOnlyList<string> Errors { get; } = errors;
+}

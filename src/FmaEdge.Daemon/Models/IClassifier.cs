@@ -1,0 +1,42 @@
+using FmaEdge.Core.Contract;
+using FmaEdge.Core.Decoding;
+using OpenCvSharp;
+
+namespace FmaEdge.Daemon.Models;
+
+/// <summary>A loaded, warmed model the pipeline can run: preprocessing plus batched inference plus decoding.
+/// <see cref="Classify"/> and <see cref="WarmUp"/> have one caller at a time (the pipeline's inference stage, or the
+/// loader before the model serves). <see cref="Preprocess"/> is thread-safe and must not depend on native inference
+/// resources: the decode stage may still preprocess one image for a model that was just swapped out and disposed
+/// (the inference stage then redoes that tensor for the new model).</summary>
+public interface IClassifier : IDisposable
+{
+    /// <summary>The validated model file this classifier serves.</summary>
+    ValidatedModel Model { get; }
+
+    /// <summary>The execution provider in use: "TensorRT", "CUDA" or "CPU".</summary>
+    string ExecutionProvider { get; }
+
+    /// <summary>Why preferred providers were not used, one line each (empty when the first choice loaded).</summary>
+    IReadOnlyList<string> ProviderNotes { get; }
+
+    /// <summary>Floats per image in the input tensor (C*H*W).</summary>
+    int TensorLength { get; }
+
+    /// <summary>Writes the model's input tensor for an 8-bit RGB image into <paramref name="destination"/>.</summary>
+    void Preprocess(Mat rgb, Span<float> destination);
+
+    /// <summary>Runs <paramref name="count"/> images laid out back to back in <paramref name="batch"/> and decodes them.</summary>
+    IReadOnlyList<HierarchicalPrediction> Classify(float[] batch, int count);
+
+    /// <summary>Runs dummy batches so the first real image does not pay for lazy initialisation.</summary>
+    void WarmUp(int batchSize, int runs);
+}
+
+/// <summary>Loads classifiers from model files. Thread-safe.</summary>
+public interface IClassifierLoader
+{
+    /// <summary>Validates, loads and returns a classifier; throws <see cref="InvalidModelException"/> for a contract
+    /// violation and other exceptions when the runtime cannot load it.</summary>
+    IClassifier Load(string path, CancellationToken cancellationToken);
+}

@@ -1,0 +1,392 @@
+using FmaEdge.Core.Contract;
+using FmaEdge.Daemon.Configuration;
+using FmaEdge.Daemon.Hosting;
+using FmaEdge.Daemon.Output;
+using Microsoft.Extensions.Logging;
+
+namespace FmaEdge.Daemon.Models;
+
+/// <summary>The serving model and its hot-swap by file drop. A new or replaced <c>.onnx</c> in the models folder is
+/// taken once its size and time stamp have been stable (a rename-in is stable at once), validated against the contract,
+/// loaded and warmed up beside the serving model, and only then offered as <see cref="TryTakePending"/>; the pipeline
+/// swaps between batches, so no image meets a half-loaded model. Anything that fails leaves the serving model in place
+/// and is reported (event, log, <see cref="LastRejection"/>). Thread-safe: one background loop loads; readers see
+/// immutable <see cref="ModelSlot"/> snapshots.</summary>
+public sealed class ModelManager : IAsyncDisposable
+{
+    private readonly FmaEdgeOptions _options;
+    private readonly IClassifierLoader _loader;
+    private readonly IResultSink _sink;
+    private readonly ILogger _log;
+    private readonly TimeProvider _time;
+    private readonly string _dir;
+    private readonly Lock _gate = new();
+    private readonly Dictionary<string, (string Signature, long Since)> _candidates = new(StringComparer.Ordinal);
+    private readonly Dictionary<string, string> _settled = new(StringComparer.Ordinal); // path -> signature already judged
+    private readonly SemaphoreSlim _wake = new(0, int.MaxValue);
+    private ModelSlot? _current;
+    private ModelSlot? _pending;
+    private TaskCompletionSource _pendingSignal = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    private long _generation;
+    private long _swaps;
+    private FileSystemWatcher? _watcher;
+    private CancellationTokenSource? _cts;
+    private Task? _loop;
+    private int _disposed;
+
+    public ModelManager(FmaEdgeOptions options, IClassifierLoader loader, IResultSink sink, ILogger<ModelManager> log, TimeProvider? time = null)
+    {
+        _options = options;
+        _loader = loader;
+        _sink = sink;
+        _log = log;
+        _time = time ?? TimeProvider.System;
+        _dir = options.Paths.ResolvedModelsDir;
+    }
+
+    /// <summary>The serving model, or null before <see cref="LoadInitialAsync"/>.</summary>
+    public ModelSlot? Current => Volatile.Read(ref _current);
+
+    /// <summary>The last model file refused, and why; null when none was.</summary>
+    public ModelRejection? LastRejection { get; private set; }
+
+    /// <summary>The file being loaded and warmed right now, or null.</summary>
+    public string? Loading { get; private set; }
+
+    /// <summary>Completed models swapped in since start.</summary>
+    public long Swaps => Interlocked.Read(ref _swaps);
+
+    /// <summary>Completes when a warmed model waits to be swapped in (so an idle pipeline swaps promptly).</summary>
+    public Task PendingSignal
+    {
+        get
+        {
+            lock (_gate)
+            {
+                return _pendingSignal.Task;
+            }
+        }
+    }
+
+    /// <summary>The folder watched for model files.</summary>
+    public string ModelsDir => _dir;
+
+    /// <summary>Loads the configured model, else the newest valid file in the models folder. Throws
+    /// <see cref="InvalidOperationException"/> listing why each candidate was refused when none can serve.</summary>
+    public async Task LoadInitialAsync(CancellationToken cancellationToken)
+    {
+        Directory.CreateDirectory(_dir);
+        var files = new List<string>();
+        if (!string.IsNullOrWhiteSpace(_options.Models.Active))
+        {
+            files.Add(Path.IsPathRooted(_options.Models.Active) ? _options.Models.Active : Path.Combine(_dir, _options.Models.Active));
+        }
+        else
+        {
+            files.AddRange(new DirectoryInfo(_dir).EnumerateFiles("*.onnx").OrderByDescending(f => f.LastWriteTimeUtc).Select(f => f.FullName));
+        }
+
+        foreach (var f in new DirectoryInfo(_dir).EnumerateFiles("*.onnx"))
+        {
+            _settled[f.FullName] = Signature(f.FullName) ?? "";
+        }
+
+        var refusals = new List<string>();
+        foreach (var file in files)
+        {
+            var slot = await Task.Run(() => TryLoad(file, cancellationToken), cancellationToken);
+            if (slot is not null)
+            {
+                Volatile.Write(ref _current, slot);
+                Log.ModelActive(_log, slot.Classifier.Model.Manifest.Model.Id, slot.Classifier.Model.ShortHash, slot.Classifier.ExecutionProvider, file);
+                await PublishModelAsync(slot, cancellationToken);
+                return;
+            }
+
+            refusals.Add($"{Path.GetFileName(file)}: {string.Join("; ", LastRejection?.Reasons ?? [])}");
+        }
+
+        throw new InvalidOperationException(files.Count == 0
+            ? $"no model to serve: {_dir} holds no .onnx file and FmaEdge:Models:Active is not set"
+            : $"no model could be served:\n  - {string.Join("\n  - ", refusals)}");
+    }
+
+    /// <summary>Begins watching the models folder (when enabled).</summary>
+    public void StartWatching()
+    {
+        if (!_options.Models.Watch)
+        {
+            return;
+        }
+
+        _watcher = new FileSystemWatcher(_dir, "*.onnx")
+        {
+            NotifyFilter = NotifyFilters.FileName | NotifyFilters.Size | NotifyFilters.LastWrite,
+        };
+        _watcher.Created += (_, e) => Touch(e.FullPath);
+        _watcher.Changed += (_, e) => Touch(e.FullPath);
+        _watcher.Renamed += (_, e) => Touch(e.FullPath);
+        _watcher.EnableRaisingEvents = true;
+        _cts = new CancellationTokenSource();
+        _loop = Task.Run(() => WatchLoopAsync(_cts.Token));
+    }
+
+    /// <summary>Called by the inference stage between batches: returns the warmed model to serve from now on, or null.
+    /// The caller disposes <paramref name="retired"/> after its last use.</summary>
+    public ModelSlot? TryTakePending(out ModelSlot? retired)
+    {
+        retired = null;
+        ModelSlot? next;
+        lock (_gate)
+        {
+            next = _pending;
+            if (next is null)
+            {
+                return null;
+            }
+
+            _pending = null;
+            _pendingSignal = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+            retired = _current;
+            Volatile.Write(ref _current, next);
+        }
+
+        Interlocked.Increment(ref _swaps);
+        var m = next.Classifier.Model;
+        var previous = retired?.Classifier.Model;
+        Log.ModelSwapped(_log, m.Manifest.Model.Id, m.ShortHash, previous?.ShortHash ?? "-");
+        _ = Task.Run(async () =>
+        {
+            await Events.EmitAsync(_sink, _log, new DaemonEvent(EventKinds.ModelSwapped, "info",
+                $"now serving {m.Manifest.Model.Id} {m.ShortHash} on {next.Classifier.ExecutionProvider}", _time.GetUtcNow(), Subject: m.Path)
+            {
+                Data = new Dictionary<string, string> { ["sha256"] = m.Sha256, ["previous_sha256"] = previous?.Sha256 ?? "" },
+            }, CancellationToken.None);
+            await PublishModelAsync(next, CancellationToken.None);
+        });
+        return next;
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        if (Interlocked.Exchange(ref _disposed, 1) == 1)
+        {
+            return;
+        }
+
+        if (_watcher is not null)
+        {
+            _watcher.EnableRaisingEvents = false;
+            _watcher.Dispose();
+        }
+
+        if (_cts is not null)
+        {
+            await _cts.CancelAsync();
+            if (_loop is not null)
+            {
+                await _loop.ContinueWith(_ => { }, TaskScheduler.Default);
+            }
+
+            _cts.Dispose();
+        }
+
+        lock (_gate)
+        {
+            _pending?.Classifier.Dispose();
+            _pending = null;
+        }
+
+        Current?.Classifier.Dispose();
+    }
+
+    private void Touch(string path)
+    {
+        lock (_gate)
+        {
+            _candidates[path] = (Signature(path) ?? "", _time.GetTimestamp());
+        }
+
+        _wake.Release();
+    }
+
+    private async Task WatchLoopAsync(CancellationToken ct)
+    {
+        var nextScan = _time.GetTimestamp();
+        while (!ct.IsCancellationRequested)
+        {
+            try
+            {
+                await _wake.WaitAsync(TimeSpan.FromMilliseconds(Math.Clamp(_options.Models.StableMs / 4, 50, 500)), ct);
+                if (_time.GetElapsedTime(nextScan) >= TimeSpan.Zero)
+                {
+                    // Safety net for missed watcher events: anything whose signature changed since it was judged.
+                    foreach (var f in Directory.EnumerateFiles(_dir, "*.onnx"))
+                    {
+                        var sig = Signature(f);
+                        bool known;
+                        lock (_gate)
+                        {
+                            known = _candidates.ContainsKey(f) || (_settled.TryGetValue(f, out var s) && s == sig);
+                        }
+
+                        if (!known && sig is not null)
+                        {
+                            Touch(f);
+                        }
+                    }
+
+                    nextScan = _time.GetTimestamp() + 2 * _time.TimestampFrequency;
+                }
+
+                foreach (var path in StableCandidates())
+                {
+                    await ConsiderAsync(path, ct);
+                }
+            }
+            catch (OperationCanceledException) when (ct.IsCancellationRequested)
+            {
+                break;
+            }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+            {
+                Log.ModelWatchError(_log, e.Message);
+            }
+        }
+    }
+
+    private List<string> StableCandidates()
+    {
+        var ready = new List<string>();
+        lock (_gate)
+        {
+            foreach (var (path, (sig, since)) in _candidates.ToList())
+            {
+                var now = Signature(path);
+                if (now is null)
+                {
+                    _candidates.Remove(path); // deleted or renamed away
+                }
+                else if (now != sig)
+                {
+                    _candidates[path] = (now, _time.GetTimestamp()); // still being written
+                }
+                else if (_time.GetElapsedTime(since).TotalMilliseconds >= _options.Models.StableMs)
+                {
+                    _candidates.Remove(path);
+                    _settled[path] = sig;
+                    ready.Add(path);
+                }
+            }
+        }
+
+        return ready;
+    }
+
+    private async Task ConsiderAsync(string path, CancellationToken ct)
+    {
+        var report = ModelContract.Validate(path);
+        if (!report.IsValid)
+        {
+            await RejectAsync(path, report.Violations, ct);
+            return;
+        }
+
+        var sha = report.Model!.Sha256;
+        ModelSlot? pending;
+        lock (_gate)
+        {
+            pending = _pending;
+        }
+
+        if (sha == Current?.Classifier.Model.Sha256 || sha == pending?.Classifier.Model.Sha256)
+        {
+            Log.ModelUnchanged(_log, path, report.Model.ShortHash);
+            return;
+        }
+
+        await Events.EmitAsync(_sink, _log, new DaemonEvent(EventKinds.ModelLoading, "info",
+            $"loading and warming {report.Model.Manifest.Model.Id} {report.Model.ShortHash} beside the serving model", _time.GetUtcNow(), Subject: path), ct);
+        var slot = await Task.Run(() => TryLoad(path, ct), ct);
+        if (slot is null)
+        {
+            await Events.EmitAsync(_sink, _log, new DaemonEvent(EventKinds.ModelRejected, "warning",
+                $"kept serving {Current?.Classifier.Model.ShortHash}: {string.Join("; ", LastRejection?.Reasons ?? [])}", _time.GetUtcNow(),
+                Subject: path, Reason: (LastRejection?.Reasons is { Count: > 0 } rs ? rs[0] : null)), ct);
+            return;
+        }
+
+        lock (_gate)
+        {
+            _pending?.Classifier.Dispose(); // superseded before it was taken
+            _pending = slot;
+            _pendingSignal.TrySetResult();
+        }
+    }
+
+    private async Task RejectAsync(string path, IReadOnlyList<string> reasons, CancellationToken ct)
+    {
+        LastRejection = new ModelRejection(path, reasons, _time.GetUtcNow());
+        Log.ModelRejected(_log, path, string.Join("; ", reasons));
+        await Events.EmitAsync(_sink, _log, new DaemonEvent(EventKinds.ModelRejected, "warning",
+            $"model file refused, kept serving {Current?.Classifier.Model.ShortHash ?? "nothing"}: {string.Join("; ", reasons)}",
+            _time.GetUtcNow(), Subject: path, Reason: reasons.Count > 0 ? reasons[0] : null), ct);
+    }
+
+    /// <summary>Loads and warms a model; null (with <see cref="LastRejection"/> set) when anything fails.</summary>
+    private ModelSlot? TryLoad(string path, CancellationToken ct)
+    {
+        Loading = path;
+        IClassifier? classifier = null;
+        try
+        {
+            classifier = _loader.Load(path, ct);
+            classifier.WarmUp(_options.Inference.MaxBatch, _options.Inference.WarmUpRuns);
+            foreach (var note in classifier.ProviderNotes)
+            {
+                Log.ProviderFallback(_log, path, note);
+            }
+
+            return new ModelSlot(classifier, Interlocked.Increment(ref _generation), _time.GetUtcNow());
+        }
+        catch (Exception e) when (e is not OperationCanceledException)
+        {
+            classifier?.Dispose();
+            var reasons = e is InvalidModelException ime ? ime.Report.Violations : [$"{e.GetType().Name}: {e.Message}"];
+            LastRejection = new ModelRejection(path, reasons, _time.GetUtcNow());
+            Log.ModelRejected(_log, path, string.Join("; ", reasons));
+            return null;
+        }
+        finally
+        {
+            Loading = null;
+        }
+    }
+
+    private async Task PublishModelAsync(ModelSlot slot, CancellationToken ct)
+    {
+        var m = slot.Classifier.Model;
+        try
+        {
+            await _sink.PublishModelAsync(new ModelDescription(m.Manifest.Model.Id, m.Manifest.Model.Version, m.Sha256, m.Path,
+                slot.Classifier.ExecutionProvider, m.Tree.Levels.Select(l => l.Name).ToList(), m.Manifest.Decoding.Thresholds,
+                m.Manifest.Taxonomy?.DeepClone(), slot.ActiveSinceUtc), ct);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException or InvalidOperationException)
+        {
+            Log.SinkError(_log, "model", e.Message);
+        }
+    }
+
+    private static string? Signature(string path)
+    {
+        var fi = new FileInfo(path);
+        return fi.Exists ? $"{fi.Length}|{fi.LastWriteTimeUtc.Ticks}" : null;
+    }
+}
+
+/// <summary>A warmed classifier with the generation it was loaded as (tensors made for another generation are redone). Immutable.</summary>
+public sealed record ModelSlot(IClassifier Classifier, long Generation, DateTimeOffset ActiveSinceUtc);
+
+/// <summary>A model file that was refused, with every reason. Immutable.</summary>
+public sealed record ModelRejection(string Path, IReadOnlyList<string> Reasons, DateTimeOffset AtUtc);

@@ -1,0 +1,80 @@
+using FmaEdge.Core.Contract;
+using FmaEdge.Core.Decoding;
+using FmaEdge.Daemon.Configuration;
+using FmaEdge.Inference;
+using Microsoft.Extensions.Logging;
+using OpenCvSharp;
+
+namespace FmaEdge.Daemon.Models;
+
+/// <summary>Loads models with ONNX Runtime through <see cref="OnnxClassifier"/>, mapping the daemon's inference
+/// settings (TensorRT caches under the state folder, keyed by model hash inside OnnxClassifier). Thread-safe.</summary>
+public sealed class OnnxClassifierLoader(FmaEdgeOptions options, ILoggerFactory loggers) : IClassifierLoader
+{
+    private readonly ILogger _log = loggers.CreateLogger("FmaEdge.Inference");
+
+    /// <summary>The inference options this loader passes to ONNX Runtime.</summary>
+    public InferenceOptions InferenceOptions { get; } = Map(options);
+
+    public IClassifier Load(string path, CancellationToken cancellationToken)
+    {
+        cancellationToken.ThrowIfCancellationRequested();
+        return new OnnxClassifierAdapter(OnnxClassifier.Load(path, InferenceOptions, _log));
+    }
+
+    /// <summary>Daemon settings to ONNX Runtime options.</summary>
+    public static InferenceOptions Map(FmaEdgeOptions o)
+    {
+        var inf = o.Inference;
+        string? cache = string.IsNullOrWhiteSpace(inf.TensorRt.CacheDir)
+            ? Path.Combine(o.Paths.ResolvedStateDir, "trt-cache")
+            : Path.GetFullPath(inf.TensorRt.CacheDir);
+        try
+        {
+            Directory.CreateDirectory(cache);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            // A one-shot CLI run as an ordinary user cannot write the service's state folder: run without engine caches.
+            cache = null;
+        }
+
+        return new InferenceOptions
+        {
+            Providers = inf.ProviderList.Select(p => p.ToLowerInvariant()).ToList(),
+            IntraOpThreads = inf.IntraOpThreads,
+            InterOpThreads = inf.InterOpThreads,
+            TensorRt = new TensorRtOptions
+            {
+                DeviceId = inf.CudaDevice,
+                Fp16 = inf.TensorRt.Fp16,
+                LayerNormFp32Fallback = inf.TensorRt.LayerNormFp32Fallback,
+                MaxWorkspaceBytes = inf.TensorRt.WorkspaceMiB * 1024L * 1024L,
+                CacheDir = cache,
+                MaxBatch = inf.MaxBatch,
+            },
+            Cuda = new CudaOptions { DeviceId = inf.CudaDevice },
+        };
+    }
+
+    /// <summary>Presents an <see cref="OnnxClassifier"/> as the pipeline's <see cref="IClassifier"/>.</summary>
+    private sealed class OnnxClassifierAdapter(OnnxClassifier inner) : IClassifier
+    {
+        public ValidatedModel Model => inner.Model;
+
+        public string ExecutionProvider => inner.ExecutionProvider;
+
+        public IReadOnlyList<string> ProviderNotes { get; } =
+            inner.ProviderAttempts.Where(a => !a.Succeeded).Select(a => $"{a.Provider}: {a.Reason}").ToList();
+
+        public int TensorLength => inner.Preprocessor.TensorLength;
+
+        public void Preprocess(Mat rgb, Span<float> destination) => inner.Preprocessor.Preprocess(rgb, destination);
+
+        public IReadOnlyList<HierarchicalPrediction> Classify(float[] batch, int count) => inner.Classify(batch, count);
+
+        public void WarmUp(int batchSize, int runs) => inner.WarmUp(batchSize, runs);
+
+        public void Dispose() => inner.Dispose();
+    }
+}

@@ -1,0 +1,133 @@
+using FmaEdge.Core.Decoding;
+
+namespace FmaEdge.Daemon.Output;
+
+/// <summary>What the pipeline needs from messaging: a durable place for results and a channel for events and the
+/// retained status/model facts. The MQTT publisher (durable outbox + published journal) implements it in production;
+/// <see cref="JsonFolderResultSink"/> in tests and offline use.
+/// Thread-safety: implementations must accept calls from several threads at once; the pipeline calls
+/// <see cref="CommitResultAsync"/> from one thread in arrival order per source and expects that order to be kept.</summary>
+public interface IResultSink : IAsyncDisposable
+{
+    /// <summary>Starts connections and replays anything stored but not yet delivered. Called once before any other member.</summary>
+    Task StartAsync(CancellationToken cancellationToken);
+
+    /// <summary>The message id of the result already committed for (<paramref name="sourceId"/>, <paramref name="fileKey"/>),
+    /// or null when there is none, so a restarted daemon or a re-sent file need not be classified again (the journal of
+    /// what was published). Cheap; called for every file.</summary>
+    ValueTask<string?> FindCommittedAsync(string sourceId, string fileKey, CancellationToken cancellationToken);
+
+    /// <summary>Durably records the result (it survives kill -9 once this returns) and queues it for delivery, unless a
+    /// result with the same (<see cref="ImageResult.SourceId"/>, <see cref="ImageResult.FileKey"/>) was committed before:
+    /// then nothing is stored and the outcome says <see cref="CommitOutcome.Duplicate"/> with the first message id.
+    /// The check and the insert are atomic.</summary>
+    ValueTask<CommitResult> CommitResultAsync(ImageResult result, CancellationToken cancellationToken);
+
+    /// <summary>Publishes an event (bad image, duplicate, model swapped/rejected, source down/up, disk low). Best effort
+    /// but should be stored while offline; never throws for a delivery problem.</summary>
+    ValueTask PublishEventAsync(DaemonEvent evt, CancellationToken cancellationToken);
+
+    /// <summary>Publishes the retained node status (online, version, session, model). Latest value wins.</summary>
+    ValueTask PublishStatusAsync(NodeStatus status, CancellationToken cancellationToken);
+
+    /// <summary>Publishes the retained active-model description. Latest value wins.</summary>
+    ValueTask PublishModelAsync(ModelDescription model, CancellationToken cancellationToken);
+
+    /// <summary>Delivery state for the status snapshot; cheap and non-blocking.</summary>
+    SinkState State { get; }
+
+    /// <summary>Delivers what can be delivered within the token's time and stops (SIGTERM drain). Results still undelivered stay stored.</summary>
+    Task StopAsync(CancellationToken cancellationToken);
+}
+
+/// <summary>Outcome of <see cref="IResultSink.CommitResultAsync"/>.</summary>
+public enum CommitOutcome
+{
+    /// <summary>Stored for the first time and queued for delivery.</summary>
+    Committed,
+
+    /// <summary>A result for the same source and file key exists; nothing stored.</summary>
+    Duplicate,
+}
+
+/// <summary>Outcome of a commit; <see cref="OriginalMessageId"/> names the earlier result for duplicates.</summary>
+public sealed record CommitResult(CommitOutcome Outcome, string? OriginalMessageId = null);
+
+/// <summary>Delivery state of a sink, shown by <c>fma-edge status</c>.</summary>
+/// <param name="Kind">"mqtt", "folder", ...</param>
+/// <param name="Connected">True while results are being delivered (broker connected, folder writable).</param>
+/// <param name="Endpoint">Where results go (broker URI, folder).</param>
+/// <param name="OutboxDepth">Committed results not yet delivered.</param>
+/// <param name="Detail">Why not connected, cap reached, etc.; null when all is well.</param>
+public sealed record SinkState(string Kind, bool Connected, string Endpoint, long OutboxDepth, string? Detail = null);
+
+/// <summary>One classified image, everything a result message carries. Immutable.</summary>
+public sealed record ImageResult
+{
+    /// <summary>Unique id of this result (a GUID in "N" format).</summary>
+    public required string MessageId { get; init; }
+    public required string Node { get; init; }
+
+    /// <summary>Daemon session: changes at every start, pairs results with the status birth.</summary>
+    public required string Session { get; init; }
+    public required string SourceId { get; init; }
+
+    /// <summary>Per-source sequence number, 1-based, increasing in arrival order within a session.</summary>
+    public required long Sequence { get; init; }
+
+    /// <summary>File name for folder sources, frame id for cameras.</summary>
+    public required string ImageId { get; init; }
+
+    /// <summary>Path at arrival (folder sources) or the camera URI.</summary>
+    public required string ImagePath { get; init; }
+
+    /// <summary>SHA-256 of the image bytes (encoded file, or the raw frame for cameras), lower-case hex.</summary>
+    public required string Sha256 { get; init; }
+
+    /// <summary>De-duplication key within the source: the SHA-256 for files, a unique frame key for cameras.</summary>
+    public required string FileKey { get; init; }
+    public required DateTimeOffset CapturedUtc { get; init; }
+    public required DateTimeOffset ClassifiedUtc { get; init; }
+    public required string ModelId { get; init; }
+    public required string ModelSha256 { get; init; }
+    public required string ExecutionProvider { get; init; }
+    public required int Width { get; init; }
+    public required int Height { get; init; }
+    public required HierarchicalPrediction Prediction { get; init; }
+    public required StageLatency Latency { get; init; }
+}
+
+/// <summary>Per-stage latency of one image in milliseconds; <see cref="TotalMs"/> runs from arrival to the result.</summary>
+public sealed record StageLatency(double DecodeMs, double PreprocessMs, double InferMs, double TotalMs);
+
+/// <summary>A notice or error for the floor. <see cref="Kind"/> is one of <see cref="EventKinds"/>.</summary>
+public sealed record DaemonEvent(string Kind, string Severity, string Message, DateTimeOffset TimestampUtc,
+    string? SourceId = null, string? Subject = null, string? Reason = null)
+{
+    /// <summary>Extra fields (counts, hashes, original message ids).</summary>
+    public IReadOnlyDictionary<string, string>? Data { get; init; }
+}
+
+/// <summary>Event kinds the daemon publishes.</summary>
+public static class EventKinds
+{
+    public const string BadImage = "bad-image";
+    public const string Duplicate = "duplicate";
+    public const string ModelSwapped = "model-swapped";
+    public const string ModelRejected = "model-rejected";
+    public const string ModelLoading = "model-loading";
+    public const string SourceDown = "source-down";
+    public const string SourceUp = "source-up";
+    public const string DiskLow = "disk-low";
+    public const string FrameDrops = "frame-drops";
+    public const string Started = "started";
+    public const string Stopping = "stopping";
+}
+
+/// <summary>The retained status fact: online/offline with version, session and the serving model.</summary>
+public sealed record NodeStatus(string Node, bool Online, string Version, string Session, DateTimeOffset SinceUtc,
+    string? ModelId, string? ModelSha256, string Health);
+
+/// <summary>The retained active-model fact.</summary>
+public sealed record ModelDescription(string ModelId, string Version, string Sha256, string Path, string ExecutionProvider,
+    IReadOnlyList<string> Levels, IReadOnlyList<double> Thresholds, System.Text.Json.Nodes.JsonNode? Taxonomy, DateTimeOffset ActiveSinceUtc);

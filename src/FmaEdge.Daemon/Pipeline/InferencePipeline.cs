@@ -1,0 +1,564 @@
+using System.Buffers;
+using System.Diagnostics;
+using System.Security.Cryptography;
+using System.Threading.Channels;
+using FmaEdge.Core.Decoding;
+using FmaEdge.Daemon.Configuration;
+using FmaEdge.Daemon.Hosting;
+using FmaEdge.Daemon.Models;
+using FmaEdge.Daemon.Output;
+using FmaEdge.Daemon.Sources;
+using FmaEdge.Vision;
+using Microsoft.Extensions.Logging;
+using OpenCvSharp;
+
+namespace FmaEdge.Daemon.Pipeline;
+
+/// <summary>Images from sources to committed results in three stages joined by bounded channels:
+/// decode + preprocess -> batched inference -> commit/publish. Each stage is one task, so arrival order is kept end to
+/// end; bounded channels keep memory flat (file sources wait when the input is full). Models swap only between
+/// batches. <see cref="WriteAsync"/> is thread-safe; Start and Drain are called once each by the host.</summary>
+public sealed class InferencePipeline : IImageSink
+{
+    private readonly FmaEdgeOptions _options;
+    private readonly ModelManager _models;
+    private readonly IResultSink _sink;
+    private readonly ILogger _log;
+    private readonly TimeProvider _time;
+    private readonly string _node;
+    private readonly string _session;
+    private readonly DecodeLimits _limits;
+    private readonly Channel<ImageWork> _input;
+    private readonly Channel<Item> _toInfer;
+    private readonly Channel<Item> _toPublish;
+    private Task? _stages;
+    private Task[] _stageTasks = [];
+    private volatile bool _draining;
+    private CancellationTokenSource? _abort;
+
+    private long _accepted;
+    private long _published;
+    private long _failed;
+    private long _duplicates;
+    private long _skipped;
+    private long _abandoned;
+    private long _batches;
+    private long _batchedImages;
+
+    public InferencePipeline(FmaEdgeOptions options, ModelManager models, IResultSink sink, ILogger<InferencePipeline> log,
+        DaemonSession session, TimeProvider? time = null)
+    {
+        _options = options;
+        _models = models;
+        _sink = sink;
+        _log = log;
+        _time = time ?? TimeProvider.System;
+        _node = options.EffectiveNodeName;
+        _session = session.Id;
+        _limits = new DecodeLimits { MaxBytes = options.Pipeline.MaxImageBytes };
+        var p = options.Pipeline;
+        _input = Channel.CreateBounded<ImageWork>(new BoundedChannelOptions(p.InputCapacity) { SingleReader = true, FullMode = BoundedChannelFullMode.Wait });
+        _toInfer = Channel.CreateBounded<Item>(new BoundedChannelOptions(p.InferCapacity) { SingleReader = true, SingleWriter = true });
+        _toPublish = Channel.CreateBounded<Item>(new BoundedChannelOptions(p.PublishCapacity) { SingleReader = true, SingleWriter = true });
+    }
+
+    /// <summary>Per-stage heartbeats for the watchdog.</summary>
+    public StageHeartbeat[] Heartbeats { get; } = [new("decode"), new("infer"), new("publish")];
+
+    public LatencyRecorder DecodeLatency { get; } = new();
+    public LatencyRecorder PreprocessLatency { get; } = new();
+    public LatencyRecorder InferLatency { get; } = new();
+    public LatencyRecorder TotalLatency { get; } = new();
+
+    /// <summary>Images whose result was committed.</summary>
+    public long Published => Interlocked.Read(ref _published);
+
+    /// <summary>Images set aside (bad image, inference error).</summary>
+    public long Failed => Interlocked.Read(ref _failed);
+
+    /// <summary>Images reported as duplicates of an earlier result.</summary>
+    public long Duplicates => Interlocked.Read(ref _duplicates);
+
+    /// <summary>Images skipped silently because the journal already had them (leave mode after a restart).</summary>
+    public long Skipped => Interlocked.Read(ref _skipped);
+
+    /// <summary>Images accepted and not yet finished.</summary>
+    public long InFlight => Interlocked.Read(ref _accepted) - Published - Failed - Duplicates - Skipped - Abandoned;
+
+    /// <summary>Images handed back unfinished (result could not be stored); their files are retried.</summary>
+    public long Abandoned => Interlocked.Read(ref _abandoned);
+
+    /// <summary>Mean images per inference batch.</summary>
+    public double MeanBatch => Interlocked.Read(ref _batches) == 0 ? 0 : (double)Interlocked.Read(ref _batchedImages) / Interlocked.Read(ref _batches);
+
+    /// <summary>Current depth of each queue (input, infer, publish).</summary>
+    public (int Input, int Infer, int Publish) QueueDepths => (_input.Reader.Count, _toInfer.Reader.Count, _toPublish.Reader.Count);
+
+    /// <summary>Queue capacities in the same order.</summary>
+    public (int Input, int Infer, int Publish) QueueCapacities =>
+        (_options.Pipeline.InputCapacity, _options.Pipeline.InferCapacity, _options.Pipeline.PublishCapacity);
+
+    /// <summary>Raised after each image finishes (any outcome); for tests and tools. Must not block.</summary>
+    public event Action<ImageWork, WorkOutcome>? Finished;
+
+    public async ValueTask WriteAsync(ImageWork work, CancellationToken cancellationToken)
+    {
+        await _input.Writer.WriteAsync(work, cancellationToken);
+        Interlocked.Increment(ref _accepted);
+    }
+
+    /// <summary>Why images were last handed back unfinished, and when (UTC); null when never.</summary>
+    public (string Reason, DateTimeOffset AtUtc)? LastAbandon { get; private set; }
+
+    /// <summary>True when a stage ended although no drain was asked for: the pipeline no longer works.</summary>
+    public bool Faulted => _stageTasks.Any(t => t.IsCompleted) && !_draining;
+
+    private void NoteAbandoned(string reason) => LastAbandon = (reason, _time.GetUtcNow());
+
+    /// <summary>Starts the three stages. The serving model must be loaded.</summary>
+    public void Start()
+    {
+        _abort = new CancellationTokenSource();
+        var ct = _abort.Token;
+        var decode = Task.Run(() => DecodeStageAsync(ct), CancellationToken.None);
+        var infer = Task.Run(() => InferStageAsync(ct), CancellationToken.None);
+        var publish = Task.Run(() => PublishStageAsync(ct), CancellationToken.None);
+        _stageTasks = [decode, infer, publish];
+        _stages = Task.WhenAll(decode, infer, publish);
+    }
+
+    /// <summary>Stops taking input and finishes everything already accepted. When <paramref name="cancellationToken"/>
+    /// fires first, the stages are aborted and unfinished images are left to their sources (files stay for the next start).
+    /// Returns true when fully drained.</summary>
+    public async Task<bool> DrainAsync(CancellationToken cancellationToken)
+    {
+        _draining = true;
+        _input.Writer.TryComplete();
+        if (_stages is null)
+        {
+            return true;
+        }
+
+        try
+        {
+            await _stages.WaitAsync(cancellationToken);
+            return true;
+        }
+        catch (OperationCanceledException)
+        {
+            await _abort!.CancelAsync();
+            await _stages.ContinueWith(_ => { }, TaskScheduler.Default);
+            return false;
+        }
+    }
+
+    private async Task DecodeStageAsync(CancellationToken ct)
+    {
+        var hb = Heartbeats[0];
+        try
+        {
+            await foreach (var work in _input.Reader.ReadAllAsync(ct))
+            {
+                hb.Busy();
+                var item = await PrepareAsync(work, ct);
+                hb.Idle();
+                await _toInfer.Writer.WriteAsync(item, ct);
+            }
+        }
+        finally
+        {
+            _toInfer.Writer.TryComplete();
+        }
+    }
+
+    /// <summary>Reads, hashes, checks the journal, decodes and preprocesses one image; failures become outcomes, never throws.</summary>
+    private async ValueTask<Item> PrepareAsync(ImageWork work, CancellationToken ct)
+    {
+        var item = new Item(work);
+        var t0 = Stopwatch.GetTimestamp();
+        try
+        {
+            if (work.FilePath is { } path)
+            {
+                var info = new FileInfo(path);
+                if (info.LinkTarget is not null)
+                {
+                    return item.Fail("symlink", "symbolic links are not followed out of the watched folder");
+                }
+
+                if (!info.Exists)
+                {
+                    return item.Fail("vanished", "the file was deleted or moved before it was read");
+                }
+
+                if (info.Length > _limits.MaxBytes)
+                {
+                    return item.Fail(DecodeFailure.TooLarge, $"file is {info.Length:N0} bytes, over the {_limits.MaxBytes:N0}-byte limit");
+                }
+
+                byte[] bytes;
+                try
+                {
+                    bytes = await File.ReadAllBytesAsync(path, ct);
+                }
+                catch (FileNotFoundException)
+                {
+                    return item.Fail("vanished", "the file was deleted or moved before it was read");
+                }
+                catch (UnauthorizedAccessException e)
+                {
+                    return item.Fail("permission-denied", e.Message);
+                }
+                catch (IOException e)
+                {
+                    return item.Fail(DecodeFailure.Unreadable, e.Message);
+                }
+
+                item.Sha256 = Convert.ToHexStringLower(SHA256.HashData(bytes));
+                item.FileKey = item.Sha256;
+                string? original;
+                try
+                {
+                    original = await _sink.FindCommittedAsync(work.SourceId, item.FileKey, ct);
+                }
+                catch (Exception e) when (e is not OperationCanceledException)
+                {
+                    // Without the journal we cannot tell a duplicate from a new image: keep the file and retry later.
+                    NoteAbandoned("journal unavailable: " + e.Message);
+                    item.EarlyOutcome = new WorkOutcome(WorkStatus.Abandoned, "journal unavailable: " + e.Message);
+                    return item;
+                }
+
+                if (original is not null)
+                {
+                    item.EarlyOutcome = new WorkOutcome(work.SilentIfCommitted ? WorkStatus.Skipped : WorkStatus.Duplicate, "already published", original);
+                    item.Silent = work.SilentIfCommitted;
+                    return item;
+                }
+
+                item.Rgb = ImageDecoder.DecodeRgb(bytes, _limits);
+            }
+            else
+            {
+                using var frame = work.Frame ?? throw new InvalidOperationException("work item without file or frame");
+                item.Sha256 = HashFrame(frame);
+                item.FileKey = work.FrameKey ?? item.Sha256;
+                item.Rgb = ImageDecoder.ToRgb8(frame);
+            }
+
+            item.Width = item.Rgb.Width;
+            item.Height = item.Rgb.Height;
+            item.DecodeMs = Stopwatch.GetElapsedTime(t0).TotalMilliseconds;
+            Preprocess(item, _models.Current!);
+            return item;
+        }
+        catch (ImageDecodeException e)
+        {
+            return item.Fail(e.Reason, e.Message);
+        }
+        catch (OpenCVException e)
+        {
+            return item.Fail(DecodeFailure.Undecodable, e.Message);
+        }
+        catch (Exception e) when (e is not OperationCanceledException)
+        {
+            // One odd image must never stop the stage (a dead stage would look idle to the watchdog).
+            return item.Fail("internal-error", $"{e.GetType().Name}: {e.Message}");
+        }
+    }
+
+    private static string HashFrame(Mat frame)
+    {
+        if (!frame.IsContinuous())
+        {
+            using var c = frame.Clone();
+            return HashFrame(c);
+        }
+
+        unsafe
+        {
+            var span = new ReadOnlySpan<byte>((void*)frame.Data, checked((int)(frame.Total() * frame.ElemSize())));
+            return Convert.ToHexStringLower(SHA256.HashData(span));
+        }
+    }
+
+    private static void Preprocess(Item item, ModelSlot slot)
+    {
+        var t = Stopwatch.GetTimestamp();
+        var len = slot.Classifier.TensorLength;
+        if (item.Tensor is not null && item.Tensor.Length < len)
+        {
+            ArrayPool<float>.Shared.Return(item.Tensor);
+            item.Tensor = null;
+        }
+
+        item.Tensor ??= ArrayPool<float>.Shared.Rent(len);
+        slot.Classifier.Preprocess(item.Rgb!, item.Tensor.AsSpan(0, len));
+        item.Generation = slot.Generation;
+        item.PreprocessMs += Stopwatch.GetElapsedTime(t).TotalMilliseconds;
+    }
+
+    private async Task InferStageAsync(CancellationToken ct)
+    {
+        var hb = Heartbeats[1];
+        var max = _options.Inference.MaxBatch;
+        var batch = new List<Item>(max);
+        float[] buffer = [];
+        var reader = _toInfer.Reader;
+        try
+        {
+            while (true)
+            {
+                // Wake for work, or for a warmed model waiting to be swapped in while idle.
+                var wait = reader.WaitToReadAsync(ct).AsTask();
+                await Task.WhenAny(wait, _models.PendingSignal);
+                SwapIfPending();
+                if (!wait.IsCompleted)
+                {
+                    continue;
+                }
+
+                if (!await wait)
+                {
+                    break;
+                }
+
+                hb.Busy();
+                batch.Clear();
+                while (batch.Count < max && reader.TryRead(out var item))
+                {
+                    batch.Add(item);
+                }
+
+                var slot = _models.Current!;
+                var runnable = batch.Where(i => i.EarlyOutcome is null).ToList();
+                if (runnable.Count > 0)
+                {
+                    var len = slot.Classifier.TensorLength;
+                    if (buffer.Length < runnable.Count * len)
+                    {
+                        buffer = new float[max * len];
+                    }
+
+                    for (var i = 0; i < runnable.Count; i++)
+                    {
+                        if (runnable[i].Generation != slot.Generation)
+                        {
+                            Preprocess(runnable[i], slot); // made for the model that was swapped out
+                        }
+
+                        runnable[i].Tensor.AsSpan(0, len).CopyTo(buffer.AsSpan(i * len, len));
+                    }
+
+                    var t = Stopwatch.GetTimestamp();
+                    try
+                    {
+                        var predictions = slot.Classifier.Classify(buffer, runnable.Count);
+                        var ms = Stopwatch.GetElapsedTime(t).TotalMilliseconds;
+                        Interlocked.Increment(ref _batches);
+                        Interlocked.Add(ref _batchedImages, runnable.Count);
+                        for (var i = 0; i < runnable.Count; i++)
+                        {
+                            runnable[i].Prediction = predictions[i];
+                            runnable[i].InferMs = ms;
+                            runnable[i].Model = slot.Classifier;
+                        }
+                    }
+                    catch (Exception e) when (e is not OperationCanceledException)
+                    {
+                        Log.InferenceFailed(_log, runnable.Count, e.Message);
+                        foreach (var item in runnable)
+                        {
+                            item.Fail("inference-error", e.Message);
+                        }
+                    }
+                }
+
+                foreach (var item in batch)
+                {
+                    item.ReleaseImage();
+                    await _toPublish.Writer.WriteAsync(item, ct);
+                }
+
+                hb.Idle();
+            }
+        }
+        finally
+        {
+            _toPublish.Writer.TryComplete();
+        }
+    }
+
+    private void SwapIfPending()
+    {
+        if (_models.TryTakePending(out var retired) is not null)
+        {
+            // Only this stage runs the classifier, and the swap happens between batches: nothing uses the old one now.
+            retired?.Classifier.Dispose();
+        }
+    }
+
+    private async Task PublishStageAsync(CancellationToken ct)
+    {
+        var hb = Heartbeats[2];
+        await foreach (var item in _toPublish.Reader.ReadAllAsync(ct))
+        {
+            hb.Busy();
+            var outcome = await FinishAsync(item, ct);
+            await item.Work.Completion.CompleteAsync(item.Work, outcome, ct);
+            switch (outcome.Status)
+            {
+                case WorkStatus.Published:
+                    Interlocked.Increment(ref _published);
+                    break;
+                case WorkStatus.Failed:
+                    Interlocked.Increment(ref _failed);
+                    break;
+                case WorkStatus.Duplicate:
+                    Interlocked.Increment(ref _duplicates);
+                    break;
+                case WorkStatus.Skipped:
+                    Interlocked.Increment(ref _skipped);
+                    break;
+                default:
+                    Interlocked.Increment(ref _abandoned);
+                    break;
+            }
+
+            Finished?.Invoke(item.Work, outcome);
+            hb.Idle();
+        }
+    }
+
+    private async ValueTask<WorkOutcome> FinishAsync(Item item, CancellationToken ct)
+    {
+        var w = item.Work;
+        if (item.EarlyOutcome is { } early)
+        {
+            switch (early.Status)
+            {
+                case WorkStatus.Failed:
+                    Log.BadImage(_log, w.SourceId, w.ImageId, early.Reason!, item.FailDetail ?? "");
+                    await Events.EmitAsync(_sink, _log, new DaemonEvent(EventKinds.BadImage, "warning",
+                        $"{w.ImageId} set aside: {early.Reason}: {item.FailDetail}", _time.GetUtcNow(), w.SourceId, w.FilePath ?? w.ImageId, early.Reason)
+                    {
+                        Data = item.Sha256 is null ? null : new Dictionary<string, string> { ["sha256"] = item.Sha256 },
+                    }, ct);
+                    return new WorkOutcome(WorkStatus.Failed, $"{early.Reason}: {item.FailDetail}");
+                case WorkStatus.Duplicate:
+                    return await ReportDuplicateAsync(item, early.MessageId, ct);
+                default:
+                    return early; // leave mode: already published before a restart, silently skipped
+            }
+        }
+
+        var p = item.Prediction!;
+        var total = Stopwatch.GetElapsedTime(w.ArrivalTimestamp).TotalMilliseconds;
+        var result = new ImageResult
+        {
+            MessageId = Guid.NewGuid().ToString("N"),
+            Node = _node,
+            Session = _session,
+            SourceId = w.SourceId,
+            Sequence = w.Sequence,
+            ImageId = w.ImageId,
+            ImagePath = w.FilePath ?? w.ImageId,
+            Sha256 = item.Sha256!,
+            FileKey = item.FileKey!,
+            CapturedUtc = w.CapturedUtc,
+            ClassifiedUtc = _time.GetUtcNow(),
+            ModelId = item.Model!.Model.Manifest.Model.Id,
+            ModelSha256 = item.Model.Model.Sha256,
+            ExecutionProvider = item.Model.ExecutionProvider,
+            Width = item.Width,
+            Height = item.Height,
+            Prediction = p,
+            Latency = new StageLatency(item.DecodeMs, item.PreprocessMs, item.InferMs, total),
+        };
+
+        CommitResult commit;
+        try
+        {
+            commit = await _sink.CommitResultAsync(result, ct);
+        }
+        catch (Exception e) when (e is not OperationCanceledException)
+        {
+            // Not durably stored: the file must stay where it is and be retried, never reported lost.
+            Log.CommitFailed(_log, w.SourceId, w.ImageId, e.Message);
+            NoteAbandoned("results cannot be stored: " + e.Message);
+            return new WorkOutcome(WorkStatus.Abandoned, "commit failed: " + e.Message);
+        }
+
+        if (commit.Outcome == CommitOutcome.Duplicate)
+        {
+            return await ReportDuplicateAsync(item, commit.OriginalMessageId, ct);
+        }
+
+        DecodeLatency.Record(item.DecodeMs);
+        PreprocessLatency.Record(item.PreprocessMs);
+        InferLatency.Record(item.InferMs);
+        TotalLatency.Record(total);
+        Log.Classified(_log, w.SourceId, w.ImageId, p.Path[^1].Label, p.Path[^1].Confidence, total);
+        return new WorkOutcome(WorkStatus.Published, MessageId: result.MessageId);
+    }
+
+    private async ValueTask<WorkOutcome> ReportDuplicateAsync(Item item, string? original, CancellationToken ct)
+    {
+        var w = item.Work;
+        Log.Duplicate(_log, w.SourceId, w.ImageId, original ?? "(journal)");
+        await Events.EmitAsync(_sink, _log, new DaemonEvent(EventKinds.Duplicate, "info",
+            $"{w.ImageId} has the same content as an image already published; not reported again", _time.GetUtcNow(), w.SourceId,
+            w.FilePath ?? w.ImageId, "duplicate")
+        {
+            Data = new Dictionary<string, string> { ["sha256"] = item.Sha256 ?? "", ["original_message_id"] = original ?? "" },
+        }, ct);
+        return new WorkOutcome(WorkStatus.Duplicate, "duplicate", original);
+    }
+
+    /// <summary>One image on its way through the stages; touched by one stage at a time.</summary>
+    private sealed class Item(ImageWork work)
+    {
+        public ImageWork Work { get; } = work;
+        public Mat? Rgb { get; set; }
+        public float[]? Tensor { get; set; }
+        public long Generation { get; set; }
+        public string? Sha256 { get; set; }
+        public string? FileKey { get; set; }
+        public int Width { get; set; }
+        public int Height { get; set; }
+        public double DecodeMs { get; set; }
+        public double PreprocessMs { get; set; }
+        public double InferMs { get; set; }
+        public HierarchicalPrediction? Prediction { get; set; }
+        public IClassifier? Model { get; set; }
+        public WorkOutcome? EarlyOutcome { get; set; }
+        public string? FailDetail { get; set; }
+        public bool Silent { get; set; }
+
+        public Item Fail(string reason, string detail)
+        {
+            EarlyOutcome = new WorkOutcome(WorkStatus.Failed, reason);
+            FailDetail = detail;
+            ReleaseImage();
+            return this;
+        }
+
+        public void ReleaseImage()
+        {
+            Rgb?.Dispose();
+            Rgb = null;
+            if (Tensor is not null)
+            {
+                ArrayPool<float>.Shared.Return(Tensor);
+                Tensor = null;
+            }
+        }
+    }
+}
+
+/// <summary>The identity of this daemon run: a fresh id at every start. Immutable.</summary>
+public sealed class DaemonSession
+{
+    public string Id { get; } = DateTimeOffset.UtcNow.ToString("yyyyMMdd'T'HHmmss'Z'-") + Guid.NewGuid().ToString("N")[..8];
+    public DateTimeOffset StartedUtc { get; } = DateTimeOffset.UtcNow;
+}

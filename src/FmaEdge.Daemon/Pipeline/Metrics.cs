@@ -1,0 +1,122 @@
+using System.Diagnostics;
+
+namespace FmaEdge.Daemon.Pipeline;
+
+/// <summary>Events per second over the last ~10 seconds. Thread-safe.</summary>
+public sealed class RateMeter
+{
+    private readonly Lock _gate = new();
+    private readonly Queue<long> _marks = new();
+    private static readonly long Window = Stopwatch.Frequency * 10;
+
+    /// <summary>Counts one event now.</summary>
+    public void Mark()
+    {
+        lock (_gate)
+        {
+            var now = Stopwatch.GetTimestamp();
+            _marks.Enqueue(now);
+            Trim(now);
+        }
+    }
+
+    /// <summary>Events per second over the window (0 with fewer than two events).</summary>
+    public double PerSecond
+    {
+        get
+        {
+            lock (_gate)
+            {
+                var now = Stopwatch.GetTimestamp();
+                Trim(now);
+                if (_marks.Count < 2)
+                {
+                    return 0;
+                }
+
+                var span = (now - _marks.Peek()) / (double)Stopwatch.Frequency;
+                return span <= 0 ? 0 : _marks.Count / Math.Max(span, 1.0);
+            }
+        }
+    }
+
+    private void Trim(long now)
+    {
+        while (_marks.Count > 0 && now - _marks.Peek() > Window)
+        {
+            _marks.Dequeue();
+        }
+
+        while (_marks.Count > 10_000)
+        {
+            _marks.Dequeue();
+        }
+    }
+}
+
+/// <summary>Latency samples of one stage in a fixed ring (the last 2048), with percentiles on demand. Thread-safe.</summary>
+public sealed class LatencyRecorder
+{
+    private readonly Lock _gate = new();
+    private readonly double[] _ring = new double[2048];
+    private long _count;
+
+    /// <summary>Records one sample in milliseconds.</summary>
+    public void Record(double ms)
+    {
+        lock (_gate)
+        {
+            _ring[_count % _ring.Length] = ms;
+            _count++;
+        }
+    }
+
+    /// <summary>Samples recorded since start.</summary>
+    public long Count => Interlocked.Read(ref _count);
+
+    /// <summary>p50, p99 and max of the retained samples (zeros when empty).</summary>
+    public LatencySummary Summarise()
+    {
+        double[] copy;
+        lock (_gate)
+        {
+            var n = (int)Math.Min(_count, _ring.Length);
+            copy = _ring.AsSpan(0, n).ToArray();
+        }
+
+        if (copy.Length == 0)
+        {
+            return new LatencySummary(0, 0, 0, 0);
+        }
+
+        Array.Sort(copy);
+        return new LatencySummary(copy.Length, At(copy, 0.50), At(copy, 0.99), copy[^1]);
+    }
+
+    private static double At(double[] sorted, double q) => sorted[Math.Min(sorted.Length - 1, (int)Math.Ceiling(q * sorted.Length) - 1)];
+}
+
+/// <summary>Percentiles of one stage's latency in milliseconds over <see cref="Samples"/> recent images.</summary>
+public sealed record LatencySummary(long Samples, double P50Ms, double P99Ms, double MaxMs);
+
+/// <summary>Tracks whether a stage is idle, or busy and since when: the watchdog's view of a wedged pipeline. Thread-safe.</summary>
+public sealed class StageHeartbeat(string name)
+{
+    private long _busySince;   // Stopwatch timestamp; 0 while idle
+
+    public string Name { get; } = name;
+
+    public void Busy() => Interlocked.Exchange(ref _busySince, Stopwatch.GetTimestamp());
+
+    public void Idle() => Interlocked.Exchange(ref _busySince, 0);
+
+    /// <summary>How long the current item has taken; zero while idle.</summary>
+    public TimeSpan BusyFor
+    {
+        get
+        {
+            var since = Interlocked.Read(ref _busySince);
+            return since == 0 ? TimeSpan.Zero : Stopwatch.GetElapsedTime(since);
+        }
+    }
+}

@@ -1,0 +1,443 @@
+using System.Diagnostics;
+using FmaEdge.Daemon.Configuration;
+using FmaEdge.Daemon.Hosting;
+using FmaEdge.Daemon.Pipeline;
+using Microsoft.Extensions.Logging;
+
+namespace FmaEdge.Daemon.Sources;
+
+/// <summary>Watches a folder for images: files present at start and files created or renamed in later, each taken once
+/// complete (stable size and time stamp, or on rename-in), handed to the pipeline in arrival order, then moved to done/
+/// or failed/ (with a <c>.reason.txt</c>) or left in place. A FileSystemWatcher gives prompt notice; a periodic rescan
+/// catches anything it missed. Files never drop: when the pipeline is full the source waits.
+/// Thread-safe: the watcher, scanner and completion callbacks share one lock.</summary>
+public sealed class FolderSource : IImageSource, IWorkCompletion
+{
+    private readonly SourceOptions _options;
+    private readonly Output.IResultSink? _sink;
+    private readonly ILogger _log;
+    private readonly TimeProvider _time;
+    private readonly string _folder;
+    private readonly string _doneDir;
+    private readonly string _failedDir;
+    private readonly HashSet<string> _extensions;
+    private readonly Lock _gate = new();
+
+    // Seen but not yet complete, keyed by full path; value carries the arrival order.
+    private readonly Dictionary<string, Candidate> _candidates = new(StringComparer.Ordinal);
+
+    // Handed to the pipeline and not yet completed.
+    private readonly HashSet<string> _inFlight = new(StringComparer.Ordinal);
+
+    // Files finished in this session that stay where they are (leave mode, or a move that failed), by path+size+mtime.
+    private readonly HashSet<string> _handled = new(StringComparer.Ordinal);
+    private readonly SemaphoreSlim _wake = new(0, int.MaxValue);
+
+    private FileSystemWatcher? _watcher;
+    private CancellationTokenSource? _cts;
+    private Task? _loop;
+    private long _arrivals;
+    private long _sequence;
+    private long _frames;
+    private long _errors;
+    private long _lastFrameTimestamp;
+    private readonly RateMeter _rate = new();
+    private string _state = "stopped";
+    private string? _detail;
+
+    public FolderSource(SourceOptions options, ILogger log, Output.IResultSink? sink = null, TimeProvider? time = null)
+    {
+        _options = options;
+        _sink = sink;
+        _log = log;
+        _time = time ?? TimeProvider.System;
+        _folder = Path.GetFullPath(options.Path);
+        _doneDir = string.IsNullOrWhiteSpace(options.DoneDir) ? Path.Combine(_folder, "done") : Path.GetFullPath(options.DoneDir);
+        _failedDir = string.IsNullOrWhiteSpace(options.FailedDir) ? Path.Combine(_folder, "failed") : Path.GetFullPath(options.FailedDir);
+        _extensions = new HashSet<string>(options.ExtensionList, StringComparer.OrdinalIgnoreCase);
+    }
+
+    public string Id => _options.Id;
+
+    /// <summary>Where processed files go in move mode.</summary>
+    public string DoneDir => _doneDir;
+
+    /// <summary>Where failed files and their reasons go in move mode.</summary>
+    public string FailedDir => _failedDir;
+
+    private void StartWatcher()
+    {
+        _watcher?.Dispose();
+        _watcher = new FileSystemWatcher(_folder)
+        {
+            IncludeSubdirectories = false,
+            NotifyFilter = NotifyFilters.FileName | NotifyFilters.Size | NotifyFilters.LastWrite,
+            InternalBufferSize = 64 * 1024,
+        };
+        _watcher.Created += (_, e) => Seen(e.FullPath, renamedIn: false);
+        _watcher.Changed += (_, e) => Seen(e.FullPath, renamedIn: false);
+        _watcher.Renamed += (_, e) => Seen(e.FullPath, renamedIn: true);
+        _watcher.Error += (_, e) =>
+        {
+            // Overflow or a watcher failure: the rescan still finds every file.
+            Log.WatcherError(_log, Id, e.GetException().Message);
+            _wake.Release();
+        };
+        _watcher.EnableRaisingEvents = true;
+    }
+
+    /// <summary>A folder that vanished (unmounted share, deleted by hand) is reported, not recreated: creating it would
+    /// write into whatever is underneath the mount point. When it comes back the watcher is renewed.</summary>
+    private async Task CheckFolderAsync(CancellationToken ct)
+    {
+        var exists = Directory.Exists(_folder);
+        if (!exists && _state != "unavailable")
+        {
+            _state = "unavailable";
+            _detail = $"folder {_folder} is missing";
+            Log.WatcherError(_log, Id, _detail);
+            if (_sink is not null)
+            {
+                await Events.EmitAsync(_sink, _log, new Output.DaemonEvent(Output.EventKinds.SourceDown, "warning", $"folder source {Id}: {_detail}",
+                    _time.GetUtcNow(), Id, _folder, "missing"), ct);
+            }
+        }
+        else if (exists && _state == "unavailable")
+        {
+            StartWatcher();
+            _state = "watching";
+            _detail = null;
+            Log.SourceStarted(_log, Id, "folder", _folder);
+            if (_sink is not null)
+            {
+                await Events.EmitAsync(_sink, _log, new Output.DaemonEvent(Output.EventKinds.SourceUp, "info", $"folder source {Id} is back",
+                    _time.GetUtcNow(), Id, _folder), ct);
+            }
+        }
+    }
+
+    public Task StartAsync(IImageSink input, CancellationToken cancellationToken)
+    {
+        Directory.CreateDirectory(_folder);
+        if (_options.After == "move")
+        {
+            Directory.CreateDirectory(_doneDir);
+            Directory.CreateDirectory(_failedDir);
+        }
+
+        StartWatcher();
+
+        // Files already present: oldest first, so a backlog keeps its arrival order.
+        foreach (var f in ListFiles().OrderBy(f => f.LastWriteTimeUtc).ThenBy(f => f.Name, StringComparer.Ordinal))
+        {
+            Seen(f.FullName, renamedIn: false);
+        }
+
+        _state = "watching";
+        _cts = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        _loop = Task.Run(() => RunAsync(input, _cts.Token), CancellationToken.None);
+        Log.SourceStarted(_log, Id, "folder", _folder);
+        return Task.CompletedTask;
+    }
+
+    public async Task StopAsync(CancellationToken cancellationToken)
+    {
+        if (_watcher is not null)
+        {
+            _watcher.EnableRaisingEvents = false;
+        }
+
+        if (_cts is not null)
+        {
+            await _cts.CancelAsync();
+        }
+
+        if (_loop is not null)
+        {
+            try
+            {
+                await _loop.WaitAsync(cancellationToken);
+            }
+            catch (OperationCanceledException)
+            {
+            }
+        }
+
+        _state = "stopped";
+    }
+
+    public bool Trigger() => false;
+
+    public SourceState GetState()
+    {
+        long pending;
+        lock (_gate)
+        {
+            pending = _candidates.Count + _inFlight.Count;
+        }
+
+        var last = Interlocked.Read(ref _lastFrameTimestamp);
+        double? age = last == 0 ? null : Stopwatch.GetElapsedTime(last).TotalSeconds;
+        return new SourceState(Id, "folder", _state, Interlocked.Read(ref _frames), _rate.PerSecond, age, Interlocked.Read(ref _errors), 0, pending, _detail);
+    }
+
+    public async ValueTask CompleteAsync(ImageWork work, WorkOutcome outcome, CancellationToken cancellationToken)
+    {
+        var path = work.FilePath!;
+        if (outcome.Status == WorkStatus.Failed)
+        {
+            Interlocked.Increment(ref _errors);
+        }
+
+        try
+        {
+            if (outcome.Status == WorkStatus.Abandoned)
+            {
+                return; // stays in the folder for the next start
+            }
+
+            if (_options.After == "move" && File.Exists(path))
+            {
+                if (outcome.Status == WorkStatus.Failed)
+                {
+                    var target = UniqueTarget(_failedDir, Path.GetFileName(path));
+                    File.Move(path, target);
+                    await File.WriteAllTextAsync(target + ".reason.txt", (outcome.Reason ?? "unknown") + "\n", cancellationToken);
+                }
+                else
+                {
+                    File.Move(path, UniqueTarget(_doneDir, Path.GetFileName(path)));
+                }
+
+                return;
+            }
+
+            Remember(path);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            // Disk full, permissions: keep the file where it is and do not loop on it this session; after a restart
+            // the journal recognises it.
+            Log.MoveFailed(_log, Id, path, e.Message);
+            _detail = $"cannot move {Path.GetFileName(path)}: {e.Message}";
+            Remember(path);
+        }
+        finally
+        {
+            lock (_gate)
+            {
+                _inFlight.Remove(path);
+            }
+        }
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        await StopAsync(CancellationToken.None);
+        _watcher?.Dispose();
+        _watcher = null;
+        _cts?.Dispose();
+        _cts = null;
+        _loop = null;
+    }
+
+    private void Remember(string path)
+    {
+        var key = HandledKey(path);
+        if (key is not null)
+        {
+            lock (_gate)
+            {
+                _handled.Add(key);
+            }
+        }
+    }
+
+    private static string? HandledKey(string path)
+    {
+        var fi = new FileInfo(path);
+        return fi.Exists ? $"{path}|{fi.Length}|{fi.LastWriteTimeUtc.Ticks}" : null;
+    }
+
+    private IEnumerable<FileInfo> ListFiles()
+    {
+        try
+        {
+            return new DirectoryInfo(_folder).EnumerateFiles().Where(f => _extensions.Contains(f.Extension)).ToList();
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            Log.WatcherError(_log, Id, e.Message);
+            return [];
+        }
+    }
+
+    private void Seen(string path, bool renamedIn)
+    {
+        if (!_extensions.Contains(Path.GetExtension(path)) || Path.GetDirectoryName(path) != _folder)
+        {
+            return;
+        }
+
+        lock (_gate)
+        {
+            if (_inFlight.Contains(path))
+            {
+                return;
+            }
+
+            if (_candidates.TryGetValue(path, out var c))
+            {
+                c.RenamedIn |= renamedIn;
+            }
+            else
+            {
+                _candidates[path] = new Candidate(++_arrivals, renamedIn);
+            }
+        }
+
+        _wake.Release();
+    }
+
+    private async Task RunAsync(IImageSink input, CancellationToken ct)
+    {
+        var tick = TimeSpan.FromMilliseconds(Math.Clamp(_options.StableMs / 4, 25, 250));
+        var nextRescan = _time.GetTimestamp();
+        while (!ct.IsCancellationRequested)
+        {
+            try
+            {
+                if (_time.GetElapsedTime(nextRescan) >= TimeSpan.Zero)
+                {
+                    await CheckFolderAsync(ct);
+                    foreach (var f in ListFiles())
+                    {
+                        Seen(f.FullName, renamedIn: false);
+                    }
+
+                    nextRescan = _time.GetTimestamp() + (long)(_options.RescanSeconds * (double)_time.TimestampFrequency);
+                }
+
+                foreach (var path in ReadyFiles())
+                {
+                    var work = new ImageWork
+                    {
+                        SourceId = Id,
+                        Sequence = Interlocked.Increment(ref _sequence),
+                        ImageId = Path.GetFileName(path),
+                        FilePath = path,
+                        SilentIfCommitted = _options.After == "leave",
+                        CapturedUtc = SafeMtime(path),
+                        ArrivalTimestamp = Stopwatch.GetTimestamp(),
+                        Completion = this,
+                    };
+
+                    // Waits while the pipeline is full: files are never dropped.
+                    await input.WriteAsync(work, ct);
+                    Interlocked.Increment(ref _frames);
+                    Interlocked.Exchange(ref _lastFrameTimestamp, Stopwatch.GetTimestamp());
+                    _rate.Mark();
+                }
+
+                await _wake.WaitAsync(tick, ct);
+            }
+            catch (OperationCanceledException) when (ct.IsCancellationRequested)
+            {
+                break;
+            }
+            catch (System.Threading.Channels.ChannelClosedException)
+            {
+                break; // the pipeline is draining; what is left stays in the folder for the next start
+            }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+            {
+                Log.WatcherError(_log, Id, e.Message);
+                await Task.Delay(tick, _time, ct).ContinueWith(_ => { }, TaskScheduler.Default);
+            }
+        }
+    }
+
+    private static DateTimeOffset SafeMtime(string path)
+    {
+        try
+        {
+            return File.GetLastWriteTimeUtc(path);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            return DateTimeOffset.UtcNow;
+        }
+    }
+
+    /// <summary>Candidates that are complete, in arrival order; they move to in-flight.</summary>
+    private List<string> ReadyFiles()
+    {
+        var ready = new List<(long Order, string Path)>();
+        var now = _time.GetTimestamp();
+        lock (_gate)
+        {
+            foreach (var (path, c) in _candidates)
+            {
+                var fi = new FileInfo(path);
+                if (!fi.Exists)
+                {
+                    _candidates.Remove(path); // deleted or moved away before it was complete
+                    continue;
+                }
+
+                var key = $"{path}|{fi.Length}|{fi.LastWriteTimeUtc.Ticks}";
+                if (_handled.Contains(key))
+                {
+                    _candidates.Remove(path);
+                    continue;
+                }
+
+                var complete = _options.Completion == "rename" || c.RenamedIn || _options.StableMs == 0;
+                if (!complete)
+                {
+                    if (c.Signature != key)
+                    {
+                        c.Signature = key;
+                        c.StableSince = now;
+                        continue;
+                    }
+
+                    complete = _time.GetElapsedTime(c.StableSince, now).TotalMilliseconds >= _options.StableMs;
+                }
+
+                if (complete)
+                {
+                    ready.Add((c.Order, path));
+                }
+            }
+
+            ready.Sort((a, b) => a.Order.CompareTo(b.Order));
+            foreach (var (_, path) in ready)
+            {
+                _candidates.Remove(path);
+                _inFlight.Add(path);
+            }
+        }
+
+        return ready.Select(r => r.Path).ToList();
+    }
+
+    private static string UniqueTarget(string dir, string name)
+    {
+        var target = Path.Combine(dir, name);
+        for (var i = 1; File.Exists(target); i++)
+        {
+            target = Path.Combine(dir, $"{Path.GetFileNameWithoutExtension(name)}.{i}{Path.GetExtension(name)}");
+        }
+
+        return target;
+    }
+
+    private sealed class Candidate(long order, bool renamedIn)
+    {
+        public long Order { get; } = order;
+        public bool RenamedIn { get; set; } = renamedIn;
+        public string? Signature { get; set; }
+        public long StableSince { get; set; }
+    }
+}

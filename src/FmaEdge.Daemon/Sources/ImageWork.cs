@@ -1,0 +1,92 @@
+using OpenCvSharp;
+
+namespace FmaEdge.Daemon.Sources;
+
+/// <summary>One image entering the pipeline: a file to read or a camera frame already in memory. Owned by the pipeline
+/// once written to its input; the pipeline calls <see cref="Completion"/> exactly once.</summary>
+public sealed class ImageWork
+{
+    public required string SourceId { get; init; }
+    public required long Sequence { get; init; }
+    public required string ImageId { get; init; }
+
+    /// <summary>The file to read (folder sources); null for frames.</summary>
+    public string? FilePath { get; init; }
+
+    /// <summary>A camera frame in BGR order as captured (disposed by the pipeline); null for files.</summary>
+    public Mat? Frame { get; init; }
+
+    /// <summary>De-duplication key for frames (files are keyed by their SHA-256 once read).</summary>
+    public string? FrameKey { get; init; }
+
+    /// <summary>True when a file already in the journal should be skipped without an event (leave mode after a restart).</summary>
+    public bool SilentIfCommitted { get; init; }
+
+    public required DateTimeOffset CapturedUtc { get; init; }
+
+    /// <summary>Stopwatch timestamp at arrival, the start of the total latency.</summary>
+    public required long ArrivalTimestamp { get; init; }
+
+    /// <summary>Told how the image ended; the source moves or remembers the file.</summary>
+    public required IWorkCompletion Completion { get; init; }
+}
+
+/// <summary>How an image left the pipeline.</summary>
+public enum WorkStatus
+{
+    /// <summary>Classified and committed to the sink.</summary>
+    Published,
+
+    /// <summary>Its file key was committed before: reported as a duplicate (or skipped silently in leave mode).</summary>
+    Duplicate,
+
+    /// <summary>Could not be decoded or classified; <see cref="WorkOutcome.Reason"/> says why.</summary>
+    Failed,
+
+    /// <summary>Already handled before (leave mode after a restart): nothing reported, nothing to redo.</summary>
+    Skipped,
+
+    /// <summary>Not finished (pipeline stopped, result could not be stored): the source keeps the file for a retry.</summary>
+    Abandoned,
+}
+
+/// <summary>The end of one image's trip.</summary>
+public sealed record WorkOutcome(WorkStatus Status, string? Reason = null, string? MessageId = null);
+
+/// <summary>Receives the outcome of an image. Called once, from the pipeline's publish stage.</summary>
+public interface IWorkCompletion
+{
+    /// <summary>Acts on the outcome (move the file, count the frame). Must not throw.</summary>
+    ValueTask CompleteAsync(ImageWork work, WorkOutcome outcome, CancellationToken cancellationToken);
+}
+
+/// <summary>An image source (folder, camera). Started once, stopped once; reports its state for status.
+/// Implementations are thread-safe for <see cref="GetState"/>.</summary>
+public interface IImageSource : IAsyncDisposable
+{
+    string Id { get; }
+
+    /// <summary>Opens the source and begins writing work to the pipeline input. Returns once the source is open (or has
+    /// failed to open and is retrying in the background).</summary>
+    Task StartAsync(IImageSink input, CancellationToken cancellationToken);
+
+    /// <summary>Stops producing new work. Work already handed over still completes.</summary>
+    Task StopAsync(CancellationToken cancellationToken);
+
+    /// <summary>A snapshot for status.</summary>
+    SourceState GetState();
+
+    /// <summary>External trigger (camera trigger sampling); false when the source does not take triggers.</summary>
+    bool Trigger();
+}
+
+/// <summary>Where sources write work: the pipeline's bounded input.</summary>
+public interface IImageSink
+{
+    /// <summary>Waits while the pipeline is full (files never drop). Throws when the pipeline is shutting down.</summary>
+    ValueTask WriteAsync(ImageWork work, CancellationToken cancellationToken);
+}
+
+/// <summary>Status of one source.</summary>
+public sealed record SourceState(string Id, string Type, string State, long Frames, double Fps, double? LastFrameAgeSeconds,
+    long Errors, long Dropped, long Pending, string? Detail);

@@ -1,0 +1,44 @@
+using FmaEdge.Daemon.Output;
+using FmaEdge.Daemon.Pipeline;
+using FmaEdge.Daemon.Sources;
+
+namespace FmaEdge.Daemon.Status;
+
+/// <summary>What <c>fma-edge status</c> shows, as served on the status socket. Immutable; serialised as camelCase JSON.</summary>
+public sealed record StatusSnapshot
+{
+    /// <summary>"healthy", "degraded" or "starting".</summary>
+    public required string Health { get; init; }
+
+    /// <summary>Why the node is not healthy, one line each.</summary>
+    public required IReadOnlyList<string> Problems { get; init; }
+    public required string Node { get; init; }
+    public required string Version { get; init; }
+    public required string Session { get; init; }
+    public required int ProcessId { get; init; }
+    public required DateTimeOffset StartedUtc { get; init; }
+    public required double UptimeSeconds { get; init; }
+    public required ModelStatus? Model { get; init; }
+    public required IReadOnlyList<SourceState> Sources { get; init; }
+    public required QueueStatus Queues { get; init; }
+    public required CountStatus Counts { get; init; }
+    public required IReadOnlyDictionary<string, LatencySummary> Latency { get; init; }
+    public required SinkState Output { get; init; }
+    public required IReadOnlyList<DiskStatus> Disks { get; init; }
+}
+
+/// <summary>The serving model and the hot-swap state.</summary>
+public sealed record ModelStatus(string Id, string Version, string Sha256, string Path, string Provider, IReadOnlyList<string> ProviderNotes,
+    DateTimeOffset ActiveSinceUtc, long Swaps, string? Loading, ModelRejectionStatus? LastRejection);
+
+/// <summary>The last refused model file.</summary>
+public sealed record ModelRejectionStatus(string Path, IReadOnlyList<string> Reasons, DateTimeOffset AtUtc);
+
+/// <summary>Depth and capacity of each pipeline queue.</summary>
+public sealed record QueueStatus(int Input, int InputCapacity, int Infer, int InferCapacity, int Publish, int PublishCapacity);
+
+/// <summary>Counts since start: published, failed (set aside), duplicates, skipped (already done), dropped (camera overload), in flight.</summary>
+public sealed record CountStatus(long Processed, long Failed, long Duplicates, long Skipped, long Dropped, long InFlight, double MeanBatch);
+
+/// <summary>Free space of a folder the daemon writes to.</summary>
+public sealed record DiskStatus(string Path, long FreeMiB, long TotalMiB, bool BelowFloor);

@@ -1,0 +1,471 @@
+using FmaEdge.Messaging.Contract;
+using Microsoft.Data.Sqlite;
+
+namespace FmaEdge.Messaging.Outbox;
+
+/// <summary>What <see cref="SqliteOutbox.CommitResult"/> did.</summary>
+public enum CommitStatus
+{
+    /// <summary>New file key (or none given): journalled and queued for publishing.</summary>
+    Enqueued,
+
+    /// <summary>The file key was already journalled; nothing was queued (policy <see cref="DuplicatePolicy.Skip"/>).</summary>
+    DuplicateSkipped,
+
+    /// <summary>The file key was already journalled; queued again with duplicate=true and duplicate_of set
+    /// (policy <see cref="DuplicatePolicy.PublishMarked"/>).</summary>
+    DuplicateEnqueued,
+}
+
+/// <summary>What to do with a result whose (source, file key) is already in the published journal.</summary>
+public enum DuplicatePolicy
+{
+    /// <summary>Do not publish it again (the earlier publication stands).</summary>
+    Skip,
+
+    /// <summary>Publish it again, flagged duplicate=true with duplicate_of = the earlier message id.</summary>
+    PublishMarked,
+}
+
+/// <summary>The outcome of a commit: the status, the message id queued (or the earlier one when skipped), the
+/// earlier message id for duplicates, and the outbox sequence (0 when nothing was queued).</summary>
+public sealed record JournalCommit(CommitStatus Status, string MessageId, string? OriginalMessageId, long OutboxSeq)
+{
+    /// <summary>True when the file had been published before.</summary>
+    public bool IsDuplicate => Status != CommitStatus.Enqueued;
+}
+
+/// <summary>A queued message as stored.</summary>
+public sealed record OutboxRow(long Seq, string Kind, string Topic, string MessageId, string Session, long Generation,
+    long EnqueuedUnixMs, byte[] Payload);
+
+/// <summary>Raised in the result of an insert that had to drop messages to stay under the cap.</summary>
+public sealed record CapDrop(int Dropped, long DroppedBytes);
+
+/// <summary>The durable store-and-forward queue and the published journal, in one SQLite file (WAL,
+/// synchronous=FULL): a row is on disk before Enqueue/CommitResult returns, so it survives a crash, kill -9 or
+/// power loss, and a journal entry is written in the same transaction as its outbox row. Rows come back in
+/// insertion order (AUTOINCREMENT sequence) and leave only through <see cref="Remove"/>.
+/// Thread-safe: one connection behind one lock.</summary>
+public sealed class SqliteOutbox : IDisposable
+{
+    /// <summary>Kind of a result row (dropped first when the cap is hit).</summary>
+    public const string KindResult = "result";
+
+    /// <summary>Kind of an event row.</summary>
+    public const string KindEvent = "event";
+
+    private readonly Lock _gate = new();
+    private readonly SqliteConnection _db;
+    private readonly TimeProvider _time;
+    private readonly long _maxMessages;
+    private readonly long _maxBytes;
+    private long _depth;
+    private long _bytes;
+    private long _droppedByCap;
+    private bool _disposed;
+
+    /// <summary>Opens (or creates) the store. A file that is not a readable SQLite database is renamed to
+    /// "*.corrupt-&lt;time&gt;" and a fresh store is created; <see cref="Recovery"/> then says so.</summary>
+    public SqliteOutbox(string path, long maxMessages, long maxBytes, TimeProvider? time = null)
+    {
+        ArgumentException.ThrowIfNullOrWhiteSpace(path);
+        Path = System.IO.Path.GetFullPath(path);
+        _time = time ?? TimeProvider.System;
+        _maxMessages = maxMessages;
+        _maxBytes = maxBytes;
+        Directory.CreateDirectory(System.IO.Path.GetDirectoryName(Path)!);
+        try
+        {
+            _db = Open(Path);
+        }
+        catch (SqliteException e) when (e.SqliteErrorCode is 11 or 26)
+        {
+            // SQLITE_CORRUPT / SQLITE_NOTADB: keep the evidence, start empty, and say so rather than refuse to run.
+            var aside = $"{Path}.corrupt-{_time.GetUtcNow():yyyyMMddHHmmss}";
+            SqliteConnection.ClearAllPools();
+            foreach (var suffix in new[] { "", "-wal", "-shm" })
+            {
+                if (File.Exists(Path + suffix))
+                {
+                    File.Move(Path + suffix, aside + suffix, overwrite: true);
+                }
+            }
+
+            Recovery = $"outbox file was unreadable ({e.Message}); moved to {aside} and started empty";
+            _db = Open(Path);
+        }
+
+        using var cmd = _db.CreateCommand();
+        cmd.CommandText = "SELECT COUNT(*), COALESCE(SUM(bytes), 0) FROM outbox";
+        using var r = cmd.ExecuteReader();
+        r.Read();
+        _depth = r.GetInt64(0);
+        _bytes = r.GetInt64(1);
+    }
+
+    /// <summary>Full path of the database file.</summary>
+    public string Path { get; }
+
+    /// <summary>Non-null when the file was found corrupt at open and replaced.</summary>
+    public string? Recovery { get; }
+
+    /// <summary>Pending messages.</summary>
+    public long Depth
+    {
+        get
+        {
+            lock (_gate)
+            {
+                return _depth;
+            }
+        }
+    }
+
+    /// <summary>Depth, bytes and oldest age right now.</summary>
+    public OutboxStats Stats
+    {
+        get
+        {
+            lock (_gate)
+            {
+                ThrowIfDisposed();
+                double? age = null;
+                if (_depth > 0)
+                {
+                    using var cmd = _db.CreateCommand();
+                    cmd.CommandText = "SELECT enqueued_ms FROM outbox ORDER BY seq LIMIT 1";
+                    if (cmd.ExecuteScalar() is long ms)
+                    {
+                        age = Math.Max(0, (_time.GetUtcNow().ToUnixTimeMilliseconds() - ms) / 1000.0);
+                    }
+                }
+
+                return new OutboxStats(_depth, _bytes, age, _maxMessages, _maxBytes, _droppedByCap);
+            }
+        }
+    }
+
+    /// <summary>Queues one message; returns its sequence and any cap drop it caused.</summary>
+    public (long Seq, CapDrop? Drop) Enqueue(string kind, string topic, string messageId, string session, long generation, byte[] payload)
+    {
+        lock (_gate)
+        {
+            ThrowIfDisposed();
+            using var tx = _db.BeginTransaction();
+            var drop = MakeRoom(tx, payload.Length);
+            var seq = Insert(tx, kind, topic, messageId, session, generation, payload);
+            tx.Commit();
+            Account(payload.Length, drop);
+            return (seq, drop);
+        }
+    }
+
+    /// <summary>Journals (source, fileKey) -> message id and queues the result, in one transaction. When the key
+    /// is already journalled, applies <paramref name="policy"/>. With a null/empty file key it only queues.</summary>
+    public (JournalCommit Commit, CapDrop? Drop) CommitResult(string topic, ResultMessage message, string? fileKey,
+        DuplicatePolicy policy, long generation)
+    {
+        ArgumentNullException.ThrowIfNull(message);
+        lock (_gate)
+        {
+            ThrowIfDisposed();
+            using var tx = _db.BeginTransaction();
+            string? original = null;
+            if (!string.IsNullOrEmpty(fileKey))
+            {
+                original = LookupJournal(tx, message.Source, fileKey);
+                if (original is not null && policy == DuplicatePolicy.Skip)
+                {
+                    tx.Rollback();
+                    return (new JournalCommit(CommitStatus.DuplicateSkipped, original, original, 0), null);
+                }
+            }
+
+            var toStore = original is null ? message : message with { Duplicate = true, DuplicateOf = original };
+            var payload = MessageJson.Serialize(toStore);
+            var drop = MakeRoom(tx, payload.Length);
+            var seq = Insert(tx, KindResult, topic, message.MessageId, message.Session, generation, payload);
+            if (!string.IsNullOrEmpty(fileKey) && original is null)
+            {
+                using var j = _db.CreateCommand();
+                j.Transaction = tx;
+                j.CommandText = "INSERT INTO journal(source, file_key, message_id, committed_ms) VALUES ($s, $k, $m, $t)";
+                j.Parameters.AddWithValue("$s", message.Source);
+                j.Parameters.AddWithValue("$k", fileKey);
+                j.Parameters.AddWithValue("$m", message.MessageId);
+                j.Parameters.AddWithValue("$t", _time.GetUtcNow().ToUnixTimeMilliseconds());
+                j.ExecuteNonQuery();
+            }
+
+            tx.Commit();
+            Account(payload.Length, drop);
+            var status = original is null ? CommitStatus.Enqueued : CommitStatus.DuplicateEnqueued;
+            return (new JournalCommit(status, message.MessageId, original, seq), drop);
+        }
+    }
+
+    /// <summary>The message id a (source, file key) was published under, or null when not journalled.</summary>
+    public string? FindJournalled(string source, string fileKey)
+    {
+        lock (_gate)
+        {
+            ThrowIfDisposed();
+            return LookupJournal(null, source, fileKey);
+        }
+    }
+
+    /// <summary>Up to <paramref name="max"/> pending rows with a sequence above <paramref name="afterSeq"/>, oldest first.</summary>
+    public IReadOnlyList<OutboxRow> Peek(int max, long afterSeq = 0)
+    {
+        lock (_gate)
+        {
+            ThrowIfDisposed();
+            using var cmd = _db.CreateCommand();
+            cmd.CommandText = "SELECT seq, kind, topic, message_id, session, gen, enqueued_ms, payload FROM outbox WHERE seq > $a ORDER BY seq LIMIT $n";
+            cmd.Parameters.AddWithValue("$a", afterSeq);
+            cmd.Parameters.AddWithValue("$n", max);
+            using var r = cmd.ExecuteReader();
+            var rows = new List<OutboxRow>();
+            while (r.Read())
+            {
+                rows.Add(new OutboxRow(r.GetInt64(0), r.GetString(1), r.GetString(2), r.GetString(3), r.GetString(4),
+                    r.GetInt64(5), r.GetInt64(6), (byte[])r[7]));
+            }
+
+            return rows;
+        }
+    }
+
+    /// <summary>Deletes a row once the broker acknowledged it. Returns false when it was already gone (e.g.
+    /// dropped by the cap meanwhile).</summary>
+    public bool Remove(long seq)
+    {
+        lock (_gate)
+        {
+            ThrowIfDisposed();
+            using var cmd = _db.CreateCommand();
+            cmd.CommandText = "DELETE FROM outbox WHERE seq = $s RETURNING bytes";
+            cmd.Parameters.AddWithValue("$s", seq);
+            if (cmd.ExecuteScalar() is long bytes)
+            {
+                _depth--;
+                _bytes -= bytes;
+                return true;
+            }
+
+            return false;
+        }
+    }
+
+    /// <summary>Deletes several acknowledged rows in one transaction (one fsync); returns how many were still there.</summary>
+    public int RemoveMany(IReadOnlyCollection<long> seqs)
+    {
+        ArgumentNullException.ThrowIfNull(seqs);
+        if (seqs.Count == 0)
+        {
+            return 0;
+        }
+
+        lock (_gate)
+        {
+            ThrowIfDisposed();
+            using var tx = _db.BeginTransaction();
+            using var cmd = _db.CreateCommand();
+            cmd.Transaction = tx;
+            cmd.CommandText = "DELETE FROM outbox WHERE seq = $s RETURNING bytes";
+            var p = cmd.Parameters.Add("$s", SqliteType.Integer);
+            var removed = 0;
+            long bytes = 0;
+            foreach (var seq in seqs)
+            {
+                p.Value = seq;
+                if (cmd.ExecuteScalar() is long b)
+                {
+                    removed++;
+                    bytes += b;
+                }
+            }
+
+            tx.Commit();
+            _depth -= removed;
+            _bytes -= bytes;
+            return removed;
+        }
+    }
+
+    /// <summary>Deletes journal entries committed before <paramref name="olderThan"/>; returns how many.</summary>
+    public int PruneJournal(DateTimeOffset olderThan)
+    {
+        lock (_gate)
+        {
+            ThrowIfDisposed();
+            using var cmd = _db.CreateCommand();
+            cmd.CommandText = "DELETE FROM journal WHERE committed_ms < $t";
+            cmd.Parameters.AddWithValue("$t", olderThan.ToUnixTimeMilliseconds());
+            return cmd.ExecuteNonQuery();
+        }
+    }
+
+    /// <summary>Number of journal entries.</summary>
+    public long JournalCount
+    {
+        get
+        {
+            lock (_gate)
+            {
+                ThrowIfDisposed();
+                using var cmd = _db.CreateCommand();
+                cmd.CommandText = "SELECT COUNT(*) FROM journal";
+                return (long)cmd.ExecuteScalar()!;
+            }
+        }
+    }
+
+    public void Dispose()
+    {
+        lock (_gate)
+        {
+            if (_disposed)
+            {
+                return;
+            }
+
+            _disposed = true;
+            _db.Dispose();
+        }
+    }
+
+    private static SqliteConnection Open(string path)
+    {
+        // No pooling: a reopen after a crash must really reopen the file, and Dispose must really close it.
+        var cs = new SqliteConnectionStringBuilder { DataSource = path, Pooling = false, Mode = SqliteOpenMode.ReadWriteCreate }.ToString();
+        var db = new SqliteConnection(cs);
+        try
+        {
+            db.Open();
+            using var cmd = db.CreateCommand();
+            cmd.CommandText = """
+                PRAGMA journal_mode = WAL;
+                PRAGMA synchronous = FULL;
+                PRAGMA busy_timeout = 5000;
+                CREATE TABLE IF NOT EXISTS outbox(
+                    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+                    kind TEXT NOT NULL,
+                    topic TEXT NOT NULL,
+                    message_id TEXT NOT NULL,
+                    session TEXT NOT NULL,
+                    gen INTEGER NOT NULL,
+                    enqueued_ms INTEGER NOT NULL,
+                    bytes INTEGER NOT NULL,
+                    payload BLOB NOT NULL);
+                CREATE INDEX IF NOT EXISTS outbox_kind_seq ON outbox(kind, seq);
+                CREATE TABLE IF NOT EXISTS journal(
+                    source TEXT NOT NULL,
+                    file_key TEXT NOT NULL,
+                    message_id TEXT NOT NULL,
+                    committed_ms INTEGER NOT NULL,
+                    PRIMARY KEY(source, file_key)) WITHOUT ROWID;
+                CREATE INDEX IF NOT EXISTS journal_committed ON journal(committed_ms);
+                PRAGMA user_version = 1;
+                PRAGMA quick_check;
+                """;
+            cmd.ExecuteNonQuery();
+            return db;
+        }
+        catch
+        {
+            db.Dispose();
+            throw;
+        }
+    }
+
+    private string? LookupJournal(SqliteTransaction? tx, string source, string fileKey)
+    {
+        using var cmd = _db.CreateCommand();
+        cmd.Transaction = tx;
+        cmd.CommandText = "SELECT message_id FROM journal WHERE source = $s AND file_key = $k";
+        cmd.Parameters.AddWithValue("$s", source);
+        cmd.Parameters.AddWithValue("$k", fileKey);
+        return cmd.ExecuteScalar() as string;
+    }
+
+    private long Insert(SqliteTransaction tx, string kind, string topic, string messageId, string session, long generation, byte[] payload)
+    {
+        using var cmd = _db.CreateCommand();
+        cmd.Transaction = tx;
+        cmd.CommandText = """
+            INSERT INTO outbox(kind, topic, message_id, session, gen, enqueued_ms, bytes, payload)
+            VALUES ($kind, $topic, $id, $session, $gen, $t, $bytes, $payload) RETURNING seq
+            """;
+        cmd.Parameters.AddWithValue("$kind", kind);
+        cmd.Parameters.AddWithValue("$topic", topic);
+        cmd.Parameters.AddWithValue("$id", messageId);
+        cmd.Parameters.AddWithValue("$session", session);
+        cmd.Parameters.AddWithValue("$gen", generation);
+        cmd.Parameters.AddWithValue("$t", _time.GetUtcNow().ToUnixTimeMilliseconds());
+        cmd.Parameters.AddWithValue("$bytes", payload.Length);
+        cmd.Parameters.Add("$payload", SqliteType.Blob).Value = payload;
+        return (long)cmd.ExecuteScalar()!;
+    }
+
+    // The cap policy: make room for one more message of `bytes` by dropping the oldest results, then (only if
+    // no result is left) the oldest events. Status and model are never stored here, so they are never dropped.
+    private CapDrop? MakeRoom(SqliteTransaction tx, int bytes)
+    {
+        if (bytes > _maxBytes)
+        {
+            throw new ArgumentException($"message of {bytes} bytes is larger than the outbox cap of {_maxBytes} bytes");
+        }
+
+        var needMessages = _depth + 1 - _maxMessages;
+        var needBytes = _bytes + bytes - _maxBytes;
+        if (needMessages <= 0 && needBytes <= 0)
+        {
+            return null;
+        }
+
+        var victims = new List<(long Seq, long Bytes)>();
+        long freedBytes = 0;
+        foreach (var kindFilter in new[] { "kind = 'result'", "kind <> 'result'" })
+        {
+            using var cmd = _db.CreateCommand();
+            cmd.Transaction = tx;
+            cmd.CommandText = $"SELECT seq, bytes FROM outbox WHERE {kindFilter} ORDER BY seq";
+            using var r = cmd.ExecuteReader();
+            while ((victims.Count < needMessages || freedBytes < needBytes) && r.Read())
+            {
+                victims.Add((r.GetInt64(0), r.GetInt64(1)));
+                freedBytes += r.GetInt64(1);
+            }
+
+            if (victims.Count >= needMessages && freedBytes >= needBytes)
+            {
+                break;
+            }
+        }
+
+        using (var del = _db.CreateCommand())
+        {
+            del.Transaction = tx;
+            del.CommandText = "DELETE FROM outbox WHERE seq = $s";
+            var p = del.Parameters.Add("$s", SqliteType.Integer);
+            foreach (var v in victims)
+            {
+                p.Value = v.Seq;
+                del.ExecuteNonQuery();
+            }
+        }
+
+        return new CapDrop(victims.Count, freedBytes);
+    }
+
+    private void Account(int addedBytes, CapDrop? drop)
+    {
+        _depth += 1 - (drop?.Dropped ?? 0);
+        _bytes += addedBytes - (drop?.DroppedBytes ?? 0);
+        _droppedByCap += drop?.Dropped ?? 0;
+    }
+
+    private void ThrowIfDisposed() => ObjectDisposedException.ThrowIf(_disposed, this);
+}

@@ -1,0 +1,84 @@
+using FmaEdge.Daemon.Configuration;
+using FmaEdge.TestSupport;
+
+namespace FmaEdge.Daemon.Tests.Configuration;
+
+public sealed class ConfigurationTests
+{
+    [Fact]
+    public void Bind_ShippedDefaults_AreValidAndDocumentedValues()
+    {
+        using var tmp = new TempFolder("cfg");
+        var o = FmaEdgeConfiguration.Bind(FmaEdgeConfiguration.Build(systemConfigDir: Path.Combine(tmp.Path, "none")));
+        Assert.Equal(["tensorrt", "cuda", "cpu"], o.Inference.ProviderList);
+        Assert.Equal(8, o.Inference.MaxBatch);
+        Assert.Equal("mqtt", o.Output.Type);
+        Assert.Empty(o.Sources);
+    }
+
+    [Fact]
+    public void Bind_ManyBadSettings_ListsEveryError()
+    {
+        using var tmp = new TempFolder("cfg");
+        var config = FmaEdgeConfiguration.Build(systemConfigDir: Path.Combine(tmp.Path, "none"), overrides: new Dictionary<string, string?>
+        {
+            ["FmaEdge:NodeName"] = "bad name/with slash",
+            ["FmaEdge:Inference:Providers"] = "tensorrt,gpu",
+            ["FmaEdge:Inference:MaxBatch"] = "0",
+            ["FmaEdge:Inference:MaxBatchSize"] = "4",
+            ["FmaEdge:Pipeline:InputCapacity"] = "0",
+            ["FmaEdge:Output:Type"] = "kafka",
+            ["FmaEdge:Logging:Level"] = "Loud",
+            ["FmaEdge:Sources:0:Id"] = "a",
+            ["FmaEdge:Sources:0:Type"] = "folder",
+            ["FmaEdge:Sources:0:Completion"] = "maybe",
+            ["FmaEdge:Sources:1:Id"] = "a",
+            ["FmaEdge:Sources:1:Type"] = "camera",
+            ["FmaEdge:Sources:2:Id"] = "s2",
+            ["FmaEdge:Sources:2:Type"] = "scanner",
+        });
+        var ex = Assert.Throws<ConfigurationErrorsException>(() => FmaEdgeConfiguration.Bind(config));
+        string[] expected =
+        [
+            "FmaEdge:NodeName", "'gpu'", "FmaEdge:Inference:MaxBatch = 0", "FmaEdge:Inference:MaxBatchSize is not a known setting",
+            "FmaEdge:Pipeline:InputCapacity", "kafka", "Loud", "FmaEdge:Sources:0:Path is required", "FmaEdge:Sources:0:Completion 'maybe'",
+            "FmaEdge:Sources:1:Id 'a' is used by another source", "FmaEdge:Sources:1:Uri is required", "FmaEdge:Sources:2:Type 'scanner'",
+        ];
+        foreach (var e in expected)
+        {
+            Assert.Contains(ex.Errors, x => x.Contains(e, StringComparison.Ordinal));
+        }
+
+        Assert.Equal(expected.Length, ex.Errors.Count);
+    }
+
+    [Fact]
+    public void Build_OverrideFilesThenEnvironment_LayerInOrder()
+    {
+        using var tmp = new TempFolder("cfg");
+        var etc = Path.Combine(tmp.Path, "etc");
+        Directory.CreateDirectory(etc);
+        File.WriteAllText(Path.Combine(etc, "10-site.json"), """{ "FmaEdge": { "Inference": { "MaxBatch": 4 }, "NodeName": "site" } }""");
+        File.WriteAllText(Path.Combine(etc, "20-line.json"), """{ "FmaEdge": { "Inference": { "MaxBatch": 6, "Providers": "cpu" } } }""");
+        var o = FmaEdgeConfiguration.Bind(FmaEdgeConfiguration.Build(systemConfigDir: etc));
+        Assert.Equal(6, o.Inference.MaxBatch);
+        Assert.Equal("site", o.NodeName);
+        Assert.Equal(["cpu"], o.Inference.ProviderList);
+
+        var single = Path.Combine(tmp.Path, "single.json");
+        File.WriteAllText(single, """{ "FmaEdge": { "Inference": { "MaxBatch": 2 } } }""");
+        var fromFile = FmaEdgeConfiguration.Bind(FmaEdgeConfiguration.Build(configFile: single, systemConfigDir: etc));
+        Assert.Equal(2, fromFile.Inference.MaxBatch);
+        Assert.Equal("", fromFile.NodeName); // --config replaces the folder, it does not add to it
+
+        Environment.SetEnvironmentVariable("FMAEDGE__Health__DiskFloorMiB", "123");
+        try
+        {
+            Assert.Equal(123, FmaEdgeConfiguration.Bind(FmaEdgeConfiguration.Build(systemConfigDir: etc)).Health.DiskFloorMiB);
+        }
+        finally
+        {
+            Environment.SetEnvironmentVariable("FMAEDGE__Health__DiskFloorMiB", null);
+        }
+    }
+}

@@ -1,0 +1,41 @@
+using FmaEdge.Daemon.Output;
+
+namespace FmaEdge.Daemon.Tests.Support;
+
+/// <summary>A real <see cref="JsonFolderResultSink"/> whose commits fail (as on a full disk) while <see cref="Failing"/> is set.</summary>
+public sealed class FlakySink(JsonFolderResultSink inner) : IResultSink
+{
+    public JsonFolderResultSink Inner { get; } = inner;
+
+    public volatile bool Failing;
+
+    public int FailedCommits;
+
+    public SinkState State => Inner.State;
+
+    public Task StartAsync(CancellationToken cancellationToken) => Inner.StartAsync(cancellationToken);
+
+    public ValueTask<string?> FindCommittedAsync(string sourceId, string fileKey, CancellationToken cancellationToken) =>
+        Inner.FindCommittedAsync(sourceId, fileKey, cancellationToken);
+
+    public ValueTask<CommitResult> CommitResultAsync(ImageResult result, CancellationToken cancellationToken)
+    {
+        if (Failing)
+        {
+            Interlocked.Increment(ref FailedCommits);
+            throw new IOException("No space left on device");
+        }
+
+        return Inner.CommitResultAsync(result, cancellationToken);
+    }
+
+    public ValueTask PublishEventAsync(DaemonEvent evt, CancellationToken cancellationToken) => Inner.PublishEventAsync(evt, cancellationToken);
+
+    public ValueTask PublishStatusAsync(NodeStatus status, CancellationToken cancellationToken) => Inner.PublishStatusAsync(status, cancellationToken);
+
+    public ValueTask PublishModelAsync(ModelDescription model, CancellationToken cancellationToken) => Inner.PublishModelAsync(model, cancellationToken);
+
+    public Task StopAsync(CancellationToken cancellationToken) => Inner.StopAsync(cancellationToken);
+
+    public ValueTask DisposeAsync() => Inner.DisposeAsync();
+}

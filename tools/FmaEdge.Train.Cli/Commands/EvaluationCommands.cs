@@ -1,0 +1,55 @@
+using System.CommandLine;
+using FmaEdge.Training.Calibration;
+using FmaEdge.Training.Evaluation;
+using FmaEdge.Training.Training;
+
+namespace FmaEdge.Train.Cli.Commands;
+
+/// <summary>`fma-train eval` and `fma-train calibrate`: exported models through ONNX Runtime and the daemon's
+/// preprocessing and decoding. Stateless.</summary>
+internal static class EvaluationCommands
+{
+    private static Option<string> ModelOption() => new("--model") { Description = "Model file (.onnx) of the FmaEdge model contract", Required = true };
+
+    private static Option<string> DataOption(string what) => new("--data") { Description = what + ": folder tree ROOT/<level 1>/.../<leaf>/ or a CSV manifest (path,leaf)", Required = true };
+
+    private static Option<int> BatchOption() => new("--batch") { Description = "Images per inference batch", DefaultValueFactory = _ => 32 };
+
+    private static Option<string> ProvidersOption() => new("--providers") { Description = "Execution providers to try in order (tensorrt,cuda,cpu)", DefaultValueFactory = _ => "cpu" };
+
+    private static IReadOnlyList<string> Split(string s) => s.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
+
+    public static Command Eval()
+    {
+        var model = ModelOption();
+        var data = DataOption("Labelled images");
+        var json = new Option<string>("--json") { Description = "Write the evaluation JSON here", Required = true };
+        var html = new Option<string?>("--html") { Description = "Also write a self-contained HTML report" };
+        var batch = BatchOption();
+        var providers = ProvidersOption();
+        var cmd = new Command("eval", "Evaluate a model per level (top-1..5, path accuracy, consistency, mistake severity, hierarchical F1, coarse answers).")
+        {
+            model, data, json, html, batch, providers,
+        };
+        cmd.SetAction((r, ct) => Task.FromResult(EvalCommand.Run(r.GetValue(model)!, r.GetValue(data)!, r.GetValue(json)!, r.GetValue(html),
+            r.GetValue(batch), Split(r.GetValue(providers)!), cancellationToken: ct)));
+        return cmd;
+    }
+
+    public static Command Calibrate()
+    {
+        var model = ModelOption();
+        var data = DataOption("Held-out labelled images (validation set)");
+        var target = new Option<double>("--target-precision") { Description = "Precision the coarse answers must reach", DefaultValueFactory = _ => PostTraining.DefaultTargetPrecision };
+        var output = new Option<string?>("--out") { Description = "Write the calibrated model here (default: rewrite --model in place, atomically)" };
+        var batch = BatchOption();
+        var providers = ProvidersOption();
+        var cmd = new Command("calibrate", "Fit per-level temperatures and coarse-answer thresholds on held-out data and store them in the model file.")
+        {
+            model, data, target, output, batch, providers,
+        };
+        cmd.SetAction((r, ct) => Task.FromResult(CalibrateCommand.Run(r.GetValue(model)!, r.GetValue(data)!, r.GetValue(target), r.GetValue(output),
+            r.GetValue(batch), Split(r.GetValue(providers)!), cancellationToken: ct)));
+        return cmd;
+    }
+}
