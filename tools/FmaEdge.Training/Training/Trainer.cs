@@ -31,7 +31,7 @@ public sealed record TrainingResult(
 /// <summary>Runs training: data, model, AdamW with warm-up + cosine, per-epoch checkpoints (RUNDIR/checkpoints/last
 /// and best), history.json, exact resume, Ctrl-C safety. Every epoch re-seeds torch and the data order from
 /// (seed, epoch), which is what makes a resumed run identical to an uninterrupted one. One run per instance;
-/// not thread-safe.</summary>
+/// not thread-safe, and torch's random generator is process-wide: run one trainer per process for reproducibility.</summary>
 public sealed class Trainer(TrainingOptions options, ITrainingReporter reporter)
 {
     public const string CheckpointsDir = "checkpoints";
@@ -64,7 +64,16 @@ public sealed class Trainer(TrainingOptions options, ITrainingReporter reporter)
             reporter.Info($"resuming {runDir} after epoch {resumeState.CompletedEpochs}");
         }
 
-        var (train, val) = opts.Data with { Seed = opts.Seed } is var src ? src.Load() : default;
+        if (resumeState is null)
+        {
+            // A fresh run owns its folder: stale best/interrupted checkpoints of an earlier run must not survive.
+            foreach (var stale in new[] { BestDir(runDir), InterruptedDir(runDir) }.Where(Directory.Exists))
+            {
+                Directory.Delete(stale, recursive: true);
+            }
+        }
+
+        var (train, val) = (opts.Data with { Seed = opts.Seed }).Load();
         var tree = train.Tree;
         if (resumeState is not null && TaxonomyLoader.ToJson(tree) != resumeState.Tree)
         {
