@@ -27,6 +27,7 @@ public static class FmaEdgeCli
         root.Subcommands.Add(StatusCommand.Create(console));
         root.Subcommands.Add(ClassifyCommand.Create(console));
         root.Subcommands.Add(ModelCommand.Create(console));
+        root.Subcommands.Add(WatchCommand.Create(console));
         return root;
     }
 

@@ -32,6 +32,25 @@ public sealed class MqttResultSink(MqttPublisher publisher) : IResultSink
             : new CommitResult(CommitOutcome.Duplicate, c.OriginalMessageId));
     }
 
+    public async ValueTask PublishStatsAsync(FmaEdge.Daemon.Status.StatusSnapshot s, CancellationToken cancellationToken)
+    {
+        // Stats are a periodic snapshot (QoS 0, never stored): a missed one is replaced by the next.
+        await publisher.PublishStatsAsync(new StatsMessage
+        {
+            Node = s.Node,
+            Session = s.Session,
+            Timestamp = DateTimeOffset.UtcNow,
+            UptimeSeconds = s.UptimeSeconds,
+            Health = s.Health,
+            ImagesProcessed = s.Counts.Processed,
+            ImagesFailed = s.Counts.Failed,
+            FramesDropped = s.Counts.Dropped,
+            Sources = s.Sources.ToDictionary(x => x.Id, x => new SourceStats(x.State, x.Frames, x.Errors, x.Dropped, x.Fps, x.LastFrameAgeSeconds)),
+            LatencyMs = s.Latency.ToDictionary(kv => kv.Key, kv => new LatencyPercentiles(kv.Value.P50Ms, kv.Value.P99Ms)),
+            Mqtt = publisher.Health,
+        }, cancellationToken);
+    }
+
     public ValueTask PublishEventAsync(DaemonEvent evt, CancellationToken cancellationToken)
     {
         var details = new JsonObject();
