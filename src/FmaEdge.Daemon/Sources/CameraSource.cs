@@ -71,6 +71,8 @@ public sealed class CameraSource : IImageSource, IWorkCompletion
         return Task.CompletedTask;
     }
 
+    private readonly List<Thread> _threads = [];
+
     public async Task StopAsync(CancellationToken cancellationToken)
     {
         if (_cts is null)
@@ -86,6 +88,23 @@ public sealed class CameraSource : IImageSource, IWorkCompletion
                 await t.WaitAsync(cancellationToken).ContinueWith(_ => { }, TaskScheduler.Default);
             }
         }
+
+        // Capture threads stop at their next read; wait for them so no native VideoCapture call outlives the
+        // source (a read racing process or test-host shutdown has crashed the process).
+        Thread[] threads;
+        lock (_threads)
+        {
+            threads = [.. _threads];
+            _threads.Clear();
+        }
+
+        await Task.Run(() =>
+        {
+            foreach (var t in threads)
+            {
+                t.Join(TimeSpan.FromSeconds(5));
+            }
+        }, CancellationToken.None);
 
         while (_queue.Reader.TryRead(out var w))
         {
@@ -142,6 +161,12 @@ public sealed class CameraSource : IImageSource, IWorkCompletion
             var opened = new TaskCompletionSource<(int W, int H)?>(TaskCreationOptions.RunContinuationsAsynchronously);
             var ended = new TaskCompletionSource<string>(TaskCreationOptions.RunContinuationsAsynchronously);
             var thread = new Thread(() => CaptureLoop(generation, opened, ended, ct)) { IsBackground = true, Name = $"camera-{Id}" };
+            lock (_threads)
+            {
+                _threads.RemoveAll(t => !t.IsAlive);
+                _threads.Add(thread);
+            }
+
             thread.Start();
             var size = await opened.Task.WaitAsync(ct).ContinueWith(t => t.IsCompletedSuccessfully ? t.Result : null, TaskScheduler.Default);
             string reason;
