@@ -1,0 +1,174 @@
+using System.Collections.Concurrent;
+using System.Security.Cryptography;
+using System.Text;
+using System.Text.Json;
+using FmaEdge.Daemon.Tests.Support;
+using FmaEdge.TestSupport;
+using MQTTnet;
+
+namespace FmaEdge.Daemon.Tests.Hosting;
+
+/// <summary>The whole daemon against a real mosquitto: real images, the trainer-produced model, the MQTT sink with its
+/// durable outbox, and a real subscriber.</summary>
+public sealed class MqttEndToEndTests : IDisposable
+{
+    private readonly TempFolder _tmp = new("e2e");
+
+    public void Dispose() => _tmp.Dispose();
+
+    private static Action<Dictionary<string, string?>> ViaBroker(MosquittoBroker broker) => s =>
+    {
+        s["FmaEdge:Output:Type"] = "mqtt";
+        s.Remove("FmaEdge:Output:Path");
+        s["FmaEdge:Mqtt:Host"] = broker.Host;
+        s["FmaEdge:Mqtt:Port"] = broker.Port.ToString(System.Globalization.CultureInfo.InvariantCulture);
+        s["FmaEdge:Mqtt:Embedded:Enabled"] = "false";
+        // A fixed reconnect delay lets the test's subscriber reconnect first after an outage.
+        s["FmaEdge:Mqtt:ReconnectMinSeconds"] = "2";
+        s["FmaEdge:Mqtt:ReconnectMaxSeconds"] = "2";
+    };
+
+    [Fact]
+    public async Task Run_FolderOfRealImages_OneResultPerImageWithAllFieldsOverMqtt()
+    {
+        await using var broker = await MosquittoBroker.StartNewAsync();
+        await using var sub = await Subscriber.ConnectAsync(broker);
+        await using var daemon = await DaemonHarness.StartAsync(_tmp.Path, ViaBroker(broker));
+        var images = TestPaths.SampleImages("val"); // one real image per leaf (21)
+        var names = daemon.Drop(images);
+
+        await DaemonHarness.WaitUntilAsync(() => sub.Results.Count >= images.Count, $"{images.Count} results over MQTT");
+        await Task.Delay(500); // nothing more may arrive
+
+        var results = sub.Results.ToList();
+        Assert.Equal(images.Count, results.Count);
+        Assert.Equal(images.Count, results.Select(r => r.GetProperty("message_id").GetString()).Distinct().Count());
+        Assert.Equal(Enumerable.Range(1, images.Count), results.Select(r => r.GetProperty("seq").GetInt32()).Order());
+        var shaByName = images.Select((p, i) => (names[i], Convert.ToHexStringLower(SHA256.HashData(File.ReadAllBytes(p))))).ToDictionary();
+        foreach (var r in results)
+        {
+            Assert.Equal("test-node", r.GetProperty("node").GetString());
+            Assert.Equal("line1", r.GetProperty("source").GetString());
+            Assert.False(string.IsNullOrEmpty(r.GetProperty("session").GetString()));
+            Assert.True(r.GetProperty("captured_at").GetDateTimeOffset() <= r.GetProperty("published_at").GetDateTimeOffset());
+            var image = r.GetProperty("image");
+            Assert.Equal(shaByName[image.GetProperty("id").GetString()!], image.GetProperty("sha256").GetString());
+            Assert.Equal(64, r.GetProperty("model").GetProperty("sha256").GetString()!.Length);
+            var levels = r.GetProperty("levels");
+            Assert.Equal(3, levels.GetArrayLength());
+            foreach (var l in levels.EnumerateArray())
+            {
+                Assert.False(string.IsNullOrEmpty(l.GetProperty("label").GetString()));
+                Assert.InRange(l.GetProperty("confidence").GetDouble(), 0, 1);
+                Assert.True(l.GetProperty("top_k").GetArrayLength() >= 3);
+            }
+
+            Assert.Equal(3, r.GetProperty("answer").GetProperty("nodes").GetArrayLength());
+            Assert.InRange(r.GetProperty("coarse").GetProperty("depth").GetInt32(), 0, 3);
+            var latency = r.GetProperty("latency_ms");
+            foreach (var stage in new[] { "decode", "preprocess", "infer", "total" })
+            {
+                Assert.True(latency.GetProperty(stage).GetDouble() >= 0, stage);
+            }
+
+            Assert.False(r.GetProperty("historical").GetBoolean());
+        }
+
+        // The first level is right for most real images with the shipped model (chance is 1/3).
+        var rightL1 = results.Count(r => r.GetProperty("answer").GetProperty("nodes")[0].GetProperty("path").GetString() ==
+            images.Single(p => names[images.ToList().IndexOf(p)] == r.GetProperty("image").GetProperty("id").GetString())
+                .Split(Path.DirectorySeparatorChar)[^4]);
+        Assert.True(rightL1 >= images.Count * 0.8, $"level 1 right for {rightL1}/{images.Count}");
+        Assert.Contains(sub.Retained, m => m.Topic == "fma/test-node/status" && m.Payload.Contains("\"online\"", StringComparison.Ordinal));
+        Assert.Contains(sub.Retained, m => m.Topic == "fma/test-node/model");
+    }
+
+    [Fact]
+    public async Task Run_BrokerStoppedMidStreamThenRestarted_NothingLostAndReplaysHistorical()
+    {
+        await using var broker = await MosquittoBroker.StartNewAsync();
+        var sub = await Subscriber.ConnectAsync(broker);
+        await using var daemon = await DaemonHarness.StartAsync(_tmp.Path, ViaBroker(broker));
+        var images = TestPaths.SampleImages("val", perLeaf: 2);
+        var first = images.Take(10).ToList();
+        var second = images.Skip(10).Take(10).ToList();
+
+        daemon.Drop(first);
+        await DaemonHarness.WaitUntilAsync(() => sub.Results.Count >= 10, "10 results before the outage");
+        var before = sub.Results.ToList();
+        await sub.DisposeAsync();
+        await broker.StopAsync();
+
+        daemon.Drop(second);
+        // Classified and durably committed while the broker is down: the files move to done/.
+        await DaemonHarness.WaitUntilAsync(() => Directory.Exists(daemon.Done) && Directory.GetFiles(daemon.Done).Length >= 20, "20 files done during the outage");
+        Assert.True(daemon.Status.Snapshot().Output.OutboxDepth >= 10, "the 10 results (and any events) wait in the outbox");
+
+        await broker.StartAsync();
+        await using var sub2 = await Subscriber.ConnectAsync(broker);
+        await DaemonHarness.WaitUntilAsync(() => sub2.Results.Count >= 10, "10 replayed results after the outage");
+        await Task.Delay(500);
+
+        var after = sub2.Results.ToList();
+        var all = before.Concat(after).ToList();
+        Assert.Equal(20, all.Select(r => r.GetProperty("message_id").GetString()).Distinct().Count());
+        Assert.Equal(Enumerable.Range(1, 20), all.Select(r => r.GetProperty("seq").GetInt32()).Distinct().Order());
+        Assert.All(before, r => Assert.False(r.GetProperty("historical").GetBoolean()));
+        Assert.All(after.Where(r => r.GetProperty("seq").GetInt32() > 10), r => Assert.True(r.GetProperty("historical").GetBoolean()));
+        // Replayed in order.
+        var replayedSeq = after.Select(r => r.GetProperty("seq").GetInt32()).Where(s => s > 10).ToList();
+        Assert.Equal(replayedSeq.Order(), replayedSeq);
+    }
+
+    /// <summary>A real MQTT subscriber on fma/test-node/#.</summary>
+    private sealed class Subscriber : IAsyncDisposable
+    {
+        private readonly IMqttClient _client;
+
+        private Subscriber(IMqttClient client) => _client = client;
+
+        public ConcurrentQueue<JsonElement> ResultQueue { get; } = new();
+        public IReadOnlyCollection<JsonElement> Results => ResultQueue;
+        public ConcurrentBag<(string Topic, string Payload)> Retained { get; } = [];
+
+        public static async Task<Subscriber> ConnectAsync(MosquittoBroker broker)
+        {
+            var client = new MqttClientFactory().CreateMqttClient();
+            var s = new Subscriber(client);
+            client.ApplicationMessageReceivedAsync += e =>
+            {
+                var payload = Encoding.UTF8.GetString(e.ApplicationMessage.Payload);
+                if (e.ApplicationMessage.Topic.EndsWith("/result", StringComparison.Ordinal))
+                {
+                    s.ResultQueue.Enqueue(JsonDocument.Parse(payload).RootElement.Clone());
+                }
+                else
+                {
+                    s.Retained.Add((e.ApplicationMessage.Topic, payload));
+                }
+
+                return Task.CompletedTask;
+            };
+            await client.ConnectAsync(new MqttClientOptionsBuilder().WithTcpServer(broker.Host, broker.Port).WithCleanSession().Build());
+            await client.SubscribeAsync(new MqttClientSubscribeOptionsBuilder()
+                .WithTopicFilter("fma/test-node/#", MQTTnet.Protocol.MqttQualityOfServiceLevel.AtLeastOnce).Build());
+            return s;
+        }
+
+        public async ValueTask DisposeAsync()
+        {
+            if (_client.IsConnected)
+            {
+                try
+                {
+                    await _client.DisconnectAsync();
+                }
+                catch (MQTTnet.Exceptions.MqttCommunicationException)
+                {
+                }
+            }
+
+            _client.Dispose();
+        }
+    }
+}
