@@ -120,55 +120,47 @@ public sealed class MqttEndToEndTests : IDisposable
         Assert.Equal(replayedSeq.Order(), replayedSeq);
     }
 
-    /// <summary>A real MQTT subscriber on fma/test-node/#.</summary>
-    private sealed class Subscriber : IAsyncDisposable
+    [Fact]
+    public async Task Run_KilledMidStreamOverMqtt_EveryImagePublishedOnceAfterRestart()
     {
-        private readonly IMqttClient _client;
-
-        private Subscriber(IMqttClient client) => _client = client;
-
-        public ConcurrentQueue<JsonElement> ResultQueue { get; } = new();
-        public IReadOnlyCollection<JsonElement> Results => ResultQueue;
-        public ConcurrentBag<(string Topic, string Payload)> Retained { get; } = [];
-
-        public static async Task<Subscriber> ConnectAsync(MosquittoBroker broker)
+        await using var broker = await MosquittoBroker.StartNewAsync();
+        await using var sub = await Subscriber.ConnectAsync(broker);
+        var root = _tmp.Path;
+        Directory.CreateDirectory(Path.Combine(root, "models"));
+        File.Copy(TestModels.Real, Path.Combine(root, "models", "model.onnx"));
+        var inbox = Path.Combine(root, "inbox");
+        Directory.CreateDirectory(inbox);
+        var config = Path.Combine(root, "fma-edge.json");
+        await File.WriteAllTextAsync(config, JsonSerializer.Serialize(ProcessTests.ToTree(DaemonHarness.Settings(root, ViaBroker(broker)))));
+        var images = TestPaths.SampleImages("train", perLeaf: 10).ToList(); // 210 real images
+        foreach (var img in images)
         {
-            var client = new MqttClientFactory().CreateMqttClient();
-            var s = new Subscriber(client);
-            client.ApplicationMessageReceivedAsync += e =>
-            {
-                var payload = Encoding.UTF8.GetString(e.ApplicationMessage.Payload);
-                if (e.ApplicationMessage.Topic.EndsWith("/result", StringComparison.Ordinal))
-                {
-                    s.ResultQueue.Enqueue(JsonDocument.Parse(payload).RootElement.Clone());
-                }
-                else
-                {
-                    s.Retained.Add((e.ApplicationMessage.Topic, payload));
-                }
-
-                return Task.CompletedTask;
-            };
-            await client.ConnectAsync(new MqttClientOptionsBuilder().WithTcpServer(broker.Host, broker.Port).WithCleanSession().Build());
-            await client.SubscribeAsync(new MqttClientSubscribeOptionsBuilder()
-                .WithTopicFilter("fma/test-node/#", MQTTnet.Protocol.MqttQualityOfServiceLevel.AtLeastOnce).Build());
-            return s;
+            File.Copy(img, Path.Combine(inbox, Path.GetFileName(img)));
         }
 
-        public async ValueTask DisposeAsync()
+        using (var first = ProcessTests.Start(config))
         {
-            if (_client.IsConnected)
-            {
-                try
-                {
-                    await _client.DisconnectAsync();
-                }
-                catch (MQTTnet.Exceptions.MqttCommunicationException)
-                {
-                }
-            }
-
-            _client.Dispose();
+            await DaemonHarness.WaitUntilAsync(() => sub.Results.Count >= 5, "results before the kill", 60_000);
+            first.Kill(); // SIGKILL: no drain, no clean-up
+            await first.WaitForExitAsync();
         }
+
+        Assert.True(Directory.GetFiles(inbox).Length > 0, "killed mid-stream");
+        using (var second = ProcessTests.Start(config))
+        {
+            await DaemonHarness.WaitUntilAsync(() => Directory.GetFiles(inbox).Length == 0, "the rest after restart", 60_000);
+            await DaemonHarness.WaitUntilAsync(
+                () => sub.Results.Select(r => r.GetProperty("image").GetProperty("sha256").GetString()).Distinct().Count() == images.Count,
+                "every image published", 30_000);
+            await Task.Delay(1000);
+            second.Kill();
+            await second.WaitForExitAsync();
+        }
+
+        // Every image has exactly one result message (at-least-once delivery may repeat a message id, never a new one).
+        var byImage = sub.Results.GroupBy(r => r.GetProperty("image").GetProperty("sha256").GetString()).ToList();
+        Assert.Equal(images.Count, byImage.Count);
+        Assert.All(byImage, g => Assert.Single(g.Select(r => r.GetProperty("message_id").GetString()).Distinct()));
+        Assert.Empty(Directory.GetFiles(Path.Combine(inbox, "failed")));
     }
 }

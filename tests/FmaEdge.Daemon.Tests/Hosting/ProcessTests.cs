@@ -92,7 +92,7 @@ public sealed class ProcessTests
 
     private static string Exe => Path.Combine(AppContext.BaseDirectory, "fma-edge.dll");
 
-    private static Process Start(string config) =>
+    internal static Process Start(string config) =>
         Process.Start(new ProcessStartInfo("dotnet", [Exe, "run", "--config", config])
         {
             RedirectStandardOutput = false,
@@ -101,7 +101,7 @@ public sealed class ProcessTests
         })!;
 
     /// <summary>"FmaEdge:Sources:0:Id" style keys back into a JSON tree (arrays for numeric keys).</summary>
-    private static Dictionary<string, object?> ToTree(Dictionary<string, string?> flat)
+    internal static Dictionary<string, object?> ToTree(Dictionary<string, string?> flat)
     {
         var root = new Dictionary<string, object?>();
         foreach (var (key, value) in flat)
