@@ -163,4 +163,47 @@ public sealed class MqttEndToEndTests : IDisposable
         Assert.All(byImage, g => Assert.Single(g.Select(r => r.GetProperty("message_id").GetString()).Distinct()));
         Assert.Empty(Directory.GetFiles(Path.Combine(inbox, "failed")));
     }
+
+    [Fact]
+    public async Task HotSwap_UnderSteadyStreamOverMqtt_LosesNothingAndSwapsOnce()
+    {
+        await using var broker = await MosquittoBroker.StartNewAsync();
+        await using var sub = await Subscriber.ConnectAsync(broker);
+        await using var d = await DaemonHarness.StartAsync(_tmp.Path, ViaBroker(broker)); // serves the trained model
+        var shaA = d.Models.Current!.Classifier.Model.Sha256;
+        var bytesB = TestModels.CreateBytes(seed: 2, size: 48); // another valid model with another input size
+        var shaB = Convert.ToHexStringLower(SHA256.HashData(bytesB));
+        var images = TestPaths.SampleImages("val", perLeaf: 3).Take(60).ToList();
+        var stream = Task.Run(async () =>
+        {
+            for (var i = 0; i < images.Count; i++)
+            {
+                d.Drop([images[i]], $"{i:D3}-");
+                await Task.Delay(40);
+            }
+        });
+
+        await Task.Delay(800);
+        // Dropped the way a deployment tool should: written under a temporary name, then renamed in.
+        var tmp = Path.Combine(d.ModelsDir, "model-b.onnx.part");
+        await File.WriteAllBytesAsync(tmp, bytesB);
+        File.Move(tmp, Path.Combine(d.ModelsDir, "model-b.onnx"));
+        await stream;
+
+        await DaemonHarness.WaitUntilAsync(() => sub.Results.Count >= images.Count, "every image's result over MQTT", 60_000);
+        await DaemonHarness.WaitUntilAsync(() => d.Models.Current!.Classifier.Model.Sha256 == shaB, "the swap to model B");
+        await Task.Delay(500);
+
+        var results = sub.Results.OrderBy(r => r.GetProperty("seq").GetInt32()).ToList();
+        Assert.Equal(images.Count, results.Count);
+        Assert.Equal(images.Count, results.Select(r => r.GetProperty("image").GetProperty("id").GetString()).Distinct().Count());
+        var shas = results.Select(r => r.GetProperty("model").GetProperty("sha256").GetString()).ToList();
+        Assert.All(shas, x => Assert.Contains(x, new[] { shaA, shaB }));
+        // One atomic swap: every result after the first from B is from B.
+        var firstB = shas.IndexOf(shaB);
+        Assert.True(firstB > 0, "some images were classified before the swap and some after");
+        Assert.All(shas.Skip(firstB), x => Assert.Equal(shaB, x));
+        Assert.Equal(1, d.Status.Snapshot().Model!.Swaps);
+        Assert.Contains(sub.Retained, m => m.Topic == "fma/test-node/events" && m.Payload.Contains("model_swapped", StringComparison.Ordinal));
+    }
 }
