@@ -66,7 +66,7 @@ run_tests() {
   rm -rf "$out"; mkdir -p "$out"
   set +e
   # One test project at a time: two cores, and several suites start real brokers and daemons.
-  dotnet test FmaEdge.sln -c "$CONFIG" --no-build -m:1 --logger "console;verbosity=normal" --logger trx \
+  dotnet test FmaEdge.sln -c "$CONFIG" --no-build -m:1 --blame --logger "console;verbosity=normal" --logger trx \
     --results-directory "$out" 2>&1 | tee "$out/console.log"
   local rc=${PIPESTATUS[0]}
   set -e

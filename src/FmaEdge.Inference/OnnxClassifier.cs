@@ -10,12 +10,18 @@ namespace FmaEdge.Inference;
 
 /// <summary>A model-contract ONNX file loaded into an ONNX Runtime session on the best provider that works,
 /// with the decoder and preprocessor its manifest asks for. <see cref="Run"/> and <see cref="Classify"/> are
-/// thread-safe (ONNX Runtime sessions allow concurrent runs); dispose once no run is in flight.</summary>
+/// thread-safe (ONNX Runtime sessions allow concurrent runs). <see cref="Dispose"/> waits for runs in flight and
+/// later runs throw <see cref="ObjectDisposedException"/>: a session freed under a running batch would crash the
+/// process in native code, so that can never happen, whatever the caller's shutdown order.</summary>
 public sealed class OnnxClassifier : IDisposable
 {
     private readonly InferenceSession _session;
     private readonly string[] _outputNames;
     private readonly int[] _classes;
+
+    // Runs hold the read side, Dispose the write side (see the class summary).
+    private readonly ReaderWriterLockSlim _lifetime = new(LockRecursionPolicy.NoRecursion);
+    private bool _disposed;
 
     private OnnxClassifier(InferenceSession session, ValidatedModel model, string provider, IReadOnlyList<ProviderAttempt> attempts)
     {
@@ -121,6 +127,20 @@ public sealed class OnnxClassifier : IDisposable
             throw new ArgumentException($"batch holds {batch.Length} floats; {n} images need {n * len}", nameof(batch));
         }
 
+        _lifetime.EnterReadLock();
+        try
+        {
+            ObjectDisposedException.ThrowIf(_disposed, this);
+            return RunSession(batch, n, len);
+        }
+        finally
+        {
+            _lifetime.ExitReadLock();
+        }
+    }
+
+    private float[][] RunSession(float[] batch, int n, int len)
+    {
         long[] shape = [n, 3, Preprocessor.Height, Preprocessor.Width];
         using var input = OrtValue.CreateTensorValueFromMemory(OrtMemoryInfo.DefaultInstance, batch.AsMemory(0, n * len), shape);
         using var results = _session.Run(new RunOptions(), [Model.Manifest.Input.Name], [input], _outputNames);
@@ -166,7 +186,24 @@ public sealed class OnnxClassifier : IDisposable
         }
     }
 
-    public void Dispose() => _session.Dispose();
+    public void Dispose()
+    {
+        _lifetime.EnterWriteLock();
+        try
+        {
+            if (_disposed)
+            {
+                return;
+            }
+
+            _disposed = true;
+            _session.Dispose();
+        }
+        finally
+        {
+            _lifetime.ExitWriteLock();
+        }
+    }
 
     private static SessionOptions BaseOptions(InferenceOptions options)
     {

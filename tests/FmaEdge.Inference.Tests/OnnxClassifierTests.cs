@@ -125,4 +125,38 @@ public sealed class OnnxClassifierTests : IClassFixture<OnnxClassifierTests.Mode
     {
         Assert.Throws<ArgumentException>(() => _fx.Classifier.Run(new float[10], 1));
     }
+
+    [Fact]
+    public async Task Dispose_WhileRunsInFlight_WaitsForThemAndLaterRunsThrowObjectDisposed()
+    {
+        var c = OnnxClassifier.Load(TestPaths.DemoModel, new InferenceOptions { Providers = ["cpu"], IntraOpThreads = 1 });
+        var input = c.Preprocessor.PreprocessFile(TestPaths.SampleImages("val")[0]);
+        var batch = Enumerable.Repeat(input, 4).SelectMany(x => x).ToArray();
+        var completed = 0;
+        var refused = 0;
+        var workers = Enumerable.Range(0, 2).Select(_ => Task.Run(() =>
+        {
+            for (var i = 0; i < 200; i++)
+            {
+                try
+                {
+                    Assert.Equal(3, c.Run(batch, 4).Count);
+                    Interlocked.Increment(ref completed);
+                }
+                catch (ObjectDisposedException)
+                {
+                    Interlocked.Increment(ref refused);
+                    return;
+                }
+            }
+        })).ToArray();
+
+        await Task.Delay(300);
+        c.Dispose(); // must wait for the runs in flight; a freed native session under a run would kill the test host
+        await Task.WhenAll(workers);
+
+        Assert.True(completed > 0, "runs completed before the dispose");
+        Assert.Throws<ObjectDisposedException>(() => c.Run(batch, 4));
+        c.Dispose(); // idempotent
+    }
 }
