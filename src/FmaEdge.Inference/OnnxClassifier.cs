@@ -22,6 +22,7 @@ public sealed class OnnxClassifier : IDisposable
     // Runs hold the read side, Dispose the write side (see the class summary).
     private readonly ReaderWriterLockSlim _lifetime = new(LockRecursionPolicy.NoRecursion);
     private bool _disposed;
+    private readonly RunOptions _runOptions = new();
 
     private OnnxClassifier(InferenceSession session, ValidatedModel model, string provider, IReadOnlyList<ProviderAttempt> attempts)
     {
@@ -143,7 +144,9 @@ public sealed class OnnxClassifier : IDisposable
     {
         long[] shape = [n, 3, Preprocessor.Height, Preprocessor.Width];
         using var input = OrtValue.CreateTensorValueFromMemory(OrtMemoryInfo.DefaultInstance, batch.AsMemory(0, n * len), shape);
-        using var results = _session.Run(new RunOptions(), [Model.Manifest.Input.Name], [input], _outputNames);
+        // The run options live as long as the classifier: a temporary could be finalised by the GC while the
+        // native run still reads it (an intermittent segfault inside libonnxruntime under allocation pressure).
+        using var results = _session.Run(_runOptions, [Model.Manifest.Input.Name], [input], _outputNames);
         var outputs = new float[_outputNames.Length][];
         for (var l = 0; l < outputs.Length; l++)
         {
@@ -198,6 +201,7 @@ public sealed class OnnxClassifier : IDisposable
 
             _disposed = true;
             _session.Dispose();
+            _runOptions.Dispose();
         }
         finally
         {

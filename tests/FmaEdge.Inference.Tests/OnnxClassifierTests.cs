@@ -159,4 +159,35 @@ public sealed class OnnxClassifierTests : IClassFixture<OnnxClassifierTests.Mode
         Assert.Throws<ObjectDisposedException>(() => c.Run(batch, 4));
         c.Dispose(); // idempotent
     }
+
+    [Fact]
+    public async Task Run_ConcurrentRunsUnderForcedGarbageCollection_AllComplete()
+    {
+        // Regression: a per-call RunOptions could be finalised by the GC while the native run read it, killing the
+        // process with a segfault inside libonnxruntime about once in five daemon test runs.
+        using var c = OnnxClassifier.Load(TestPaths.DemoModel, new InferenceOptions { Providers = ["cpu"], IntraOpThreads = 1 });
+        var input = c.Preprocessor.PreprocessFile(TestPaths.SampleImages("val")[1]);
+        using var stop = new CancellationTokenSource();
+        var collector = Task.Run(() =>
+        {
+            while (!stop.IsCancellationRequested)
+            {
+                GC.Collect();
+                GC.WaitForPendingFinalizers();
+            }
+        });
+        var runs = await Task.WhenAll(Enumerable.Range(0, 2).Select(_ => Task.Run(() =>
+        {
+            var n = 0;
+            for (var i = 0; i < 150; i++)
+            {
+                n += c.Run(input, 1).Count == 3 ? 1 : 0;
+            }
+
+            return n;
+        })));
+        await stop.CancelAsync();
+        await collector;
+        Assert.Equal([150, 150], runs);
+    }
 }
