@@ -224,18 +224,42 @@ public sealed class HierarchicalDecoder
             return result;
         }
 
+        // p^(1/T), normalised, computed in log space: raising small probabilities to a power underflows
+        // (3.7e-27 ^ 5 is 0 in float), which made every class 0.
+        // Bad outputs (NaN, infinity) stay NaN so Decode refuses them rather than reading them as 0.
+        foreach (var v in scores)
+        {
+            if (!float.IsFinite(v))
+            {
+                Array.Fill(result, float.NaN);
+                return result;
+            }
+        }
+
+        var logs = new double[scores.Length];
+        var maxLog = double.NegativeInfinity;
+        for (var i = 0; i < scores.Length; i++)
+        {
+            logs[i] = scores[i] > 0 ? Math.Log(scores[i]) / temperature : double.NegativeInfinity;
+            maxLog = Math.Max(maxLog, logs[i]);
+        }
+
+        if (double.IsNegativeInfinity(maxLog))
+        {
+            Array.Fill(result, 1f / result.Length);
+            return result;
+        }
+
         double total = 0;
         for (var i = 0; i < scores.Length; i++)
         {
-            var e = Math.Pow(Math.Max(scores[i], 0f), 1.0 / temperature);
-            result[i] = (float)e;
-            total += e;
+            logs[i] = Math.Exp(logs[i] - maxLog);
+            total += logs[i];
         }
 
         for (var i = 0; i < result.Length; i++)
         {
-            // All zeros: uniform. NaN stays NaN so that Decode can refuse it rather than answer uniformly.
-            result[i] = total > 0 ? (float)(result[i] / total) : double.IsNaN(total) ? float.NaN : 1f / result.Length;
+            result[i] = (float)(logs[i] / total);
         }
 
         return result;
