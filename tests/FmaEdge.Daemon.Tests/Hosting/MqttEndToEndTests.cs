@@ -126,17 +126,8 @@ public sealed class MqttEndToEndTests : IDisposable
         await using var broker = await MosquittoBroker.StartNewAsync();
         await using var sub = await Subscriber.ConnectAsync(broker);
         var root = _tmp.Path;
-        Directory.CreateDirectory(Path.Combine(root, "models"));
-        File.Copy(TestModels.Real, Path.Combine(root, "models", "model.onnx"));
-        var inbox = Path.Combine(root, "inbox");
-        Directory.CreateDirectory(inbox);
-        var config = Path.Combine(root, "fma-edge.json");
-        await File.WriteAllTextAsync(config, JsonSerializer.Serialize(ProcessTests.ToTree(DaemonHarness.Settings(root, ViaBroker(broker)))));
         var images = TestPaths.SampleImages("train", perLeaf: 10).ToList(); // 210 real images
-        foreach (var img in images)
-        {
-            File.Copy(img, Path.Combine(inbox, Path.GetFileName(img)));
-        }
+        var (config, inbox) = await ProcessTests.PrepareAsync(root, DaemonHarness.Settings(root, ViaBroker(broker)), images);
 
         using (var first = ProcessTests.Start(config))
         {

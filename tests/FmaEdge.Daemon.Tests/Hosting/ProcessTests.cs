@@ -14,19 +14,8 @@ public sealed class ProcessTests
     {
         using var tmp = new TempFolder("kill9");
         var root = tmp.Path;
-        Directory.CreateDirectory(Path.Combine(root, "models"));
-        File.Copy(TestModels.Real, Path.Combine(root, "models", "model.onnx"));
-        var inbox = Path.Combine(root, "inbox");
-        Directory.CreateDirectory(inbox);
-        var config = Path.Combine(root, "fma-edge.json");
-        var settings = DaemonHarness.Settings(root);
-        await File.WriteAllTextAsync(config, JsonSerializer.Serialize(ToTree(settings)));
-
         var images = TestPaths.SampleImages("train", perLeaf: 2).Take(40).ToList();
-        foreach (var img in images)
-        {
-            File.Copy(img, Path.Combine(inbox, Path.GetFileName(img)));
-        }
+        var (config, inbox) = await PrepareAsync(root, DaemonHarness.Settings(root), images);
 
         var results = new JsonFolderResultSink(Path.Combine(root, "results"));
         using (var first = Start(config))
@@ -61,16 +50,7 @@ public sealed class ProcessTests
     {
         using var tmp = new TempFolder("sigterm");
         var root = tmp.Path;
-        Directory.CreateDirectory(Path.Combine(root, "models"));
-        File.Copy(TestModels.Real, Path.Combine(root, "models", "model.onnx"));
-        var inbox = Path.Combine(root, "inbox");
-        Directory.CreateDirectory(inbox);
-        var config = Path.Combine(root, "fma-edge.json");
-        await File.WriteAllTextAsync(config, JsonSerializer.Serialize(ToTree(DaemonHarness.Settings(root))));
-        foreach (var img in TestPaths.SampleImages("val", perLeaf: 2).Take(30))
-        {
-            File.Copy(img, Path.Combine(inbox, Path.GetFileName(img)));
-        }
+        var (config, inbox) = await PrepareAsync(root, DaemonHarness.Settings(root), TestPaths.SampleImages("val", perLeaf: 2).Take(30));
 
         var results = new JsonFolderResultSink(Path.Combine(root, "results"));
         using var p = Start(config);
@@ -92,6 +72,24 @@ public sealed class ProcessTests
 
     private static string Exe => Path.Combine(AppContext.BaseDirectory, "fma-edge.dll");
 
+    /// <summary>A run folder for a real fma-edge process: the shipped model, an inbox holding
+    /// <paramref name="images"/>, and a config file from <paramref name="settings"/>.</summary>
+    internal static async Task<(string Config, string Inbox)> PrepareAsync(string root, Dictionary<string, string?> settings, IEnumerable<string> images)
+    {
+        Directory.CreateDirectory(Path.Combine(root, "models"));
+        File.Copy(TestModels.Real, Path.Combine(root, "models", "model.onnx"));
+        var inbox = Path.Combine(root, "inbox");
+        Directory.CreateDirectory(inbox);
+        foreach (var img in images)
+        {
+            File.Copy(img, Path.Combine(inbox, Path.GetFileName(img)));
+        }
+
+        var config = Path.Combine(root, "fma-edge.json");
+        await File.WriteAllTextAsync(config, JsonSerializer.Serialize(ToTree(settings)));
+        return (config, inbox);
+    }
+
     internal static Process Start(string config) =>
         Process.Start(new ProcessStartInfo("dotnet", [Exe, "run", "--config", config])
         {
@@ -101,7 +99,7 @@ public sealed class ProcessTests
         })!;
 
     /// <summary>"FmaEdge:Sources:0:Id" style keys back into a JSON tree (arrays for numeric keys).</summary>
-    internal static Dictionary<string, object?> ToTree(Dictionary<string, string?> flat)
+    private static Dictionary<string, object?> ToTree(Dictionary<string, string?> flat)
     {
         var root = new Dictionary<string, object?>();
         foreach (var (key, value) in flat)

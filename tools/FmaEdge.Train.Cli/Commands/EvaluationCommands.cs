@@ -1,7 +1,7 @@
 using System.CommandLine;
 using FmaEdge.Training.Calibration;
 using FmaEdge.Training.Evaluation;
-using FmaEdge.Training.Training;
+using FmaEdge.Core.Calibration;
 
 namespace FmaEdge.Train.Cli.Commands;
 
@@ -40,7 +40,7 @@ internal static class EvaluationCommands
     {
         var model = ModelOption();
         var data = DataOption("Held-out labelled images (validation set)");
-        var target = new Option<double>("--target-precision") { Description = "Precision the coarse answers must reach", DefaultValueFactory = _ => PostTraining.DefaultTargetPrecision };
+        var target = new Option<double>("--target-precision") { Description = "Precision the coarse answers must reach", DefaultValueFactory = _ => ThresholdCalibrator.DefaultTargetPrecision };
         var output = new Option<string?>("--out") { Description = "Write the calibrated model here (default: rewrite --model in place, atomically)" };
         var batch = BatchOption();
         var providers = ProvidersOption();

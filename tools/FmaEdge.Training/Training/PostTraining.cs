@@ -1,4 +1,5 @@
 using System.Globalization;
+using FmaEdge.Core.Calibration;
 using FmaEdge.Training.Export;
 using FmaEdge.Training.Progress;
 using FmaEdge.Training.Reporting;
@@ -11,13 +12,10 @@ namespace FmaEdge.Training.Training;
 /// Called on the training thread; not thread-safe.</summary>
 public static class PostTraining
 {
-    /// <summary>Precision the coarse-answer thresholds are calibrated for unless the run says otherwise.</summary>
-    public const double DefaultTargetPrecision = 0.99;
-
     /// <param name="result">The run: RunDir, Train/Val datasets (same tree), History (learning curves), checkpoints.</param>
     /// <param name="export">The exported model: Path (RUNDIR/model.onnx), the validated Model (manifest, tree).</param>
     public static void Run(TrainingResult result, ExportResult export, ITrainingReporter reporter, CancellationToken ct,
-        double targetPrecision = DefaultTargetPrecision)
+        double targetPrecision = ThresholdCalibrator.DefaultTargetPrecision)
     {
         ct.ThrowIfCancellationRequested();
         if (result.Val.Images.Count == 0)
