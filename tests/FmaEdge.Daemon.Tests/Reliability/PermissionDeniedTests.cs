@@ -56,8 +56,8 @@ public sealed class PermissionDeniedTests
             // Set aside with the reason beside it (the file itself is moved, which needs only the folder's permission).
             Assert.True(File.Exists(Path.Combine(inbox, "failed", "secret.png")));
             Assert.StartsWith("permission-denied:", await File.ReadAllTextAsync(Path.Combine(inbox, "failed", "secret.png.reason.txt")), StringComparison.Ordinal);
-            Assert.NotEmpty(FloorObserver.LogLinesFor(logDir, 3000, "Image", "secret.png")
-                .Where(l => l.GetProperty("Reason").GetString() == "permission-denied"));
+            Assert.Contains(FloorObserver.LogLinesFor(logDir, 3000, "Image", "secret.png"),
+                l => l.GetProperty("Reason").GetString() == "permission-denied");
 
             // `fma-edge status --json` counts it under its reason.
             using var status = Process.Start(new ProcessStartInfo("dotnet", [Exe, "status", "--json", "--socket", Path.Combine(root, "run", "status.sock")])
