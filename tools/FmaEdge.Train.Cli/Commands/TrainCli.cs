@@ -7,12 +7,13 @@ public static class TrainCli
 {
     public static RootCommand Build()
     {
-        var root = new RootCommand("fma-train: train hierarchical ConvNeXt classifiers and export them as self-describing ONNX models.");
+        var root = new RootCommand("fma-train: train hierarchical classifiers (ConvNeXt, ResNet-50+CBAM, ViT) and export them as self-describing ONNX models.");
         root.Subcommands.Add(TrainCommand.Create());
         root.Subcommands.Add(ExportCommand.Create());
         root.Subcommands.Add(BenchCommand.Create());
         root.Subcommands.Add(EvaluationCommands.Eval());
         root.Subcommands.Add(EvaluationCommands.Calibrate());
+        root.Subcommands.Add(CompareCommand.Create());
         return root;
     }
 

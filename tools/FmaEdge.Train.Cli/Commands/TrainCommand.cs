@@ -22,7 +22,7 @@ internal static class TrainCommand
         public readonly Option<string?> Tree = new("--tree") { Description = "Category tree file (JSON/YAML); pins class order" };
         public readonly Option<string?> Manifest = new("--manifest") { Description = "CSV manifest path,leaf (needs --tree)" };
         public readonly Option<string> Out = new("--out") { Description = "Run folder (model.onnx, history.json, checkpoints/)", Required = true };
-        public readonly Option<string> Model = new("--model") { Description = "convnext_atto|femto|pico|nano|tiny|small", DefaultValueFactory = _ => "convnext_atto" };
+        public readonly Option<string> Model = new("--model") { Description = "convnext_atto|femto|pico|nano|tiny|small, resnet50_cbam, vit_tiny, vit_small", DefaultValueFactory = _ => "convnext_atto" };
         public readonly Option<string> Head = new("--head") { Description = "flat|independent|shared", DefaultValueFactory = _ => "independent" };
         public readonly Option<int> HeadHidden = new("--head-hidden") { Description = "Hidden width H of the shared head", DefaultValueFactory = _ => 256 };
         public readonly Option<string> Loss = new("--loss") { Description = "ce|dhc|dhc-soft", DefaultValueFactory = _ => "ce" };
@@ -84,7 +84,7 @@ internal static class TrainCommand
                 RunDir = r.GetValue(Out)!,
                 Model = new ModelConfig
                 {
-                    Model = ConvNeXtSpec.Get(r.GetValue(Model)!).Name, Head = HeadKinds.Parse(r.GetValue(Head)!).Name(),
+                    Model = Backbones.Canonical(r.GetValue(Model)!), Head = HeadKinds.Parse(r.GetValue(Head)!).Name(),
                     HeadHidden = r.GetValue(HeadHidden), DropPath = r.GetValue(DropPath), ImageSize = r.GetValue(ImgSize),
                 },
                 Loss = r.GetValue(Loss)!,

@@ -5,8 +5,10 @@ using static TorchSharp.torch;
 
 namespace FmaEdge.Training.Export;
 
-/// <summary>Translates a <see cref="HierarchicalConvNeXt"/> into ONNX opset 17 nodes that compute exactly what its
-/// forward() computes in eval mode (drop-path is the identity there). Initializers keep the PyTorch names.</summary>
+/// <summary>Translates a <see cref="HierarchicalConvNeXt"/> (any backbone family) into ONNX opset 17 nodes that compute
+/// exactly what its forward() computes in eval mode (drop-path is the identity there, BatchNorm uses its running
+/// statistics). Initializers keep the PyTorch names. The ConvNeXt backbone is here; ResNet-50+CBAM is in
+/// <see cref="ResNetCbamGraph"/>, ViT in <see cref="VitGraph"/>; the heads are shared.</summary>
 internal static class ConvNeXtGraph
 {
     public const int Opset = 17;
@@ -22,6 +24,25 @@ internal static class ConvNeXtGraph
         g.Graph.Input.Add(FloatValue(InputName, [null, 3, size, size]));
         using var _ = no_grad();
 
+        var pooled = model.Family switch
+        {
+            BackboneFamily.ResNetCbam => ResNetCbamGraph.Pooled(g, InputName, model.ResNet!),
+            BackboneFamily.Vit => VitGraph.Pooled(g, InputName, model.Vit!),
+            _ => ConvNeXtPooled(g, model),
+        };
+        var feat = LayerNorm(g, pooled, model.Head.Norm, "head.norm");
+        var logits = Head(g, feat, model.Head);
+        for (var l = 0; l < logits.Length; l++)
+        {
+            g.Node("Identity", [logits[l]], OutputName(l));
+            g.Graph.Output.Add(FloatValue(OutputName(l), [null, model.LevelSizes[l]]));
+        }
+
+        return g.Graph;
+    }
+
+    private static string ConvNeXtPooled(OnnxGraphBuilder g, HierarchicalConvNeXt model)
+    {
         var x = Conv(g, InputName, model.StemConv, "stem.0");
         x = LayerNorm(g, x, model.StemNorm, "stem.1");
         for (var s = 0; s < model.Stages.Count; s++)
@@ -39,16 +60,7 @@ internal static class ConvNeXtGraph
             }
         }
 
-        var pooled = g.Node("ReduceMean", [x], null, Ints("axes", 2, 3), Int("keepdims", 0));
-        var feat = LayerNorm(g, pooled, model.Head.Norm, "head.norm");
-        var logits = Head(g, feat, model.Head);
-        for (var l = 0; l < logits.Length; l++)
-        {
-            g.Node("Identity", [logits[l]], OutputName(l));
-            g.Graph.Output.Add(FloatValue(OutputName(l), [null, model.LevelSizes[l]]));
-        }
-
-        return g.Graph;
+        return g.Node("ReduceMean", [x], null, Ints("axes", 2, 3), Int("keepdims", 0));
     }
 
     private static string Block(OnnxGraphBuilder g, string x, ConvNeXtBlock block, string name)
@@ -105,12 +117,12 @@ internal static class ConvNeXtGraph
         return outputs;
     }
 
-    private static string Conv(OnnxGraphBuilder g, string x, Conv2dLayer c, string name) =>
-        g.Node("Conv", [x, g.Initializer(name + ".weight", c.Weight), g.Initializer(name + ".bias", c.Bias)], null,
+    internal static string Conv(OnnxGraphBuilder g, string x, Conv2dLayer c, string name) =>
+        g.Node("Conv", c.Bias is null ? [x, g.Initializer(name + ".weight", c.Weight)] : [x, g.Initializer(name + ".weight", c.Weight), g.Initializer(name + ".bias", c.Bias)], null,
             Ints("kernel_shape", c.Kernel, c.Kernel), Ints("strides", c.Stride, c.Stride),
             Ints("pads", c.Padding, c.Padding, c.Padding, c.Padding), Ints("dilations", 1, 1), Int("group", c.Groups));
 
-    private static string LayerNorm(OnnxGraphBuilder g, string x, LayerNormLayer ln, string name)
+    internal static string LayerNorm(OnnxGraphBuilder g, string x, LayerNormLayer ln, string name)
     {
         var input = ln.ChannelsFirst ? g.Node("Transpose", [x], null, Ints("perm", 0, 2, 3, 1)) : x;
         var y = g.Node("LayerNormalization", [input, g.Initializer(name + ".weight", ln.Weight), g.Initializer(name + ".bias", ln.Bias)], null,
@@ -119,7 +131,7 @@ internal static class ConvNeXtGraph
     }
 
     /// <summary>x @ W^T + b on the last axis (any rank); W^T is stored so MatMul needs no transpose.</summary>
-    private static string Linear(OnnxGraphBuilder g, string x, LinearLayer fc, string name)
+    internal static string Linear(OnnxGraphBuilder g, string x, LinearLayer fc, string name)
     {
         using var m = fc.Matrix();
         using var wt = m.t();
@@ -128,7 +140,7 @@ internal static class ConvNeXtGraph
     }
 
     /// <summary>Exact GELU as opset 17 has no Gelu op: 0.5 * x * (1 + erf(x / sqrt 2)).</summary>
-    private static string Gelu(OnnxGraphBuilder g, string x)
+    internal static string Gelu(OnnxGraphBuilder g, string x)
     {
         var scaled = g.Node("Div", [x, g.Scalar(MathF.Sqrt(2f))]);
         var erf = g.Node("Erf", [scaled]);

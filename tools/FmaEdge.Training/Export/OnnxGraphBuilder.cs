@@ -45,6 +45,19 @@ internal sealed class OnnxGraphBuilder
         return name;
     }
 
+    /// <summary>A scalar (rank-0) int64 constant, added once per name (indices for Gather).</summary>
+    public string Int64Scalar(string name, long value)
+    {
+        if (Graph.Initializer.All(i => i.Name != name))
+        {
+            var tp = new TensorProto { Name = name, DataType = (int)TensorProto.Types.DataType.Int64 };
+            tp.Int64Data.Add(value);
+            Graph.Initializer.Add(tp);
+        }
+
+        return name;
+    }
+
     /// <summary>A scalar float constant (shared by name).</summary>
     public string Scalar(float value)
     {

@@ -9,6 +9,7 @@ namespace FmaEdge.Training.Models;
 /// checkpoints so a checkpoint alone can be exported. Immutable.</summary>
 public sealed record ModelConfig
 {
+    /// <summary>A backbone of <see cref="Backbones.Names"/> (ConvNeXt sizes, resnet50_cbam, vit_tiny, vit_small).</summary>
     public string Model { get; init; } = "convnext_atto";
     public string Head { get; init; } = "independent";
     public int HeadHidden { get; init; } = 256;
@@ -18,12 +19,17 @@ public sealed record ModelConfig
     /// <summary>Throws <see cref="ArgumentException"/> for an unknown model/head or a bad size.</summary>
     public void Validate()
     {
-        _ = ConvNeXtSpec.Get(Model);
+        var family = Backbones.Family(Model);
         _ = HeadKinds.Parse(Head);
         // ConvNeXt downsamples by 32 overall (stages floor odd sizes, e.g. 112 -> 28 -> 14 -> 7 -> 3).
         if (ImageSize is < 32 or > 4096)
         {
             throw new ArgumentException($"image size {ImageSize} is outside 32..4096");
+        }
+
+        if (family == BackboneFamily.Vit && ImageSize % VitSpec.PatchSize != 0)
+        {
+            throw new ArgumentException($"{Model} cuts the image into {VitSpec.PatchSize}-pixel patches: the image size must be a multiple of {VitSpec.PatchSize} (got {ImageSize})");
         }
 
         if (HeadHidden is < 1 or > 65536)
@@ -38,9 +44,11 @@ public sealed record ModelConfig
     }
 }
 
-/// <summary>ConvNeXt backbone (timm parameter names: stem.0/1, stages.{s}.downsample.0/1,
-/// stages.{s}.blocks.{b}.*, head.norm) with a hierarchical head. Input [N,3,H,W] normalised images; output
-/// logits per level, coarse to fine. Not thread-safe (TorchSharp modules are not).</summary>
+/// <summary>A backbone with a hierarchical head (the name is historical: it hosts every <see cref="BackboneFamily"/>).
+/// ConvNeXt with timm parameter names stem.0/1, stages.{s}.downsample.0/1, stages.{s}.blocks.{b}.*; ResNet-50+CBAM
+/// (<see cref="ResNetCbam"/>: conv1, bn1, layer1..4); ViT (<see cref="VisionTransformer"/>: patch_embed, cls_token,
+/// pos_embed, blocks, norm); then head.norm and the level heads. Input [N,3,H,W] normalised images; output logits
+/// per level, coarse to fine. Not thread-safe (TorchSharp modules are not).</summary>
 public sealed class HierarchicalConvNeXt : nn.Module<Tensor, Tensor[]>
 {
     public HierarchicalConvNeXt(ModelConfig config, CategoryTree tree)
@@ -48,9 +56,47 @@ public sealed class HierarchicalConvNeXt : nn.Module<Tensor, Tensor[]>
     {
         config.Validate();
         Config = config;
-        Spec = ConvNeXtSpec.Get(config.Model);
+        Family = Backbones.Family(config.Model);
         HeadKind = HeadKinds.Parse(config.Head);
         LevelSizes = tree.LevelSizes;
+        var maps = Enumerable.Range(0, tree.Depth).Select(tree.LeafToLevelMatrix).ToList();
+        if (Family != BackboneFamily.ConvNeXt)
+        {
+            int featureDim;
+            if (Family == BackboneFamily.ResNetCbam)
+            {
+                ResNet = new ResNetCbam(config.DropPath);
+                foreach (var (name, module) in ResNet.Modules())
+                {
+                    register_module(name, module);
+                }
+
+                featureDim = ResNet.FeatureDim;
+            }
+            else
+            {
+                Vit = new VisionTransformer(Backbones.Vit(config.Model), config.ImageSize, config.DropPath);
+                foreach (var (name, p) in Vit.Parameters())
+                {
+                    register_parameter(name, p);
+                }
+
+                foreach (var (name, module) in Vit.Modules())
+                {
+                    register_module(name, module);
+                }
+
+                featureDim = Vit.FeatureDim;
+            }
+
+            FeatureDim = featureDim;
+            Head = new HierarchicalHead(featureDim, HeadKind, LevelSizes, maps, config.HeadHidden);
+            register_module("head", Head);
+            return;
+        }
+
+        Spec = ConvNeXtSpec.Get(config.Model);
+        FeatureDim = Spec.FeatureDim;
         var dims = Spec.Dims;
 
         StemConv = new Conv2dLayer("0", 3, dims[0], 4, 4, 0, 1);
@@ -72,23 +118,63 @@ public sealed class HierarchicalConvNeXt : nn.Module<Tensor, Tensor[]>
         Stages = stages;
         register_module("stages", new ModuleList<ConvNeXtStage>(stages.ToArray()));
 
-        var maps = Enumerable.Range(0, tree.Depth).Select(tree.LeafToLevelMatrix).ToList();
         Head = new HierarchicalHead(Spec.FeatureDim, HeadKind, LevelSizes, maps, config.HeadHidden);
         register_module("head", Head);
     }
 
     public ModelConfig Config { get; }
-    public ConvNeXtSpec Spec { get; }
+    public BackboneFamily Family { get; }
+
+    /// <summary>The ConvNeXt size; null for other backbones.</summary>
+    public ConvNeXtSpec? Spec { get; }
+
+    /// <summary>The ResNet-50+CBAM backbone when <see cref="Family"/> is ResNetCbam, else null.</summary>
+    public ResNetCbam? ResNet { get; }
+
+    /// <summary>The ViT backbone when <see cref="Family"/> is Vit, else null.</summary>
+    public VisionTransformer? Vit { get; }
+
+    /// <summary>Width of the pooled feature the head reads.</summary>
+    public int FeatureDim { get; }
+
     public HeadKind HeadKind { get; }
     public int[] LevelSizes { get; }
-    internal Conv2dLayer StemConv { get; }
-    internal LayerNormLayer StemNorm { get; }
-    internal IReadOnlyList<ConvNeXtStage> Stages { get; }
+
+    // ConvNeXt parts (null for other backbones; ConvNeXtGraph reads them only for ConvNeXt).
+    internal Conv2dLayer StemConv { get; } = null!;
+    internal LayerNormLayer StemNorm { get; } = null!;
+    internal IReadOnlyList<ConvNeXtStage> Stages { get; } = [];
     internal HierarchicalHead Head { get; }
 
-    /// <summary>Backbone output [N, C, H/32, W/32].</summary>
+    /// <summary>Parameters of the backbone alone (everything outside head.*), or of the whole model.</summary>
+    public long ParameterCount(bool backboneOnly = false) =>
+        named_parameters().Where(p => !backboneOnly || !p.name.StartsWith("head.", StringComparison.Ordinal)).Sum(p => p.parameter.numel());
+
+    /// <summary>The pooled feature [N, FeatureDim] the head reads (global average pool, or ViT's class token).</summary>
+    public Tensor ForwardPooled(Tensor x)
+    {
+        if (ResNet is not null)
+        {
+            return ResNet.ForwardPooled(x);
+        }
+
+        if (Vit is not null)
+        {
+            return Vit.ForwardPooled(x);
+        }
+
+        using var features = ForwardFeatures(x);
+        return features.mean([2L, 3L]);
+    }
+
+    /// <summary>ConvNeXt's backbone output [N, C, H/32, W/32] (ConvNeXt only).</summary>
     public Tensor ForwardFeatures(Tensor x)
     {
+        if (Family != BackboneFamily.ConvNeXt)
+        {
+            throw new InvalidOperationException($"ForwardFeatures is ConvNeXt's; {Config.Model} gives ForwardPooled");
+        }
+
         // Run channels-last (NCHW shape, NHWC memory): oneDNN's depthwise 7x7 convolutions are much faster so, and
         // the per-block permutes to NHWC for LayerNorm and the MLP become free views instead of copies.
         using var nhwc = x.permute(0, 2, 3, 1).contiguous();
@@ -113,8 +199,7 @@ public sealed class HierarchicalConvNeXt : nn.Module<Tensor, Tensor[]>
 
     public override Tensor[] forward(Tensor x)
     {
-        using var features = ForwardFeatures(x);
-        using var pooled = features.mean([2L, 3L]);
+        using var pooled = ForwardPooled(x);
         return Head.forward(pooled);
     }
 }

@@ -9,7 +9,7 @@ namespace FmaEdge.Training.Models;
 /// the exporter can read them. Not thread-safe (as every TorchSharp module).</summary>
 internal sealed class Conv2dLayer : nn.Module<Tensor, Tensor>
 {
-    public Conv2dLayer(string name, int inChannels, int outChannels, int kernel, int stride, int padding, int groups)
+    public Conv2dLayer(string name, int inChannels, int outChannels, int kernel, int stride, int padding, int groups, bool bias = true)
         : base(name)
     {
         Kernel = kernel;
@@ -17,14 +17,20 @@ internal sealed class Conv2dLayer : nn.Module<Tensor, Tensor>
         Padding = padding;
         Groups = groups;
         register_parameter("weight", new Parameter(empty(outChannels, inChannels / groups, kernel, kernel)));
-        register_parameter("bias", new Parameter(zeros(outChannels)));
+        if (bias)
+        {
+            register_parameter("bias", new Parameter(zeros(outChannels)));
+        }
+
         Init.TruncNormal(Weight);
     }
 
     // Looked up on every use: Module.to(device/dtype) replaces registered parameters, so a stored reference
     // would point at a disposed tensor after moving the model.
     public Parameter Weight => get_parameter("weight")!;
-    public Parameter Bias => get_parameter("bias")!;
+
+    /// <summary>Null for a bias-free convolution (ResNet's convolutions before a BatchNorm).</summary>
+    public Parameter? Bias => get_parameter("bias");
     public int Kernel { get; }
     public int Stride { get; }
     public int Padding { get; }
@@ -126,9 +132,86 @@ internal sealed class LinearLayer : nn.Module<Tensor, Tensor>
     public Tensor Matrix() => ConvShaped ? Weight.view(OutFeatures, InFeatures) : Weight.alias();
 }
 
+/// <summary>BatchNorm over the channel axis of [N,C,H,W] (any memory layout). Parameters "weight", "bias"; buffers
+/// "running_mean", "running_var", "num_batches_tracked" as PyTorch's BatchNorm2d. Batch statistics in training mode,
+/// running statistics in eval mode. Not thread-safe.</summary>
+internal sealed class BatchNormLayer : nn.Module<Tensor, Tensor>
+{
+    public BatchNormLayer(string name, int channels, double eps = 1e-5, double momentum = 0.1)
+        : base(name)
+    {
+        Channels = channels;
+        Eps = eps;
+        Momentum = momentum;
+        Weight = new Parameter(ones(channels));
+        Bias = new Parameter(zeros(channels));
+        RunningMean = zeros(channels);
+        RunningVar = ones(channels);
+        BatchesTracked = zeros(1, dtype: ScalarType.Int64).squeeze();
+        register_parameter("weight", Weight);
+        register_parameter("bias", Bias);
+        register_buffer("running_mean", RunningMean);
+        register_buffer("running_var", RunningVar);
+        register_buffer("num_batches_tracked", BatchesTracked);
+    }
+
+    public int Channels { get; }
+    public double Eps { get; }
+    public double Momentum { get; }
+    public Parameter Weight { get; }
+    public Parameter Bias { get; }
+    public Tensor RunningMean { get; }
+    public Tensor RunningVar { get; }
+    public Tensor BatchesTracked { get; }
+
+    /// <summary>Components are registered explicitly under PyTorch's names; reflection would add duplicates.</summary>
+    protected override void RegisterComponents()
+    {
+    }
+
+    public override Tensor forward(Tensor x)
+    {
+        if (training)
+        {
+            using var _ = no_grad();
+            BatchesTracked.add_(1);
+        }
+
+        return F.batch_norm(x, RunningMean, RunningVar, Weight, Bias, training, Momentum, Eps);
+    }
+}
+
+/// <summary>Stochastic depth per sample (timm's drop_path): in training, keep the residual branch with probability
+/// 1-p and rescale it by 1/(1-p); the identity in eval mode. Stateless.</summary>
+internal static class DropPath
+{
+    public static Tensor Apply(Tensor branch, double rate, bool training)
+    {
+        if (!training || rate <= 0)
+        {
+            return branch.alias();
+        }
+
+        var keep = 1.0 - rate;
+        var shape = new long[branch.dim()];
+        Array.Fill(shape, 1L);
+        shape[0] = branch.shape[0];
+        using var mask = bernoulli(full(shape, keep, dtype: branch.dtype, device: branch.device)).div_(keep);
+        return branch.mul(mask);
+    }
+}
+
 /// <summary>Weight initialisation as timm does it for ConvNeXt: trunc_normal_(std=0.02, a=-2, b=2).</summary>
 internal static class Init
 {
+    /// <summary>He/Kaiming normal with fan_out and ReLU gain (timm's ResNet convolutions): std = sqrt(2 / (out * k * k)).</summary>
+    public static void KaimingNormalFanOut(Tensor w)
+    {
+        using var _ = no_grad();
+        var fanOut = w.shape[0] * (w.dim() > 2 ? w.shape[2] * w.shape[3] : 1);
+        w.normal_(0.0, Math.Sqrt(2.0 / fanOut));
+    }
+
     public static void TruncNormal(Tensor w)
     {
         // timm's bounds are absolute (+-2 = 100 standard deviations), so the truncation never bites and a normal

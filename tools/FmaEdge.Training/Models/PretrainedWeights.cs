@@ -15,6 +15,11 @@ public static class PretrainedWeights
     /// <summary>Returns the number of tensors loaded.</summary>
     public static int Load(HierarchicalConvNeXt model, string safetensorsPath)
     {
+        if (model.Family != BackboneFamily.ConvNeXt)
+        {
+            throw new PretrainedWeightsException($"--pretrained loads timm ConvNeXt weights; {model.Config.Model} has no pretrained loader");
+        }
+
         Dictionary<string, Tensor> file;
         try
         {

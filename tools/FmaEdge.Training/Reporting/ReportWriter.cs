@@ -385,7 +385,7 @@ public static class ReportWriter
     private static double? Opt(JsonObject o, string key) =>
         o[key] is JsonValue v && v.TryGetValue<double>(out var d) ? d : null;
 
-    private const string Css = """
+    internal const string Css = """
         :root{--fg:#0f172a;--muted:#64748b;--line:#e2e8f0;--bg:#f8fafc;--accent:#2563eb}
         *{box-sizing:border-box}body{margin:0;background:var(--bg);color:var(--fg);font:14px/1.5 system-ui,-apple-system,"Segoe UI",Roboto,"Helvetica Neue",Arial,sans-serif}
         main{max-width:1180px;margin:0 auto;padding:28px 24px 48px}
