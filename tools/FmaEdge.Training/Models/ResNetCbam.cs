@@ -248,7 +248,10 @@ public sealed class ResNetCbam
         // Channels-last (NCHW shape, NHWC memory): the 1x1 convolutions are then plain matrix products on contiguous rows.
         var h = x.permute(0, 2, 3, 1).contiguous().permute(0, 3, 1, 2);
         h = F.relu(Bn1.forward(Conv1.forward(h)));
-        h = F.max_pool2d(h, [3L, 3L], [2L, 2L], [1L, 1L], [1L, 1L]);
+        // Max-pool in the normal layout: libtorch 2.10's channels-last max_pool2d backward gives NaN gradients at
+        // batch >= 24 on 32x32 inputs (found by ResNetTrainingTests); the pooled result goes back to channels-last.
+        h = F.max_pool2d(h.contiguous(), [3L, 3L], [2L, 2L], [1L, 1L], [1L, 1L]);
+        h = h.permute(0, 2, 3, 1).contiguous().permute(0, 3, 1, 2);
         foreach (var layer in Layers)
         {
             foreach (var block in layer)
