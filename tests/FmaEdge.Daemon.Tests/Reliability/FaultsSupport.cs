@@ -456,3 +456,136 @@ internal sealed class SmallTmpfs : IDisposable
         }
     }
 }
+
+/// <summary>An MJPEG-over-HTTP camera (multipart/x-mixed-replace, as IP cameras serve it) built from real dataset images,
+/// which OpenCV's built-in FFmpeg reads like any network camera. It can pause (connections stay open, no more frames: a
+/// camera that hangs), resume, vanish (listener and connections closed) and come back on the same port. Thread-safe.</summary>
+internal sealed class MjpegCamera : IAsyncDisposable
+{
+    private readonly byte[][] _frames;
+    private readonly int _fps;
+    private readonly ConcurrentBag<TcpClient> _clients = [];
+    private TcpListener? _listener;
+    private CancellationTokenSource? _cts;
+    private volatile bool _paused;
+    private long _sent;
+
+    public MjpegCamera(IEnumerable<string> images, int fps = 10, int size = 160)
+    {
+        _fps = fps;
+        _frames = images.Select(p =>
+        {
+            using var src = OpenCvSharp.Cv2.ImRead(p, OpenCvSharp.ImreadModes.Color);
+            using var frame = src.Resize(new OpenCvSharp.Size(size, size));
+            return frame.ImEncode(".jpg");
+        }).ToArray();
+        Port = MosquittoBroker.FreeLoopbackPort();
+    }
+
+    public int Port { get; }
+
+    public string Uri => $"http://127.0.0.1:{Port}/stream.mjpg";
+
+    /// <summary>Frames written to any connection so far.</summary>
+    public long Sent => Interlocked.Read(ref _sent);
+
+    public void Start()
+    {
+        _cts = new CancellationTokenSource();
+        _listener = new TcpListener(IPAddress.Loopback, Port);
+        _listener.Server.SetSocketOption(SocketOptionLevel.Socket, SocketOptionName.ReuseAddress, true);
+        _listener.Start();
+        var ct = _cts.Token;
+        var listener = _listener;
+        _ = Task.Run(async () =>
+        {
+            while (!ct.IsCancellationRequested)
+            {
+                TcpClient c;
+                try
+                {
+                    c = await listener.AcceptTcpClientAsync(ct);
+                }
+                catch (Exception)
+                {
+                    return;
+                }
+
+                _clients.Add(c);
+                _ = Task.Run(() => ServeAsync(c, ct));
+            }
+        });
+    }
+
+    /// <summary>Stops sending frames without closing anything.</summary>
+    public void Pause() => _paused = true;
+
+    public void Resume() => _paused = false;
+
+    /// <summary>The camera disappears: the listener and every connection close.</summary>
+    public async Task VanishAsync()
+    {
+        if (_cts is not null)
+        {
+            await _cts.CancelAsync();
+        }
+
+        _listener?.Stop();
+        while (_clients.TryTake(out var c))
+        {
+            c.Dispose();
+        }
+    }
+
+    private async Task ServeAsync(TcpClient client, CancellationToken ct)
+    {
+        try
+        {
+            var s = client.GetStream();
+            // Read the request head (ignored), then stream.
+            var buf = new byte[4096];
+            var head = new StringBuilder();
+            while (!head.ToString().Contains("\r\n\r\n", StringComparison.Ordinal))
+            {
+                var n = await s.ReadAsync(buf, ct);
+                if (n == 0)
+                {
+                    return;
+                }
+
+                head.Append(Encoding.ASCII.GetString(buf, 0, n));
+            }
+
+            await s.WriteAsync(Encoding.ASCII.GetBytes("HTTP/1.0 200 OK\r\nCache-Control: no-cache\r\nConnection: close\r\n" +
+                "Content-Type: multipart/x-mixed-replace; boundary=frame\r\n\r\n"), ct);
+            var i = 0;
+            while (!ct.IsCancellationRequested)
+            {
+                if (!_paused)
+                {
+                    var jpg = _frames[i++ % _frames.Length];
+                    await s.WriteAsync(Encoding.ASCII.GetBytes($"--frame\r\nContent-Type: image/jpeg\r\nContent-Length: {jpg.Length}\r\n\r\n"), ct);
+                    await s.WriteAsync(jpg, ct);
+                    await s.WriteAsync("\r\n"u8.ToArray(), ct);
+                    Interlocked.Increment(ref _sent);
+                }
+
+                await Task.Delay(1000 / _fps, ct);
+            }
+        }
+        catch (Exception)
+        {
+            // The reader went away or the camera vanished.
+        }
+        finally
+        {
+            client.Dispose();
+        }
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        await VanishAsync();
+        _cts?.Dispose();
+    }
+}
