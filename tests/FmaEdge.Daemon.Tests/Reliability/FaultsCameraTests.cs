@@ -3,9 +3,9 @@ using FmaEdge.TestSupport;
 
 namespace FmaEdge.Daemon.Tests.Reliability;
 
-/// <summary>Camera faults through the whole in-process daemon: an MJPEG-over-HTTP camera (real images, read by OpenCV's
-/// FFmpeg like an IP camera) that hangs without closing, and one that vanishes and comes back; results over a real
-/// mosquitto, status through the socket.</summary>
+/// <summary>Camera faults through the whole in-process daemon: a live MJPEG camera on a named pipe (real images, read by
+/// OpenCV's FFmpeg) that hangs without closing, then vanishes and comes back; results over a real mosquitto, status
+/// through the socket.</summary>
 public sealed class FaultsCameraTests : IDisposable
 {
     private readonly TempFolder _tmp = new("faults-cam");
@@ -17,13 +17,13 @@ public sealed class FaultsCameraTests : IDisposable
     {
         await using var broker = await MosquittoBroker.StartNewAsync();
         await using var floor = await FloorSubscriber.ConnectAsync(broker);
-        await using var cam = new MjpegCamera(TestPaths.SampleImages("val", perLeaf: 1), fps: 10);
+        await using var cam = new FifoCamera(Path.Combine(_tmp.Path, "cam1.stream"), TestPaths.SampleImages("val", perLeaf: 1), fps: 10);
         cam.Start();
         await using var d = await DaemonHarness.StartAsync(_tmp.Path, FaultRig.ViaBroker(broker.Host, broker.Port, s =>
         {
             s["FmaEdge:Sources:1:Id"] = "cam1";
             s["FmaEdge:Sources:1:Type"] = "camera";
-            s["FmaEdge:Sources:1:Uri"] = cam.Uri;
+            s["FmaEdge:Sources:1:Uri"] = cam.Path;
             s["FmaEdge:Sources:1:FpsLimit"] = "4";
             s["FmaEdge:Sources:1:StallSeconds"] = "2";
             s["FmaEdge:Sources:1:ReconnectMinMs"] = "200";
@@ -46,7 +46,9 @@ public sealed class FaultsCameraTests : IDisposable
         await DaemonHarness.WaitUntilAsync(() => floor.Events("source_down").Any(e => e.Json.GetProperty("message").GetString()!.Contains("stalled", StringComparison.Ordinal)),
             "source_down (stalled) on the floor");
         var upsBefore = floor.Events("source_up").Count;
-        cam.Resume();
+        // The hung camera is restarted (its old stream ends, a new one starts): the source must pick it up again.
+        await cam.VanishAsync();
+        cam.Start();
         await FaultRig.WaitForStatusAsync(d.Socket, (c, s) => c == 0 && CamIs(s, "streaming"), "streaming again after the stall", 60_000);
         await DaemonHarness.WaitUntilAsync(() => floor.Events("source_up").Count > upsBefore, "source_up on the floor");
         var afterStall = CamResults().Count;
@@ -79,5 +81,9 @@ public sealed class FaultsCameraTests : IDisposable
         var ups = floor.Events("source_up").Count(e => e.Json.GetProperty("source").GetString() == "cam1");
         var downsTotal = floor.Events("source_down").Count(e => e.Json.GetProperty("source").GetString() == "cam1");
         Assert.True(downsTotal >= 2 && ups == downsTotal + 1, $"each loss a source_down paired with a later source_up ({ups} up, {downsTotal} down)");
+
+        // End the stream before the daemon stops, so no capture thread is left blocked on the pipe; later reopens fail fast.
+        await cam.VanishAsync();
+        File.Delete(cam.Path);
     }
 }

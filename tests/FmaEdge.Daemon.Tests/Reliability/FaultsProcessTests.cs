@@ -23,7 +23,14 @@ public sealed class FaultsProcessTests : IDisposable
         await using var broker = await MosquittoBroker.StartNewAsync();
         await using var floor = await FloorSubscriber.ConnectAsync(broker);
         var images = TestPaths.SampleImages("val", perLeaf: 2).Take(40).ToList();
-        var (config, inbox) = await ProcessTests.PrepareAsync(_tmp.Path, DaemonHarness.Settings(_tmp.Path, FaultRig.ViaBroker(broker.Host, broker.Port)), images);
+        // Small queues, so a SIGTERM finds images both in flight and still waiting in the folder.
+        var settings = DaemonHarness.Settings(_tmp.Path, FaultRig.ViaBroker(broker.Host, broker.Port, s =>
+        {
+            s["FmaEdge:Pipeline:InputCapacity"] = "4";
+            s["FmaEdge:Pipeline:InferCapacity"] = "4";
+            s["FmaEdge:Pipeline:PublishCapacity"] = "4";
+        }));
+        var (config, inbox) = await ProcessTests.PrepareAsync(_tmp.Path, settings, images);
         var names = images.Select(p => Path.GetFileName(p)).ToList();
         var done = Path.Combine(inbox, "done");
 

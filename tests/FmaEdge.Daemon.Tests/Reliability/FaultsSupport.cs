@@ -457,21 +457,22 @@ internal sealed class SmallTmpfs : IDisposable
     }
 }
 
-/// <summary>An MJPEG-over-HTTP camera (multipart/x-mixed-replace, as IP cameras serve it) built from real dataset images,
-/// which OpenCV's built-in FFmpeg reads like any network camera. It can pause (connections stay open, no more frames: a
-/// camera that hangs), resume, vanish (listener and connections closed) and come back on the same port. Thread-safe.</summary>
-internal sealed class MjpegCamera : IAsyncDisposable
+/// <summary>A camera on a named pipe (FIFO) streaming multipart MJPEG built from real dataset images, which OpenCV's
+/// built-in FFmpeg reads like a live camera. (An MJPEG-over-HTTP camera was tried first: the x64 OpenCvSharp runtime's
+/// FFmpeg refuses http:// at once, see docs/reliability.md.) It can pause (the pipe stays open, no more frames: a camera
+/// that hangs), vanish (the writer closes) and come back (the writer opens again). Thread-safe.</summary>
+internal sealed class FifoCamera : IAsyncDisposable
 {
     private readonly byte[][] _frames;
     private readonly int _fps;
-    private readonly ConcurrentBag<TcpClient> _clients = [];
-    private TcpListener? _listener;
     private CancellationTokenSource? _cts;
+    private Task? _writer;
     private volatile bool _paused;
     private long _sent;
 
-    public MjpegCamera(IEnumerable<string> images, int fps = 10, int size = 160)
+    public FifoCamera(string path, IEnumerable<string> images, int fps = 10, int size = 160)
     {
+        Path = path;
         _fps = fps;
         _frames = images.Select(p =>
         {
@@ -479,50 +480,54 @@ internal sealed class MjpegCamera : IAsyncDisposable
             using var frame = src.Resize(new OpenCvSharp.Size(size, size));
             return frame.ImEncode(".jpg");
         }).ToArray();
-        Port = MosquittoBroker.FreeLoopbackPort();
+        using var mk = Process.Start("mkfifo", [path]);
+        mk.WaitForExit();
+        Assert.Equal(0, mk.ExitCode);
     }
 
-    public int Port { get; }
+    public string Path { get; }
 
-    public string Uri => $"http://127.0.0.1:{Port}/stream.mjpg";
-
-    /// <summary>Frames written to any connection so far.</summary>
+    /// <summary>Frames written so far.</summary>
     public long Sent => Interlocked.Read(ref _sent);
 
+    /// <summary>Opens the writer side (it waits for the reader) and streams.</summary>
     public void Start()
     {
+        _paused = false;
         _cts = new CancellationTokenSource();
-        _listener = new TcpListener(IPAddress.Loopback, Port);
-        _listener.Server.SetSocketOption(SocketOptionLevel.Socket, SocketOptionName.ReuseAddress, true);
-        _listener.Start();
         var ct = _cts.Token;
-        var listener = _listener;
-        _ = Task.Run(async () =>
+        _writer = Task.Factory.StartNew(() =>
         {
-            while (!ct.IsCancellationRequested)
+            try
             {
-                TcpClient c;
-                try
+                using var fifo = new FileStream(Path, FileMode.Open, FileAccess.Write, FileShare.ReadWrite, 1); // blocks until a reader opens
+                var i = 0;
+                while (!ct.IsCancellationRequested)
                 {
-                    c = await listener.AcceptTcpClientAsync(ct);
-                }
-                catch (Exception)
-                {
-                    return;
-                }
+                    if (!_paused)
+                    {
+                        var jpg = _frames[i++ % _frames.Length];
+                        fifo.Write(Encoding.ASCII.GetBytes($"--frame\r\nContent-Type: image/jpeg\r\nContent-Length: {jpg.Length}\r\n\r\n"));
+                        fifo.Write(jpg);
+                        fifo.Write("\r\n"u8);
+                        fifo.Flush();
+                        Interlocked.Increment(ref _sent);
+                    }
 
-                _clients.Add(c);
-                _ = Task.Run(() => ServeAsync(c, ct));
+                    Thread.Sleep(1000 / _fps);
+                }
             }
-        });
+            catch (IOException)
+            {
+                // The reader went away (EPIPE): the camera's connection ended.
+            }
+        }, CancellationToken.None, TaskCreationOptions.LongRunning, TaskScheduler.Default);
     }
 
-    /// <summary>Stops sending frames without closing anything.</summary>
+    /// <summary>Stops sending frames; the pipe stays open.</summary>
     public void Pause() => _paused = true;
 
-    public void Resume() => _paused = false;
-
-    /// <summary>The camera disappears: the listener and every connection close.</summary>
+    /// <summary>The camera disappears: its side of the pipe closes (the reader sees end of stream).</summary>
     public async Task VanishAsync()
     {
         if (_cts is not null)
@@ -530,56 +535,14 @@ internal sealed class MjpegCamera : IAsyncDisposable
             await _cts.CancelAsync();
         }
 
-        _listener?.Stop();
-        while (_clients.TryTake(out var c))
+        if (_writer is not null)
         {
-            c.Dispose();
-        }
-    }
-
-    private async Task ServeAsync(TcpClient client, CancellationToken ct)
-    {
-        try
-        {
-            var s = client.GetStream();
-            // Read the request head (ignored), then stream.
-            var buf = new byte[4096];
-            var head = new StringBuilder();
-            while (!head.ToString().Contains("\r\n\r\n", StringComparison.Ordinal))
+            // A writer still waiting for a reader in open() is released by opening the read side once.
+            if (!_writer.Wait(TimeSpan.FromSeconds(2)))
             {
-                var n = await s.ReadAsync(buf, ct);
-                if (n == 0)
-                {
-                    return;
-                }
-
-                head.Append(Encoding.ASCII.GetString(buf, 0, n));
+                using var unblock = new FileStream(Path, FileMode.Open, FileAccess.Read, FileShare.ReadWrite, 1);
+                await _writer.WaitAsync(TimeSpan.FromSeconds(5)).ContinueWith(_ => { }, TaskScheduler.Default);
             }
-
-            await s.WriteAsync(Encoding.ASCII.GetBytes("HTTP/1.0 200 OK\r\nCache-Control: no-cache\r\nConnection: close\r\n" +
-                "Content-Type: multipart/x-mixed-replace; boundary=frame\r\n\r\n"), ct);
-            var i = 0;
-            while (!ct.IsCancellationRequested)
-            {
-                if (!_paused)
-                {
-                    var jpg = _frames[i++ % _frames.Length];
-                    await s.WriteAsync(Encoding.ASCII.GetBytes($"--frame\r\nContent-Type: image/jpeg\r\nContent-Length: {jpg.Length}\r\n\r\n"), ct);
-                    await s.WriteAsync(jpg, ct);
-                    await s.WriteAsync("\r\n"u8.ToArray(), ct);
-                    Interlocked.Increment(ref _sent);
-                }
-
-                await Task.Delay(1000 / _fps, ct);
-            }
-        }
-        catch (Exception)
-        {
-            // The reader went away or the camera vanished.
-        }
-        finally
-        {
-            client.Dispose();
         }
     }
 
