@@ -60,6 +60,9 @@ public sealed class FaultsDiskTests : IDisposable
         FaultRig.AssertEachImageOnce(floor.Results, names);
         Assert.Equal(names.Count, Directory.GetFiles(d.Done).Length);
         Assert.Empty(floor.Events("duplicate"));
+        // The link itself never broke: a delete the full disk refused must not pass for a lost connection (that used to
+        // reconnect and resend the same batch in a loop).
+        Assert.Single(floor.Events("broker_connected"));
     }
 
     [Fact]
@@ -91,6 +94,7 @@ public sealed class FaultsDiskTests : IDisposable
             "move failure in status");
         Assert.Equal(1, code);
         Assert.Contains("result stored; retried", FaultRig.Problems(stuck), StringComparison.Ordinal);
+        Assert.Contains(stuck.GetProperty("disks").EnumerateArray(), x => x.GetProperty("path").GetString() == done); // done/ on its own file system
         await DaemonHarness.WaitUntilAsync(() => floor.Events("move_failed").Count > 0, "a move_failed event on the floor");
         await DaemonHarness.WaitUntilAsync(() => floor.Statuses.LastOrDefault()?.Json.GetProperty("health").GetString() == "degraded", "retained status degraded");
         Assert.Equal(names.Count + 2, Directory.GetFiles(d.Inbox).Length);
