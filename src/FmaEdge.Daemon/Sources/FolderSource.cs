@@ -261,14 +261,19 @@ public sealed class FolderSource : IImageSource, IWorkCompletion
             }
 
             bool first;
+            bool again;
             lock (_gate)
             {
                 first = _pendingMoves.Count == 0;
-                _pendingMoves[path] = outcome;
+                again = !_pendingMoves.TryAdd(path, outcome);
             }
 
             _detail = $"cannot move {Path.GetFileName(path)} to {Path.GetDirectoryName(target)}: {e.Message} (result stored; retried)";
-            Log.MoveFailed(_log, Id, path, e.Message);
+            if (!again)
+            {
+                Log.MoveFailed(_log, Id, path, e.Message); // once per file, not at every retry
+            }
+
             if (first && _sink is not null)
             {
                 await Events.EmitAsync(_sink, _log, new Output.DaemonEvent(Output.EventKinds.MoveFailed, "error",
