@@ -45,6 +45,12 @@ public static class ImageDecoder
                 throw new ImageDecodeException(DecodeFailure.TooLarge, $"file is {info.Length:N0} bytes, over the {limits.MaxBytes:N0}-byte limit");
             }
 
+            if (info.Length == 0)
+            {
+                // Never open a zero-length entry: a named pipe (also 0 bytes) would block the reader forever.
+                throw new ImageDecodeException(DecodeFailure.Empty, "file is empty (0 bytes; pipes and devices are not opened)");
+            }
+
             bytes = File.ReadAllBytes(path);
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
@@ -55,7 +61,7 @@ public static class ImageDecoder
         return DecodeRgb(bytes, limits);
     }
 
-    /// <summary>Decodes encoded image bytes (PNG, JPEG, BMP, TIFF).</summary>
+    /// <summary>Decodes encoded image bytes (PNG, JPEG, BMP, TIFF, WebP).</summary>
     public static Mat DecodeRgb(byte[] bytes, DecodeLimits? limits = null)
     {
         limits ??= DecodeLimits.Default;
@@ -72,7 +78,13 @@ public static class ImageDecoder
         var (format, w, h) = ImageHeader.Read(bytes);
         if (format == ImageHeader.Format.Unknown)
         {
-            throw new ImageDecodeException(DecodeFailure.NotAnImage, "not a PNG, JPEG, BMP or TIFF file (unrecognised header)");
+            throw new ImageDecodeException(DecodeFailure.NotAnImage, "not a PNG, JPEG, BMP, TIFF or WebP file (unrecognised header)");
+        }
+
+        if (format == ImageHeader.Format.Png && bytes.Length >= 24 && (w == 0 || h == 0))
+        {
+            // A complete IHDR that declares no pixels: say so rather than "undecodable".
+            throw new ImageDecodeException(DecodeFailure.TooSmall, $"header declares a {w}x{h} image");
         }
 
         if (w * h > limits.MaxPixels)
@@ -173,7 +185,9 @@ public static class ImageDecoder
             // Float (and 32-bit int) data: [0,1] is the common convention; otherwise stretch min..max.
             using var single = src.Reshape(1);
             single.MinMaxLoc(out double min, out double max);
-            if (!double.IsFinite(min) || !double.IsFinite(max))
+            // MinMaxLoc skips NaN (every comparison with it is false), and the conversion would turn NaN pixels into
+            // silent zeros: CheckRange sees NaN and infinities.
+            if (!double.IsFinite(min) || !double.IsFinite(max) || !Cv2.CheckRange(single, quiet: true))
             {
                 dst.Dispose();
                 throw new ImageDecodeException(DecodeFailure.Unsupported, "float image holds NaN or infinite values");

@@ -7,7 +7,7 @@ namespace FmaEdge.Vision;
 public static class ImageHeader
 {
     /// <summary>Known container formats.</summary>
-    public enum Format { Unknown, Png, Jpeg, Bmp, Tiff }
+    public enum Format { Unknown, Png, Jpeg, Bmp, Tiff, WebP }
 
     /// <summary>Recognises the format from magic bytes and reads the declared width and height
     /// (0 when the header is too short to say).</summary>
@@ -37,11 +37,18 @@ public static class ImageHeader
             return ReadTiff(b);
         }
 
+        if (b.Length >= 12 && b[..4].SequenceEqual("RIFF"u8) && b[8..12].SequenceEqual("WEBP"u8))
+        {
+            // WebP is in the folder sources' default extensions and OpenCV decodes it, so it must pass this gate too.
+            return ReadWebP(b);
+        }
+
         return (Format.Unknown, 0, 0);
     }
 
-    /// <summary>True when the file's end marker is missing (PNG IEND, JPEG EOI): a half-written or
-    /// truncated file that decoders would otherwise half-decode silently.</summary>
+    /// <summary>True when the file's end marker is missing (PNG IEND, JPEG EOI), the RIFF size of a WebP is not all
+    /// there, or a TIFF points past its end: a half-written or truncated file that decoders would otherwise
+    /// half-decode silently or refuse with a vague error.</summary>
     public static bool LooksTruncated(Format format, ReadOnlySpan<byte> b)
     {
         switch (format)
@@ -61,6 +68,11 @@ public static class ImageHeader
                 }
 
                 return true;
+            case Format.Tiff:
+                return TiffTruncated(b);
+            case Format.WebP:
+                // The RIFF header states the payload size; a shorter file was cut off.
+                return b.Length < 12 || b.Length < 8L + BinaryPrimitives.ReadUInt32LittleEndian(b[4..]);
             default:
                 return false;
         }
@@ -95,6 +107,103 @@ public static class ImageHeader
         }
 
         return (Format.Jpeg, 0, 0);
+    }
+
+    /// <summary>A TIFF whose directory, or any strip or tile it points at, lies past the end of the data: cut off. The
+    /// decoder would otherwise fail with a vague error (or return a partly blank image).</summary>
+    private static bool TiffTruncated(ReadOnlySpan<byte> b)
+    {
+        var le = b[0] == 'I';
+        long ifd = U32(b, 4, le);
+        if (ifd + 2 > b.Length)
+        {
+            return true;
+        }
+
+        int n = U16(b, (int)ifd, le);
+        if (ifd + 2 + (12L * n) > b.Length)
+        {
+            return true;
+        }
+
+        long[]? offsets = null, counts = null;
+        for (var k = 0; k < n; k++)
+        {
+            var e = (int)ifd + 2 + (k * 12);
+            var tag = U16(b, e, le);
+            if (tag is not (273 or 279 or 324 or 325))
+            {
+                continue; // StripOffsets, StripByteCounts, TileOffsets, TileByteCounts
+            }
+
+            var type = U16(b, e + 2, le);
+            var count = U32(b, e + 4, le);
+            var size = type == 3 ? 2 : 4;
+            if (count > 1 << 20 || type is not (3 or 4))
+            {
+                return false; // implausible or unusual: leave the verdict to the decoder
+            }
+
+            long at = count * size <= 4 ? e + 8 : U32(b, e + 8, le);
+            if (at + (count * size) > b.Length)
+            {
+                return true;
+            }
+
+            var values = new long[count];
+            for (var i = 0; i < count; i++)
+            {
+                values[i] = size == 2 ? U16(b, (int)at + (i * 2), le) : U32(b, (int)at + (i * 4), le);
+            }
+
+            if (tag is 273 or 324)
+            {
+                offsets = values;
+            }
+            else
+            {
+                counts = values;
+            }
+        }
+
+        if (offsets is null || counts is null || offsets.Length != counts.Length)
+        {
+            return false;
+        }
+
+        for (var i = 0; i < offsets.Length; i++)
+        {
+            if (offsets[i] + counts[i] > b.Length)
+            {
+                return true;
+            }
+        }
+
+        return false;
+    }
+
+    private static (Format, long, long) ReadWebP(ReadOnlySpan<byte> b)
+    {
+        if (b.Length >= 30 && b[12..16].SequenceEqual("VP8X"u8))
+        {
+            // Extended format: canvas width-1 and height-1 as 24-bit little-endian numbers.
+            return (Format.WebP, 1 + (b[24] | (b[25] << 8) | (b[26] << 16)), 1 + (b[27] | (b[28] << 8) | (b[29] << 16)));
+        }
+
+        if (b.Length >= 25 && b[12..16].SequenceEqual("VP8L"u8) && b[20] == 0x2F)
+        {
+            // Lossless: 14 bits width-1, then 14 bits height-1.
+            var bits = BinaryPrimitives.ReadUInt32LittleEndian(b[21..]);
+            return (Format.WebP, 1 + (bits & 0x3FFF), 1 + ((bits >> 14) & 0x3FFF));
+        }
+
+        if (b.Length >= 30 && b[12..16].SequenceEqual("VP8 "u8))
+        {
+            // Lossy: after the 3-byte frame tag and the 9D 01 2A start code, 14-bit width and height.
+            return (Format.WebP, BinaryPrimitives.ReadUInt16LittleEndian(b[26..]) & 0x3FFF, BinaryPrimitives.ReadUInt16LittleEndian(b[28..]) & 0x3FFF);
+        }
+
+        return (Format.WebP, 0, 0);
     }
 
     private static (Format, long, long) ReadTiff(ReadOnlySpan<byte> b)

@@ -29,6 +29,7 @@ public sealed class ModelManager : IAsyncDisposable
     private TaskCompletionSource _pendingSignal = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private long _generation;
     private long _swaps;
+    private long _rejected;
     private FileSystemWatcher? _watcher;
     private CancellationTokenSource? _cts;
     private Task? _loop;
@@ -49,6 +50,12 @@ public sealed class ModelManager : IAsyncDisposable
 
     /// <summary>The last model file refused, and why; null when none was.</summary>
     public ModelRejection? LastRejection { get; private set; }
+
+    /// <summary>Model files refused since start (at start-up or as hot-swap drops).</summary>
+    public long Rejected => Interlocked.Read(ref _rejected);
+
+    /// <summary>Where refused hot-swap drops are moved, each with a <c>.reason.txt</c>.</summary>
+    public string RejectedDir => Path.Combine(_dir, "rejected");
 
     /// <summary>The file being loaded and warmed right now, or null.</summary>
     public string? Loading { get; private set; }
@@ -310,9 +317,14 @@ public sealed class ModelManager : IAsyncDisposable
         var slot = await Task.Run(() => TryLoad(path, ct), ct);
         if (slot is null)
         {
+            var reasons = LastRejection?.Reasons ?? [];
+            var aside = await SetAsideAsync(path, reasons, "load", ct);
             await Events.EmitAsync(_sink, _log, new DaemonEvent(EventKinds.ModelRejected, "warning",
-                $"kept serving {Current?.Classifier.Model.ShortHash}: {string.Join("; ", LastRejection?.Reasons ?? [])}", _time.GetUtcNow(),
-                Subject: path, Reason: (LastRejection?.Reasons is { Count: > 0 } rs ? rs[0] : null)), ct);
+                $"kept serving {Current?.Classifier.Model.ShortHash}: {string.Join("; ", reasons)}", _time.GetUtcNow(),
+                Subject: path, Reason: reasons.Count > 0 ? reasons[0] : null)
+            {
+                Data = RejectionData("load", aside),
+            }, ct);
             return;
         }
 
@@ -327,10 +339,63 @@ public sealed class ModelManager : IAsyncDisposable
     private async Task RejectAsync(string path, IReadOnlyList<string> reasons, CancellationToken ct)
     {
         LastRejection = new ModelRejection(path, reasons, _time.GetUtcNow());
+        Interlocked.Increment(ref _rejected);
         Log.ModelRejected(_log, path, string.Join("; ", reasons));
+        var aside = await SetAsideAsync(path, reasons, "validate", ct);
         await Events.EmitAsync(_sink, _log, new DaemonEvent(EventKinds.ModelRejected, "warning",
             $"model file refused, kept serving {Current?.Classifier.Model.ShortHash ?? "nothing"}: {string.Join("; ", reasons)}",
-            _time.GetUtcNow(), Subject: path, Reason: reasons.Count > 0 ? reasons[0] : null), ct);
+            _time.GetUtcNow(), Subject: path, Reason: reasons.Count > 0 ? reasons[0] : null)
+        {
+            Data = RejectionData("validate", aside),
+        }, ct);
+    }
+
+    private static Dictionary<string, string> RejectionData(string stage, string? aside)
+    {
+        var d = new Dictionary<string, string> { ["stage"] = stage };
+        if (aside is not null)
+        {
+            d["set_aside"] = aside;
+        }
+
+        return d;
+    }
+
+    /// <summary>Moves a refused hot-swap drop to <see cref="RejectedDir"/> with a <c>.reason.txt</c>, so it is not judged
+    /// again and the operator finds it with its reasons. Returns the new path, or null when it could not be moved (it
+    /// then stays, and is not reconsidered until it changes). Model files named at start-up stay where they are.</summary>
+    private async Task<string?> SetAsideAsync(string path, IReadOnlyList<string> reasons, string stage, CancellationToken ct)
+    {
+        try
+        {
+            Directory.CreateDirectory(RejectedDir);
+            var name = Path.GetFileName(path);
+            var target = Path.Combine(RejectedDir, name);
+            for (var i = 1; File.Exists(target) || File.Exists(target + ".reason.txt"); i++)
+            {
+                target = Path.Combine(RejectedDir, $"{Path.GetFileNameWithoutExtension(name)}.{i}{Path.GetExtension(name)}");
+            }
+
+            File.Move(path, target);
+            await File.WriteAllTextAsync(target + ".reason.txt",
+                $"refused at {stage} {_time.GetUtcNow():O}\n{string.Join("\n", reasons)}\n", ct);
+            lock (_gate)
+            {
+                _settled.Remove(path);
+            }
+
+            if (LastRejection is { } r && r.Path == path)
+            {
+                LastRejection = r with { SetAsideTo = target };
+            }
+
+            return target;
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            Log.ModelWatchError(_log, $"cannot set refused model {path} aside: {e.Message}");
+            return null;
+        }
     }
 
     /// <summary>Loads and warms a model; null (with <see cref="LastRejection"/> set) when anything fails.</summary>
@@ -354,6 +419,7 @@ public sealed class ModelManager : IAsyncDisposable
             classifier?.Dispose();
             var reasons = e is InvalidModelException ime ? ime.Report.Violations : [$"{e.GetType().Name}: {e.Message}"];
             LastRejection = new ModelRejection(path, reasons, _time.GetUtcNow());
+            Interlocked.Increment(ref _rejected);
             Log.ModelRejected(_log, path, string.Join("; ", reasons));
             return null;
         }
@@ -389,4 +455,8 @@ public sealed class ModelManager : IAsyncDisposable
 public sealed record ModelSlot(IClassifier Classifier, long Generation, DateTimeOffset ActiveSinceUtc);
 
 /// <summary>A model file that was refused, with every reason. Immutable.</summary>
-public sealed record ModelRejection(string Path, IReadOnlyList<string> Reasons, DateTimeOffset AtUtc);
+public sealed record ModelRejection(string Path, IReadOnlyList<string> Reasons, DateTimeOffset AtUtc)
+{
+    /// <summary>Where the file was moved (hot-swap drops), or null when it stayed in place.</summary>
+    public string? SetAsideTo { get; init; }
+}

@@ -73,7 +73,15 @@ public sealed class OnnxClassifierLoader(FmaEdgeOptions options, ILoggerFactory 
 
         public IReadOnlyList<HierarchicalPrediction> Classify(float[] batch, int count) => inner.Classify(batch, count);
 
-        public void WarmUp(int batchSize, int runs) => inner.WarmUp(batchSize, runs);
+        public void WarmUp(int batchSize, int runs)
+        {
+            inner.WarmUp(batchSize, runs);
+            // Warm-up only runs the graph; decode one output too, so a model whose outputs cannot be decoded (NaN or
+            // infinite scores, say) is refused here, beside the serving model, instead of failing every image once swapped in.
+            var probe = new float[inner.Preprocessor.TensorLength];
+            Array.Fill(probe, 0.5f);
+            inner.Classify(probe, 1);
+        }
 
         public void Dispose() => inner.Dispose();
     }

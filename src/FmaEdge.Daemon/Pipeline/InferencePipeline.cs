@@ -44,6 +44,7 @@ public sealed class InferencePipeline : IImageSink
     private long _abandoned;
     private long _batches;
     private long _batchedImages;
+    private readonly System.Collections.Concurrent.ConcurrentDictionary<string, long> _failedByReason = new(StringComparer.Ordinal);
 
     public InferencePipeline(FmaEdgeOptions options, ModelManager models, IResultSink sink, ILogger<InferencePipeline> log,
         DaemonSession session, TimeProvider? time = null)
@@ -75,6 +76,9 @@ public sealed class InferencePipeline : IImageSink
 
     /// <summary>Images set aside (bad image, inference error).</summary>
     public long Failed => Interlocked.Read(ref _failed);
+
+    /// <summary>Images set aside since start, by reason code (empty, truncated, symlink, ...); a snapshot copy.</summary>
+    public IReadOnlyDictionary<string, long> FailedByReason => new SortedDictionary<string, long>(_failedByReason, StringComparer.Ordinal);
 
     /// <summary>Images reported as duplicates of an earlier result.</summary>
     public long Duplicates => Interlocked.Read(ref _duplicates);
@@ -186,6 +190,11 @@ public sealed class InferencePipeline : IImageSink
                     return item.Fail("symlink", "symbolic links are not followed out of the watched folder");
                 }
 
+                if (Directory.Exists(path))
+                {
+                    return item.Fail("not-a-file", "a directory named like an image; folder sources do not descend into sub-folders");
+                }
+
                 if (!info.Exists)
                 {
                     return item.Fail("vanished", "the file was deleted or moved before it was read");
@@ -194,6 +203,13 @@ public sealed class InferencePipeline : IImageSink
                 if (info.Length > _limits.MaxBytes)
                 {
                     return item.Fail(DecodeFailure.TooLarge, $"file is {info.Length:N0} bytes, over the {_limits.MaxBytes:N0}-byte limit");
+                }
+
+                if (info.Length == 0)
+                {
+                    // Never open a zero-length entry: a named pipe is 0 bytes too, and opening it blocks until a writer
+                    // appears, which would wedge the decode stage (and every image behind it) for good.
+                    return item.Fail(DecodeFailure.Empty, "file is empty (0 bytes; pipes and devices are not opened)");
                 }
 
                 byte[] bytes;
@@ -438,6 +454,7 @@ public sealed class InferencePipeline : IImageSink
             switch (early.Status)
             {
                 case WorkStatus.Failed:
+                    _failedByReason.AddOrUpdate(early.Reason!, 1, (_, n) => n + 1);
                     Log.BadImage(_log, w.SourceId, w.ImageId, early.Reason!, item.FailDetail ?? "");
                     await Events.EmitAsync(_sink, _log, new DaemonEvent(EventKinds.BadImage, "warning",
                         $"{w.ImageId} set aside: {early.Reason}: {item.FailDetail}", _time.GetUtcNow(), w.SourceId, w.FilePath ?? w.ImageId, early.Reason)

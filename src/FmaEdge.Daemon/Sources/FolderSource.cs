@@ -200,9 +200,16 @@ public sealed class FolderSource : IImageSource, IWorkCompletion
                 return; // stays in the folder for the next start
             }
 
-            if (_options.After == "move" && File.Exists(path))
+            if (_options.After == "move" && Probe(path) is not null)
             {
                 await MoveAsync(path, outcome, cancellationToken);
+                return;
+            }
+
+            if (_options.After == "move" && outcome.Status == WorkStatus.Failed)
+            {
+                // Gone before it could be set aside (deleted while queued): the reason file alone records what happened.
+                await WriteReasonAsync(UniqueTarget(_failedDir, Path.GetFileName(path)), outcome.Reason, cancellationToken);
                 return;
             }
 
@@ -230,10 +237,10 @@ public sealed class FolderSource : IImageSource, IWorkCompletion
             if (failed)
             {
                 // The reason first: a file in failed/ without its reason would be a mystery.
-                await File.WriteAllTextAsync(target + ".reason.txt", (outcome.Reason ?? "unknown") + "\n", ct);
+                await WriteReasonAsync(target, outcome.Reason, ct);
             }
 
-            File.Move(path, target);
+            MoveEntry(path, target);
             bool recovered;
             lock (_gate)
             {
@@ -254,10 +261,10 @@ public sealed class FolderSource : IImageSource, IWorkCompletion
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {
             // A move across file systems copies: never leave a partial copy behind while the original is still here.
-            if (File.Exists(path))
+            if (Probe(path) is not null)
             {
                 TryDelete(target);
-                TryDelete(target + ".reason.txt");
+                TryDelete(Path.Combine(Path.GetDirectoryName(target)!, FitName(Path.GetFileName(target), ".reason.txt") + ".reason.txt"));
             }
 
             bool first;
@@ -292,7 +299,7 @@ public sealed class FolderSource : IImageSource, IWorkCompletion
 
         foreach (var (path, outcome) in pending)
         {
-            if (!File.Exists(path))
+            if (Probe(path) is null)
             {
                 lock (_gate)
                 {
@@ -347,17 +354,102 @@ public sealed class FolderSource : IImageSource, IWorkCompletion
         }
     }
 
-    private static string? HandledKey(string path)
+    private static string? HandledKey(string path) => Probe(path) is { } p ? $"{path}|{p.Length}|{p.Ticks}" : null;
+
+    /// <summary>Size and time stamp of a directory entry without following symbolic links; null when nothing is there.
+    /// Directories, dangling links and other non-files named like images count as present, so they reach the pipeline
+    /// and are set aside with a reason instead of being ignored silently forever.</summary>
+    private static (long Length, long Ticks)? Probe(string path)
     {
         var fi = new FileInfo(path);
-        return fi.Exists ? $"{path}|{fi.Length}|{fi.LastWriteTimeUtc.Ticks}" : null;
+        if (fi.LinkTarget is not null)
+        {
+            return (0, 0); // a link (possibly dangling): never followed, the pipeline refuses it at once
+        }
+
+        if (fi.Exists)
+        {
+            return (fi.Length, fi.LastWriteTimeUtc.Ticks);
+        }
+
+        var di = new DirectoryInfo(path);
+        return di.Exists ? (0, di.LastWriteTimeUtc.Ticks) : null;
     }
 
-    private IEnumerable<FileInfo> ListFiles()
+    /// <summary>Moves a file, directory or symbolic link (the link itself, never its target).</summary>
+    private static void MoveEntry(string path, string target)
+    {
+        if (new FileInfo(path).LinkTarget is { } link)
+        {
+            // File.Move wants an existing target for links on some runtimes; recreating the link is exact and safe.
+            File.CreateSymbolicLink(target, link);
+            File.Delete(path);
+        }
+        else if (Directory.Exists(path))
+        {
+            Directory.Move(path, target);
+        }
+        else
+        {
+            File.Move(path, target);
+        }
+    }
+
+    /// <summary>Writes <c>&lt;target&gt;.reason.txt</c>; when that name would pass the 255-byte limit of Linux file
+    /// names, the name is shortened and the full file name is written inside.</summary>
+    private static async Task WriteReasonAsync(string target, string? reason, CancellationToken ct)
+    {
+        const string suffix = ".reason.txt";
+        var name = Path.GetFileName(target);
+        var text = (reason ?? "unknown") + "\n";
+        var fitted = FitName(name, suffix);
+        if (fitted != name)
+        {
+            text += "file: " + name + "\n";
+        }
+
+        await File.WriteAllTextAsync(Path.Combine(Path.GetDirectoryName(target)!, fitted + suffix), text, ct);
+    }
+
+    /// <summary>The longest prefix of <paramref name="name"/> that, followed by <paramref name="suffix"/>, fits in
+    /// <see cref="MaxNameBytes"/> UTF-8 bytes (whole characters only).</summary>
+    private static string FitName(string name, string suffix)
+    {
+        var budget = MaxNameBytes - System.Text.Encoding.UTF8.GetByteCount(suffix);
+        if (System.Text.Encoding.UTF8.GetByteCount(name) <= budget)
+        {
+            return name;
+        }
+
+        var e = System.Globalization.StringInfo.GetTextElementEnumerator(name);
+        var kept = new System.Text.StringBuilder();
+        var used = 0;
+        while (e.MoveNext())
+        {
+            var element = (string)e.Current;
+            var n = System.Text.Encoding.UTF8.GetByteCount(element);
+            if (used + n > budget)
+            {
+                break;
+            }
+
+            kept.Append(element);
+            used += n;
+        }
+
+        return kept.ToString();
+    }
+
+    // Linux NAME_MAX: a longer name cannot be created (ENAMETOOLONG).
+    private const int MaxNameBytes = 255;
+
+    private IEnumerable<FileSystemInfo> ListFiles()
     {
         try
         {
-            return new DirectoryInfo(_folder).EnumerateFiles().Where(f => _extensions.Contains(f.Extension)).ToList();
+            // Files and directories alike: a directory named like an image is reported and set aside, not skipped forever.
+            return new DirectoryInfo(_folder).EnumerateFileSystemInfos()
+                .Where(f => _extensions.Contains(f.Extension) && f.FullName != _doneDir && f.FullName != _failedDir).ToList();
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {
@@ -473,14 +565,13 @@ public sealed class FolderSource : IImageSource, IWorkCompletion
         {
             foreach (var (path, c) in _candidates)
             {
-                var fi = new FileInfo(path);
-                if (!fi.Exists)
+                if (Probe(path) is not { } fi)
                 {
                     _candidates.Remove(path); // deleted or moved away before it was complete
                     continue;
                 }
 
-                var key = $"{path}|{fi.Length}|{fi.LastWriteTimeUtc.Ticks}";
+                var key = $"{path}|{fi.Length}|{fi.Ticks}";
                 if (_handled.Contains(key))
                 {
                     _candidates.Remove(path);
@@ -520,9 +611,11 @@ public sealed class FolderSource : IImageSource, IWorkCompletion
     private static string UniqueTarget(string dir, string name)
     {
         var target = Path.Combine(dir, name);
-        for (var i = 1; File.Exists(target); i++)
+        for (var i = 1; Probe(target) is not null; i++)
         {
-            target = Path.Combine(dir, $"{Path.GetFileNameWithoutExtension(name)}.{i}{Path.GetExtension(name)}");
+            // name.1.png, shortened when the number would push a long name past the file-name limit.
+            var tail = $".{i}{Path.GetExtension(name)}";
+            target = Path.Combine(dir, FitName(Path.GetFileNameWithoutExtension(name), tail) + tail);
         }
 
         return target;

@@ -31,7 +31,10 @@ public sealed class StatusService(FmaEdgeOptions options, DaemonSession session,
             var rej = models.LastRejection;
             model = new ModelStatus(m.Manifest.Model.Id, m.Manifest.Model.Version, m.Sha256, m.Path, slot.Classifier.ExecutionProvider,
                 slot.Classifier.ProviderNotes, slot.ActiveSinceUtc, models.Swaps, models.Loading,
-                rej is null ? null : new ModelRejectionStatus(rej.Path, rej.Reasons, rej.AtUtc));
+                rej is null ? null : new ModelRejectionStatus(rej.Path, rej.Reasons, rej.AtUtc) { SetAsideTo = rej.SetAsideTo })
+            {
+                Rejected = models.Rejected,
+            };
             if (rej is not null && rej.AtUtc > slot.ActiveSinceUtc)
             {
                 problems.Add($"model file {Path.GetFileName(rej.Path)} refused: {(rej.Reasons.Count > 0 ? rej.Reasons[0] : "")}");
@@ -98,7 +101,10 @@ public sealed class StatusService(FmaEdgeOptions options, DaemonSession session,
             Sources = sourceStates,
             Queues = new QueueStatus(qi, ci, qn, cn, qp, cp),
             Counts = new CountStatus(pipeline.Published, pipeline.Failed, pipeline.Duplicates, pipeline.Skipped,
-                sourceStates.Sum(s => s.Dropped), pipeline.InFlight, Math.Round(pipeline.MeanBatch, 2)),
+                sourceStates.Sum(s => s.Dropped), pipeline.InFlight, Math.Round(pipeline.MeanBatch, 2))
+            {
+                FailedByReason = pipeline.FailedByReason,
+            },
             Latency = new Dictionary<string, LatencySummary>
             {
                 ["decode"] = pipeline.DecodeLatency.Summarise(),

@@ -29,16 +29,28 @@ public sealed record StatusSnapshot
 
 /// <summary>The serving model and the hot-swap state.</summary>
 public sealed record ModelStatus(string Id, string Version, string Sha256, string Path, string Provider, IReadOnlyList<string> ProviderNotes,
-    DateTimeOffset ActiveSinceUtc, long Swaps, string? Loading, ModelRejectionStatus? LastRejection);
+    DateTimeOffset ActiveSinceUtc, long Swaps, string? Loading, ModelRejectionStatus? LastRejection)
+{
+    /// <summary>Model files refused since start (each set aside with its reason when it was a hot-swap drop).</summary>
+    public long Rejected { get; init; }
+}
 
 /// <summary>The last refused model file.</summary>
-public sealed record ModelRejectionStatus(string Path, IReadOnlyList<string> Reasons, DateTimeOffset AtUtc);
+public sealed record ModelRejectionStatus(string Path, IReadOnlyList<string> Reasons, DateTimeOffset AtUtc)
+{
+    /// <summary>Where the refused file was moved (<c>rejected/</c> beside the models), or null when it stayed in place.</summary>
+    public string? SetAsideTo { get; init; }
+}
 
 /// <summary>Depth and capacity of each pipeline queue.</summary>
 public sealed record QueueStatus(int Input, int InputCapacity, int Infer, int InferCapacity, int Publish, int PublishCapacity);
 
 /// <summary>Counts since start: published, failed (set aside), duplicates, skipped (already done), dropped (camera overload), in flight.</summary>
-public sealed record CountStatus(long Processed, long Failed, long Duplicates, long Skipped, long Dropped, long InFlight, double MeanBatch);
+public sealed record CountStatus(long Processed, long Failed, long Duplicates, long Skipped, long Dropped, long InFlight, double MeanBatch)
+{
+    /// <summary><see cref="Failed"/> split by reason code (the code in the bad-image event and the reason file).</summary>
+    public IReadOnlyDictionary<string, long> FailedByReason { get; init; } = new Dictionary<string, long>();
+}
 
 /// <summary>Free space of a folder the daemon writes to.</summary>
 public sealed record DiskStatus(string Path, long FreeMiB, long TotalMiB, bool BelowFloor);

@@ -25,7 +25,7 @@ public sealed class BadImageTests
             ["text.jpg"] = "this is not an image\n"u8.ToArray(),
             ["one-pixel.png"] = tiny.ImEncode(".png"),
         };
-        Directory.CreateDirectory(Path.Combine(d.Inbox, "a-directory.png")); // must be ignored, not crash anything
+        Directory.CreateDirectory(Path.Combine(d.Inbox, "a-directory.png")); // set aside as not-a-file, crashes nothing
 
         d.Drop(good.Take(2));
         foreach (var (name, bytes) in bad)
@@ -35,7 +35,7 @@ public sealed class BadImageTests
             File.Move(part, Path.Combine(d.Inbox, name));
         }
 
-        await DaemonHarness.WaitUntilAsync(() => d.Pipeline.Failed == bad.Count && d.Results().Count == 2, "bad images set aside");
+        await DaemonHarness.WaitUntilAsync(() => d.Pipeline.Failed == bad.Count + 1 && d.Results().Count == 2, "bad images set aside");
 
         // Keeps serving after the bad ones.
         d.Drop(good.Skip(2));
@@ -49,15 +49,16 @@ public sealed class BadImageTests
         }
 
         var events = d.Events("bad-image");
-        Assert.Equal(bad.Count, events.Count);
+        Assert.Equal(bad.Count + 1, events.Count);
         string ReasonOf(string name) => events.Single(e => e.GetProperty("subject").GetString()!.EndsWith(name, StringComparison.Ordinal)).GetProperty("reason").GetString()!;
         Assert.Equal("empty", ReasonOf("empty.png"));
         Assert.Equal("too-small", ReasonOf("one-pixel.png"));
         Assert.Contains(ReasonOf("truncated.png"), new[] { "truncated", "undecodable" });
         Assert.Contains(ReasonOf("random.png"), new[] { "not-an-image", "undecodable", "unsupported" });
         Assert.Contains(ReasonOf("text.jpg"), new[] { "not-an-image", "undecodable", "unsupported" });
-        Assert.True(Directory.Exists(Path.Combine(d.Inbox, "a-directory.png")));
-        Assert.Equal(bad.Count, d.Status.Snapshot().Counts.Failed);
-        Assert.Equal(bad.Count, d.Status.Snapshot().Sources[0].Errors);
+        Assert.Equal("not-a-file", ReasonOf("a-directory.png"));
+        Assert.True(Directory.Exists(Path.Combine(d.Failed, "a-directory.png")));
+        Assert.Equal(bad.Count + 1, d.Status.Snapshot().Counts.Failed);
+        Assert.Equal(bad.Count + 1, d.Status.Snapshot().Sources[0].Errors);
     }
 }

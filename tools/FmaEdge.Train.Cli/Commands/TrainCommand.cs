@@ -34,8 +34,8 @@ internal static class TrainCommand
         public readonly Option<int> Batch = new("--batch") { Description = "Batch size", DefaultValueFactory = _ => 64 };
         public readonly Option<double> Lr = new("--lr") { Description = "Peak learning rate (AdamW)", DefaultValueFactory = _ => 1e-3 };
         public readonly Option<double> WeightDecay = new("--weight-decay") { Description = "AdamW weight decay (not on biases/norms/gammas)", DefaultValueFactory = _ => 0.05 };
-        public readonly Option<double> Warmup = new("--warmup-epochs") { Description = "Linear warm-up epochs before the cosine decay", DefaultValueFactory = _ => 1 };
-        public readonly Option<double> GradClip = new("--grad-clip") { Description = "Gradient norm clip (0 = off)", DefaultValueFactory = _ => 5 };
+        public readonly Option<double> Warmup = new("--warmup-epochs") { Description = "Linear warm-up epochs before the cosine decay (0 = none; useful for long runs)", DefaultValueFactory = _ => 0 };
+        public readonly Option<double> GradClip = new("--grad-clip") { Description = "Gradient norm clip (0 = off)", DefaultValueFactory = _ => 0 };
         public readonly Option<double> DropPath = new("--drop-path") { Description = "Stochastic depth rate", DefaultValueFactory = _ => 0 };
         public readonly Option<int> Seed = new("--seed") { Description = "Seed: same seed, data and threads -> same run", DefaultValueFactory = _ => 0 };
         public readonly Option<string> Device = new("--device") { Description = "cpu|cuda|cuda:N", DefaultValueFactory = _ => "cpu" };

@@ -113,7 +113,7 @@ public sealed class HierarchicalLoss : IDisposable
         for (var l = 0; l < levels; l++)
         {
             var ce = F.cross_entropy(logits[l], targets[l], label_smoothing: _options.LabelSmoothing);
-            perLevel[l] = ce.detach().cpu().item<float>();
+            perLevel[l] = ce.detach().cpu().to_type(ScalarType.Float32).item<float>();
             var w = (_options.Alphas?[l] ?? 1.0) * (levelWeights?[l] ?? 1.0);
             var term = ce.mul(w);
             lloss = lloss is null ? term : lloss.add(term);
@@ -124,13 +124,13 @@ public sealed class HierarchicalLoss : IDisposable
         if (_options.Kind == LossKind.Dhc && levels > 1)
         {
             var d = DhcDloss(logits, targets);
-            dependence = d.cpu().item<float>();
+            dependence = d.cpu().to_type(ScalarType.Float32).item<float>();
             total = total.add(d.mul(_options.Beta));
         }
         else if (_options.Kind == LossKind.DhcSoft && levels > 1)
         {
             var d = SoftDependence(logits);
-            dependence = d.detach().cpu().item<float>();
+            dependence = d.detach().cpu().to_type(ScalarType.Float32).item<float>();
             total = total.add(d.mul(_options.Beta));
         }
 

@@ -5,7 +5,9 @@ using F = TorchSharp.torch.nn.functional;
 
 namespace FmaEdge.Training.Models;
 
-/// <summary>The block's MLP: fc1 (C -> 4C), exact GELU, fc2 (4C -> C), on the channel-last axis. Names "fc1", "fc2".</summary>
+/// <summary>The block's MLP: fc1 (C -> 4C), exact GELU, fc2 (4C -> C), on the channel-last axis. Names "fc1", "fc2".
+/// Deliberately Linear (MKL sgemm), not 1x1 convolutions: libtorch 2.10's oneDNN 1x1 convolution gives wrong
+/// outputs for some shapes on the dev machine (ConvKernelTests), though it would be faster.</summary>
 internal sealed class ConvNeXtMlp : nn.Module<Tensor, Tensor>
 {
     public ConvNeXtMlp(int dim, bool convShaped)
@@ -46,11 +48,10 @@ internal sealed class ConvNeXtBlock : nn.Module<Tensor, Tensor>
         ConvDw = new Conv2dLayer("conv_dw", dim, dim, 7, 1, 3, dim);
         Norm = new LayerNormLayer("norm", dim, 1e-6, channelsFirst: false);
         Mlp = new ConvNeXtMlp(dim, convMlp);
-        Gamma = new Parameter(full(dim, layerScaleInit));
         register_module("conv_dw", ConvDw);
         register_module("norm", Norm);
         register_module("mlp", Mlp);
-        register_parameter("gamma", Gamma);
+        register_parameter("gamma", new Parameter(full(dim, layerScaleInit)));
     }
 
     public int Dim { get; }
@@ -58,7 +59,8 @@ internal sealed class ConvNeXtBlock : nn.Module<Tensor, Tensor>
     public Conv2dLayer ConvDw { get; }
     public LayerNormLayer Norm { get; }
     public ConvNeXtMlp Mlp { get; }
-    public Parameter Gamma { get; }
+    /// <summary>Looked up on use: Module.to replaces registered parameters.</summary>
+    public Parameter Gamma => get_parameter("gamma")!;
 
     /// <summary>Components are registered explicitly under timm's names; reflection would add duplicates
     /// named after the C# properties (and PyBridge/state_dict would export them).</summary>

@@ -16,15 +16,15 @@ internal sealed class Conv2dLayer : nn.Module<Tensor, Tensor>
         Stride = stride;
         Padding = padding;
         Groups = groups;
-        Weight = new Parameter(empty(outChannels, inChannels / groups, kernel, kernel));
-        Bias = new Parameter(zeros(outChannels));
-        register_parameter("weight", Weight);
-        register_parameter("bias", Bias);
+        register_parameter("weight", new Parameter(empty(outChannels, inChannels / groups, kernel, kernel)));
+        register_parameter("bias", new Parameter(zeros(outChannels)));
         Init.TruncNormal(Weight);
     }
 
-    public Parameter Weight { get; }
-    public Parameter Bias { get; }
+    // Looked up on every use: Module.to(device/dtype) replaces registered parameters, so a stored reference
+    // would point at a disposed tensor after moving the model.
+    public Parameter Weight => get_parameter("weight")!;
+    public Parameter Bias => get_parameter("bias")!;
     public int Kernel { get; }
     public int Stride { get; }
     public int Padding { get; }
@@ -50,14 +50,14 @@ internal sealed class LayerNormLayer : nn.Module<Tensor, Tensor>
         Channels = channels;
         Eps = eps;
         ChannelsFirst = channelsFirst;
-        Weight = new Parameter(ones(channels));
-        Bias = new Parameter(zeros(channels));
-        register_parameter("weight", Weight);
-        register_parameter("bias", Bias);
+        register_parameter("weight", new Parameter(ones(channels)));
+        register_parameter("bias", new Parameter(zeros(channels)));
     }
 
-    public Parameter Weight { get; }
-    public Parameter Bias { get; }
+    // Looked up on every use: Module.to(device/dtype) replaces registered parameters, so a stored reference
+    // would point at a disposed tensor after moving the model.
+    public Parameter Weight => get_parameter("weight")!;
+    public Parameter Bias => get_parameter("bias")!;
     public int Channels { get; }
     public double Eps { get; }
     public bool ChannelsFirst { get; }
@@ -92,15 +92,15 @@ internal sealed class LinearLayer : nn.Module<Tensor, Tensor>
         InFeatures = inFeatures;
         OutFeatures = outFeatures;
         ConvShaped = convShaped;
-        Weight = new Parameter(convShaped ? empty(outFeatures, inFeatures, 1, 1) : empty(outFeatures, inFeatures));
-        Bias = new Parameter(zeros(outFeatures));
-        register_parameter("weight", Weight);
-        register_parameter("bias", Bias);
+        register_parameter("weight", new Parameter(convShaped ? empty(outFeatures, inFeatures, 1, 1) : empty(outFeatures, inFeatures)));
+        register_parameter("bias", new Parameter(zeros(outFeatures)));
         Init.TruncNormal(Weight);
     }
 
-    public Parameter Weight { get; }
-    public Parameter Bias { get; }
+    // Looked up on every use: Module.to(device/dtype) replaces registered parameters, so a stored reference
+    // would point at a disposed tensor after moving the model.
+    public Parameter Weight => get_parameter("weight")!;
+    public Parameter Bias => get_parameter("bias")!;
     public int InFeatures { get; }
     public int OutFeatures { get; }
     public bool ConvShaped { get; }

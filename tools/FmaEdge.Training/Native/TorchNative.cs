@@ -42,6 +42,7 @@ public static class TorchNative
                 healNote = TryHeal(lib);
             }
 
+            NativeTuning.Apply();
             try
             {
                 torch.InitializeDeviceType(DeviceType.CPU);
