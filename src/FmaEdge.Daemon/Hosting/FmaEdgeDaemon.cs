@@ -33,6 +33,7 @@ public sealed class FmaEdgeDaemon(
     private CancellationTokenSource? _heartbeatCts;
     private Task? _heartbeat;
     private bool _diskLowReported;
+    private string? _publishedHealth;
     private int _disposed;
 
     public async Task StartAsync(CancellationToken cancellationToken)
@@ -171,6 +172,15 @@ public sealed class FmaEdgeDaemon(
                 Notify(string.Create(CultureInfo.InvariantCulture,
                     $"STATUS={snap.Health}: {snap.Counts.Processed} ok, {snap.Counts.Failed} failed, {snap.Counts.InFlight} in flight; model {snap.Model?.Id} on {snap.Model?.Provider}"));
                 await CheckDiskAsync(ct);
+                if (snap.Health != _publishedHealth)
+                {
+                    // The retained MQTT status carries the verdict: without this it kept the verdict of the start
+                    // (often "degraded" while the broker was still unreachable) for the whole run, and a full disk or a
+                    // dead source never showed on the floor's status topic.
+                    _publishedHealth = snap.Health;
+                    await PublishStatusAsync(online: true, ct);
+                }
+
                 if (DateTime.UtcNow - lastStats >= TimeSpan.FromSeconds(options.Status.StatsSeconds))
                 {
                     lastStats = DateTime.UtcNow;

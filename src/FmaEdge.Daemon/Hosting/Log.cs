@@ -36,8 +36,11 @@ public static partial class Log
     [LoggerMessage(2001, LogLevel.Warning, "Source {Source}: folder watcher problem, relying on rescans: {Reason}")]
     public static partial void WatcherError(ILogger log, string source, string reason);
 
-    [LoggerMessage(2002, LogLevel.Error, "Source {Source}: cannot move {Path} out of the folder (left in place): {Reason}")]
+    [LoggerMessage(2002, LogLevel.Error, "Source {Source}: cannot move {Path} out of the folder (left in place, retried at every rescan): {Reason}")]
     public static partial void MoveFailed(ILogger log, string source, string path, string reason);
+
+    [LoggerMessage(2007, LogLevel.Information, "Source {Source}: files move out of the folder again ({Dir})")]
+    public static partial void MoveRecovered(ILogger log, string source, string dir);
 
     [LoggerMessage(2003, LogLevel.Warning, "Camera {Source} down: {Reason}; retrying in {DelayMs} ms")]
     public static partial void CameraDown(ILogger log, string source, string reason, int delayMs);

@@ -124,6 +124,15 @@ public static class EventKinds
     public const string SourceUp = "source-up";
     public const string DiskLow = "disk-low";
     public const string FrameDrops = "frame-drops";
+
+    /// <summary>A finished file could not be moved to done/ or failed/ (disk full, permissions); its result is stored.</summary>
+    public const string MoveFailed = "move-failed";
+
+    /// <summary>Files move to done/ and failed/ again after a <see cref="MoveFailed"/>.</summary>
+    public const string MoveRecovered = "move-recovered";
+
+    /// <summary>A result could not be stored (disk full, database error); the file is kept and retried.</summary>
+    public const string StoreFailed = "store-failed";
     public const string Started = "started";
     public const string Stopping = "stopping";
 }

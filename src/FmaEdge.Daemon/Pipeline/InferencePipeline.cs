@@ -502,9 +502,21 @@ public sealed class InferencePipeline : IImageSink
         {
             // Not durably stored: the file must stay where it is and be retried, never reported lost.
             Log.CommitFailed(_log, w.SourceId, w.ImageId, e.Message);
+            var first = LastAbandon is null;
             NoteAbandoned("results cannot be stored: " + e.Message);
+            if (first)
+            {
+                // Once per episode: the floor learns why results stopped (the sink sends it directly when its own store
+                // is what failed).
+                await Events.EmitAsync(_sink, _log, new DaemonEvent(EventKinds.StoreFailed, "error",
+                    $"results cannot be stored: {e.Message}; files are kept and retried", _time.GetUtcNow(), w.SourceId, w.FilePath ?? w.ImageId, e.Message), ct);
+            }
+
             return new WorkOutcome(WorkStatus.Abandoned, "commit failed: " + e.Message);
         }
+
+        // Stored again: the episode is over, status need not stay degraded for the rest of the minute.
+        LastAbandon = null;
 
         if (commit.Outcome == CommitOutcome.Duplicate)
         {

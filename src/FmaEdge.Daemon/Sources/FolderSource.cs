@@ -31,6 +31,10 @@ public sealed class FolderSource : IImageSource, IWorkCompletion
 
     // Files finished in this session that stay where they are (leave mode, or a move that failed), by path+size+mtime.
     private readonly HashSet<string> _handled = new(StringComparer.Ordinal);
+
+    // Finished files whose move to done/ or failed/ failed (disk full, permissions), with their outcome: retried at every
+    // rescan until it works, and kept away from the pipeline meanwhile (their result is already stored).
+    private readonly Dictionary<string, WorkOutcome> _pendingMoves = new(StringComparer.Ordinal);
     private readonly SemaphoreSlim _wake = new(0, int.MaxValue);
 
     private FileSystemWatcher? _watcher;
@@ -173,7 +177,7 @@ public sealed class FolderSource : IImageSource, IWorkCompletion
         long pending;
         lock (_gate)
         {
-            pending = _candidates.Count + _inFlight.Count;
+            pending = _candidates.Count + _inFlight.Count + _pendingMoves.Count;
         }
 
         var last = Interlocked.Read(ref _lastFrameTimestamp);
@@ -198,17 +202,7 @@ public sealed class FolderSource : IImageSource, IWorkCompletion
 
             if (_options.After == "move" && Probe(path) is not null)
             {
-                if (outcome.Status == WorkStatus.Failed)
-                {
-                    var target = UniqueTarget(_failedDir, Path.GetFileName(path));
-                    MoveEntry(path, target);
-                    await WriteReasonAsync(target, outcome.Reason, cancellationToken);
-                }
-                else
-                {
-                    MoveEntry(path, UniqueTarget(_doneDir, Path.GetFileName(path)));
-                }
-
+                await MoveAsync(path, outcome, cancellationToken);
                 return;
             }
 
@@ -221,20 +215,120 @@ public sealed class FolderSource : IImageSource, IWorkCompletion
 
             Remember(path);
         }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
-        {
-            // Disk full, permissions: keep the file where it is and do not loop on it this session; after a restart
-            // the journal recognises it.
-            Log.MoveFailed(_log, Id, path, e.Message);
-            _detail = $"cannot move {Path.GetFileName(path)}: {e.Message}";
-            Remember(path);
-        }
         finally
         {
             lock (_gate)
             {
                 _inFlight.Remove(path);
             }
+        }
+    }
+
+    /// <summary>Moves a finished file to done/ or failed/. When that fails (disk full, permissions) the file stays where
+    /// it is with its result already stored: it is kept out of the pipeline, the move is retried at every rescan, status
+    /// is degraded and a move-failed event says so. (It used to be left in the inbox until the next restart, with status
+    /// healthy and no event.)</summary>
+    private async Task MoveAsync(string path, WorkOutcome outcome, CancellationToken ct)
+    {
+        var failed = outcome.Status == WorkStatus.Failed;
+        var target = UniqueTarget(failed ? _failedDir : _doneDir, Path.GetFileName(path));
+        try
+        {
+            if (failed)
+            {
+                // The reason first: a file in failed/ without its reason would be a mystery.
+                await WriteReasonAsync(target, outcome.Reason, ct);
+            }
+
+            MoveEntry(path, target);
+            bool recovered;
+            lock (_gate)
+            {
+                recovered = _pendingMoves.Remove(path) && _pendingMoves.Count == 0;
+            }
+
+            if (recovered)
+            {
+                _detail = null;
+                Log.MoveRecovered(_log, Id, _doneDir);
+                if (_sink is not null)
+                {
+                    await Events.EmitAsync(_sink, _log, new Output.DaemonEvent(Output.EventKinds.MoveRecovered, "info",
+                        $"folder source {Id}: files move to done/ and failed/ again", _time.GetUtcNow(), Id, Path.GetDirectoryName(target)), ct);
+                }
+            }
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            // A move across file systems copies: never leave a partial copy behind while the original is still here.
+            if (Probe(path) is not null)
+            {
+                TryDelete(target);
+                TryDelete(Path.Combine(Path.GetDirectoryName(target)!, FitName(Path.GetFileName(target), ".reason.txt") + ".reason.txt"));
+            }
+
+            bool first;
+            bool again;
+            lock (_gate)
+            {
+                first = _pendingMoves.Count == 0;
+                again = !_pendingMoves.TryAdd(path, outcome);
+            }
+
+            _detail = $"cannot move {Path.GetFileName(path)} to {Path.GetDirectoryName(target)}: {e.Message} (result stored; retried)";
+            if (!again)
+            {
+                Log.MoveFailed(_log, Id, path, e.Message); // once per file, not at every retry
+            }
+
+            if (first && _sink is not null)
+            {
+                await Events.EmitAsync(_sink, _log, new Output.DaemonEvent(Output.EventKinds.MoveFailed, "error",
+                    $"folder source {Id}: {_detail}", _time.GetUtcNow(), Id, path, e.Message), ct);
+            }
+        }
+    }
+
+    private async Task RetryMovesAsync(CancellationToken ct)
+    {
+        List<KeyValuePair<string, WorkOutcome>> pending;
+        lock (_gate)
+        {
+            pending = [.. _pendingMoves];
+        }
+
+        foreach (var (path, outcome) in pending)
+        {
+            if (Probe(path) is null)
+            {
+                lock (_gate)
+                {
+                    _pendingMoves.Remove(path); // removed by hand: nothing left to move
+                }
+
+                continue;
+            }
+
+            await MoveAsync(path, outcome, ct);
+        }
+
+        lock (_gate)
+        {
+            if (_pendingMoves.Count == 0 && _detail?.StartsWith("cannot move", StringComparison.Ordinal) == true)
+            {
+                _detail = null;
+            }
+        }
+    }
+
+    private static void TryDelete(string path)
+    {
+        try
+        {
+            File.Delete(path);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
         }
     }
 
@@ -373,7 +467,7 @@ public sealed class FolderSource : IImageSource, IWorkCompletion
 
         lock (_gate)
         {
-            if (_inFlight.Contains(path))
+            if (_inFlight.Contains(path) || _pendingMoves.ContainsKey(path))
             {
                 return;
             }
@@ -402,6 +496,7 @@ public sealed class FolderSource : IImageSource, IWorkCompletion
                 if (_time.GetElapsedTime(nextRescan) >= TimeSpan.Zero)
                 {
                     await CheckFolderAsync(ct);
+                    await RetryMovesAsync(ct);
                     foreach (var f in ListFiles())
                     {
                         Seen(f.FullName, renamedIn: false);

@@ -51,6 +51,13 @@ public sealed class StatusService(FmaEdgeOptions options, DaemonSession session,
             problems.Add($"source {s.Id} is {s.State}{(s.Detail is null ? "" : ": " + s.Detail)}");
         }
 
+        // A source that works but cannot finish its files (done/ full: results stored, files not moved) says so in its
+        // detail; that must not pass as healthy.
+        foreach (var s in sourceStates.Where(s => s.State is "watching" or "streaming" && s.Detail is not null))
+        {
+            problems.Add($"source {s.Id}: {s.Detail}");
+        }
+
         var outState = sink.State;
         if (!outState.Connected)
         {
@@ -115,7 +122,15 @@ public sealed class StatusService(FmaEdgeOptions options, DaemonSession session,
     {
         var floor = options.Health.DiskFloorMiB;
         var paths = new List<string> { options.Paths.ResolvedStateDir };
-        paths.AddRange(options.Sources.Where(s => s.Type == "folder" && s.Enabled).Select(s => Path.GetFullPath(s.Path)));
+        foreach (var s in options.Sources.Where(s => s.Type == "folder" && s.Enabled))
+        {
+            paths.Add(Path.GetFullPath(s.Path));
+            // done/ and failed/ may sit on another file system; a full one there stops files from being finished.
+            if (s.After == "move")
+            {
+                paths.AddRange(new[] { s.DoneDir, s.FailedDir }.Where(d => !string.IsNullOrWhiteSpace(d) && Directory.Exists(d)).Select(Path.GetFullPath));
+            }
+        }
         var result = new List<DiskStatus>();
         foreach (var p in paths.Distinct(StringComparer.Ordinal))
         {

@@ -31,6 +31,9 @@ public sealed partial class MqttPublisher : IHostedService, IAsyncDisposable
 {
     private const int PeekBatch = 100;
 
+    // Delivered (PUBACK) but not yet deleted because the outbox could not write; touched by the sender loop only.
+    private readonly HashSet<long> _ackedNotRemoved = [];
+
     private readonly MqttOptions _o;
     private readonly ILogger _log;
     private readonly TimeProvider _time;
@@ -211,9 +214,36 @@ public sealed partial class MqttPublisher : IHostedService, IAsyncDisposable
             Node = string.IsNullOrEmpty(e.Node) ? Node : e.Node,
             Timestamp = e.Timestamp == default ? _time.GetUtcNow() : e.Timestamp,
         };
-        var (_, drop) = _outbox.Enqueue(SqliteOutbox.KindEvent, Topics.Events, filled.MessageId, Session, CurrentGeneration, MessageJson.Serialize(filled));
-        AfterInsert(drop);
+        var payload = MessageJson.Serialize(filled);
+        try
+        {
+            var (_, drop) = _outbox.Enqueue(SqliteOutbox.KindEvent, Topics.Events, filled.MessageId, Session, CurrentGeneration, payload);
+            AfterInsert(drop);
+        }
+        catch (Microsoft.Data.Sqlite.SqliteException ex) when (_connected)
+        {
+            // The outbox cannot store it (disk full, I/O error). Events are how the floor learns why the node struggles,
+            // and "disk full" is exactly when they cannot be stored: send this one directly, QoS 1 without durability
+            // (lost only if the link fails too). Results are never sent this way: they must be stored first.
+            LogEventNotStored(_log, filled.Kind, ex.Message);
+            _ = SendDirectAsync(Topics.Events, payload);
+        }
+
         return filled;
+    }
+
+    private async Task SendDirectAsync(string topic, byte[] payload)
+    {
+        try
+        {
+            using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(_o.PublishTimeoutSeconds));
+            await _client.PublishAsync(Message(topic, Stamp(payload, historical: false), MqttQualityOfServiceLevel.AtLeastOnce, retain: false), cts.Token)
+                .ConfigureAwait(false);
+        }
+        catch (Exception ex)
+        {
+            RecordError("direct event: " + ex.Message);
+        }
     }
 
     /// <summary>Shorthand for <see cref="PublishEvent(EventMessage)"/>.</summary>
@@ -543,7 +573,12 @@ public sealed partial class MqttPublisher : IHostedService, IAsyncDisposable
 
     private async Task<bool> DrainOnceAsync(CancellationToken stop)
     {
-        var rows = _outbox.Peek(PeekBatch);
+        if (_ackedNotRemoved.Count > 0)
+        {
+            ForgetAcked([.. _ackedNotRemoved]);
+        }
+
+        var rows = _outbox.Peek(PeekBatch + _ackedNotRemoved.Count).Where(r => !_ackedNotRemoved.Contains(r.Seq)).Take(PeekBatch).ToList();
         if (rows.Count == 0)
         {
             return false;
@@ -574,10 +609,34 @@ public sealed partial class MqttPublisher : IHostedService, IAsyncDisposable
         }
         finally
         {
-            _outbox.RemoveMany(acked);
+            ForgetAcked(acked);
         }
 
         return true;
+    }
+
+    // Deletes acknowledged rows. When the disk is full even a delete cannot be written: the rows are then remembered
+    // (sender loop only) and skipped, and the delete is retried at every pass. Before, the failed delete was taken for a
+    // broken link: disconnect, reconnect and send the same batch again, in a loop, for as long as the disk stayed full.
+    private void ForgetAcked(IReadOnlyCollection<long> acked)
+    {
+        try
+        {
+            _outbox.RemoveMany(acked);
+            foreach (var seq in acked)
+            {
+                _ackedNotRemoved.Remove(seq);
+            }
+        }
+        catch (Microsoft.Data.Sqlite.SqliteException ex)
+        {
+            foreach (var seq in acked)
+            {
+                _ackedNotRemoved.Add(seq);
+            }
+
+            RecordError("outbox: cannot delete delivered messages: " + ex.Message);
+        }
     }
 
     // True when acknowledged; false when the broker refused it for good; throws when the link failed.
@@ -742,8 +801,9 @@ public sealed partial class MqttPublisher : IHostedService, IAsyncDisposable
             PublishEvent(EventKinds.BrokerDisconnected, EventSeverity.Warning, "lost the broker: " + reason,
                 details: new JsonObject { ["broker"] = _broker, ["reason"] = reason });
         }
-        catch (ObjectDisposedException)
+        catch (Exception ex) when (ex is ObjectDisposedException or Microsoft.Data.Sqlite.SqliteException)
         {
+            // Disposed, or the outbox cannot store it (disk full): the state change below must still happen.
         }
 
         SetState(ConnectionState.Disconnected, reason);
@@ -844,6 +904,9 @@ public sealed partial class MqttPublisher : IHostedService, IAsyncDisposable
 
     [LoggerMessage(EventId = 3008, Level = LogLevel.Warning, Message = "MQTT clean stop incomplete: {Error}")]
     private static partial void LogStopError(ILogger logger, string error);
+
+    [LoggerMessage(EventId = 3010, Level = LogLevel.Error, Message = "Outbox cannot store a {Kind} event ({Error}); sent directly, not durably")]
+    private static partial void LogEventNotStored(ILogger logger, string kind, string error);
 
     [LoggerMessage(EventId = 3009, Level = LogLevel.Warning, Message = "A StateChanged handler threw: {Error}")]
     private static partial void LogHandlerFailed(ILogger logger, string error);

@@ -45,31 +45,6 @@ public sealed class ProcessTests
         Assert.Empty(Directory.GetFiles(Path.Combine(inbox, "failed")));
     }
 
-    [Fact]
-    public async Task Run_Sigterm_DrainsAndExits0()
-    {
-        using var tmp = new TempFolder("sigterm");
-        var root = tmp.Path;
-        var (config, inbox) = await PrepareAsync(root, DaemonHarness.Settings(root), TestPaths.SampleImages("val", perLeaf: 2).Take(30));
-
-        var results = new JsonFolderResultSink(Path.Combine(root, "results"));
-        using var p = Start(config);
-        await DaemonHarness.WaitUntilAsync(() => results.ReadResults("line1").Count >= 3, "first results", 60_000);
-        using (var kill = Process.Start("kill", ["-TERM", p.Id.ToString(System.Globalization.CultureInfo.InvariantCulture)]))
-        {
-            await kill.WaitForExitAsync();
-            Assert.Equal(0, kill.ExitCode);
-        }
-
-        await p.WaitForExitAsync().WaitAsync(TimeSpan.FromSeconds(40));
-        Assert.Equal(0, p.ExitCode);
-        var done = Directory.GetFiles(Path.Combine(inbox, "done")).Length;
-        Assert.Equal(results.ReadResults("line1").Count, done); // nothing half-finished
-        Assert.Equal(30, done + Directory.GetFiles(inbox).Length);
-        Assert.Contains(results.ReadEvents(), e => e.GetProperty("kind").GetString() == "stopping");
-        Assert.False(File.Exists(Path.Combine(root, "run", "status.sock")));
-    }
-
     private static string Exe => Path.Combine(AppContext.BaseDirectory, "fma-edge.dll");
 
     /// <summary>A run folder for a real fma-edge process: the shipped model, an inbox holding
