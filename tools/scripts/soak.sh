@@ -169,16 +169,20 @@ stop_broker
 
 # ---- accounting
 say "accounting"
-jq -r '[.image.id, .message_id, (.historical|tostring), .session] | @tsv' "$OUT/results.jsonl" > "$OUT/received.tsv"
+jq -r '[.image.id, .message_id, (.historical|tostring), .published_at] | @tsv' "$OUT/results.jsonl" > "$OUT/received.tsv"
 messages=$(wc -l < "$OUT/received.tsv")
 unique_images=$(cut -f1 "$OUT/received.tsv" | sort -u | wc -l)
 missing=$(comm -23 <(sort "$OUT/dropped.txt") <(cut -f1 "$OUT/received.tsv" | sort -u) | tee "$OUT/missing.txt" | wc -l)
 unexpected=$(comm -13 <(sort "$OUT/dropped.txt") <(cut -f1 "$OUT/received.tsv" | sort -u) | wc -l)
 # An image classified twice would carry two message ids.
 reclassified=$(cut -f1,2 "$OUT/received.tsv" | sort -u | cut -f1 | uniq -d | wc -l)
-# Repeated deliveries of one message: every copy after the first must be marked historical.
+# Repeated deliveries of one message. The daemon re-sends a message only on a later connection (its publish was not
+# acknowledged before the link dropped), stamped with a new published_at and marked historical: every such repeat must
+# carry the mark. A copy with the very same payload (same published_at) is the broker redelivering to the subscriber
+# (QoS 1 on session resume), counted apart.
 repeats=$((messages - $(cut -f2 "$OUT/received.tsv" | sort -u | wc -l)))
-unmarked=$(awk -F'\t' 'seen[$2]++ && $3 != "true" {n++} END {print n+0}' "$OUT/received.tsv")
+redelivered=$(awk -F'\t' 'seen[$2 "\t" $4]++ {n++} END {print n+0}' "$OUT/received.tsv")
+unmarked=$(awk -F'\t' '!(($2 "\t" $4) in same) && ($2 in seen) && $3 != "true" {n++} {seen[$2]; same[$2 "\t" $4]} END {print n+0}' "$OUT/received.tsv")
 historical=$(awk -F'\t' '$3 == "true" {n++} END {print n+0}' "$OUT/received.tsv")
 done_files=$(find "$OUT/inbox/done" -maxdepth 1 -type f | wc -l)
 failed_files=$(find "$OUT/inbox/failed" -maxdepth 1 -type f 2>/dev/null | grep -vc '\.reason\.txt$' || true)
@@ -204,7 +208,7 @@ elapsed=$((DONE_END - ${T0%.*}))
 cat <<REPORT | tee "$OUT/summary.txt"
 soak: $N images, $bounced broker bounces (${OUTAGE} s each), $elapsed s from first drop to last result (feed ended after $((FEED_END - ${T0%.*})) s)
 images:  dropped $N, with a result $unique_images, missing $missing, unexpected $unexpected, classified twice $reclassified
-messages: $messages received, $historical marked historical, $repeats repeated deliveries, $unmarked repeated without the historical mark
+messages: $messages received, $historical marked historical; $repeats repeats: $redelivered identical broker redeliveries, $((repeats - redelivered)) daemon re-sends, $unmarked of them without the historical mark
 files:   done/ $done_files, failed/ $failed_files, left in the inbox $left
 RSS (KiB):  start $rs  mid $rm  end $re   slope over the second half: $slope_img KiB per 1000 images, $slope_h KiB per hour
 open fds:   start $fs  mid $fm  end $fe   slope over the second half: $fslope per hour

@@ -31,15 +31,18 @@ public sealed record BenchModelInfo(string File, string Id, string Architecture,
 public sealed record BenchSettings(string Provider, int IntraOpThreads, int MaxBatch, int Images, string Broker, string ImagesFrom);
 
 /// <summary>The bare ONNX Runtime loop: pre-made input tensors, no decoding, same session settings as the daemon.</summary>
-public sealed record CeilingResult(int Batch, int Runs, double Seconds, double ImagesPerSecond, StageStats BatchMs);
+/// <param name="Cores">Average cores busy during the timed runs; <paramref name="CpuMsPerImage"/> is CPU time per image.</param>
+public sealed record CeilingResult(int Batch, int Runs, double Seconds, double ImagesPerSecond, StageStats BatchMs, double Cores, double CpuMsPerImage);
 
 /// <summary>Folder -> pipeline -> MQTT throughput and per-stage latency.</summary>
 /// <param name="Seconds">From the first file renamed into the watched folder to the last result received from the broker.</param>
 /// <param name="Ratio">Images per second over the ceiling's at MaxBatch.</param>
 /// <param name="Backlog">Per-stage latency while the whole batch of files waited (queue wait dominates by design).</param>
 /// <param name="Steady">Per-stage latency of a steady stream below capacity (the hot-swap run before the swap); null when skipped.</param>
+/// <param name="CpuMsPerImage">CPU time of the whole process (daemon, embedded broker, subscriber) per image in the backlog run.</param>
+/// <param name="Cpu">Where that CPU time went, by thread name.</param>
 public sealed record PipelineResult(int Images, int Received, double Seconds, double ImagesPerSecond, double Ratio, double MeanBatch,
-    IReadOnlyDictionary<string, StageStats> Backlog, IReadOnlyDictionary<string, StageStats>? Steady);
+    IReadOnlyDictionary<string, StageStats> Backlog, IReadOnlyDictionary<string, StageStats>? Steady, double CpuMsPerImage, CpuUse Cpu);
 
 /// <summary>Decode and preprocess cost of one generated image kind, single-threaded.</summary>
 public sealed record PreprocessResult(string Name, int Width, int Height, string Format, long Bytes, int Repeats,

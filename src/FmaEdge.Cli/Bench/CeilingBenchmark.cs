@@ -44,6 +44,7 @@ public static class CeilingBenchmark
         }
 
         var times = new List<double>();
+        var cpu0 = ThreadCpu.Take();
         var total = Stopwatch.StartNew();
         while (times.Count < 3 || total.Elapsed.TotalSeconds < seconds)
         {
@@ -56,7 +57,9 @@ public static class CeilingBenchmark
             times.Add(Stopwatch.GetElapsedTime(t).TotalMilliseconds);
         }
 
+        var cpu = ThreadCpu.Take().Since(cpu0);
         var elapsed = times.Sum() / 1000.0;
-        return new CeilingResult(batch, times.Count, elapsed, times.Count * batch / elapsed, StageStats.Of(times));
+        return new CeilingResult(batch, times.Count, elapsed, times.Count * batch / elapsed, StageStats.Of(times), cpu.Cores,
+            cpu.CpuSeconds * 1000 / (times.Count * batch));
     }
 }

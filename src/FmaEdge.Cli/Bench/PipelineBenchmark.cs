@@ -97,6 +97,7 @@ public sealed class PipelineBenchmark : IAsyncDisposable
     {
         var staged = BenchImages.Stage(images, Stage, _o.Count, "t");
         var before = _subscriber!.Count;
+        var cpu0 = ThreadCpu.Take();
         var first = Stopwatch.GetTimestamp();
         foreach (var f in staged)
         {
@@ -108,11 +109,14 @@ public sealed class PipelineBenchmark : IAsyncDisposable
             throw new TimeoutException($"only {_subscriber.Count - before} of {staged.Count} results arrived within {_o.TimeoutSeconds} s");
         }
 
+        var cpu = ThreadCpu.Take().Since(cpu0);
+
         var mine = Mine(staged);
         var last = mine.Max(r => r.ReceivedTimestamp);
         var seconds = Stopwatch.GetElapsedTime(first, last).TotalSeconds;
         var ips = staged.Count / seconds;
-        return new PipelineResult(staged.Count, mine.Count, seconds, ips, ips / ceilingImagesPerSecond, Pipeline.MeanBatch, Stages(mine), null);
+        return new PipelineResult(staged.Count, mine.Count, seconds, ips, ips / ceilingImagesPerSecond, Pipeline.MeanBatch, Stages(mine), null,
+            cpu.CpuSeconds * 1000 / staged.Count, cpu with { Threads = cpu.Threads.Take(8).ToList() });
     }
 
     /// <summary>A steady stream at <paramref name="rate"/> images/s; a second model (the same network, another version,

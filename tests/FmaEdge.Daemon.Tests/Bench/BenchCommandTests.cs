@@ -53,6 +53,9 @@ public sealed class BenchCommandTests : IDisposable
         Assert.True(p.GetProperty("images_per_second").GetDouble() > 0);
         Assert.InRange(p.GetProperty("ratio").GetDouble(), 1e-6, 10);
         Assert.InRange(p.GetProperty("mean_batch").GetDouble(), 1, 4);
+        Assert.True(p.GetProperty("cpu_ms_per_image").GetDouble() > 0);
+        Assert.True(p.GetProperty("cpu").GetProperty("threads").GetArrayLength() > 0);
+        Assert.True(ceiling.GetProperty("cpu_ms_per_image").GetDouble() > 0);
         foreach (var part in new[] { "backlog", "steady" })
         {
             var stages = p.GetProperty(part);
