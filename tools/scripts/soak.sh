@@ -83,10 +83,12 @@ JSON
 
 DAEMON="" SUB="" SAMPLER=""
 cleanup() {
+  local rc=$? # an EXIT trap's own last status would otherwise become the script's
   [ -n "$SAMPLER" ] && kill "$SAMPLER" 2>/dev/null || true
   [ -n "$DAEMON" ] && kill -TERM "$DAEMON" 2>/dev/null && wait "$DAEMON" 2>/dev/null || true
   [ -n "$SUB" ] && kill "$SUB" 2>/dev/null || true
   [ -n "$BROKER" ] && stop_broker
+  exit "$rc"
 }
 trap cleanup EXIT
 

@@ -12,6 +12,9 @@ public sealed record BenchReport
     public required BenchSettings Settings { get; init; }
     public required CeilingResult Ceiling { get; init; }
 
+    /// <summary>The same loop again right after the pipeline run; the ratio uses the mean of both.</summary>
+    public required CeilingResult CeilingAfter { get; init; }
+
     /// <summary>The bare loop at batch 1, for scale (the pipeline batches whatever is queued, up to MaxBatch).</summary>
     public required CeilingResult CeilingBatch1 { get; init; }
     public required PipelineResult Pipeline { get; init; }
@@ -36,7 +39,7 @@ public sealed record CeilingResult(int Batch, int Runs, double Seconds, double I
 
 /// <summary>Folder -> pipeline -> MQTT throughput and per-stage latency.</summary>
 /// <param name="Seconds">From the first file renamed into the watched folder to the last result received from the broker.</param>
-/// <param name="Ratio">Images per second over the ceiling's at MaxBatch.</param>
+/// <param name="Ratio">Images per second over the mean of the ceiling at MaxBatch before and after the pipeline run.</param>
 /// <param name="Backlog">Per-stage latency while the whole batch of files waited (queue wait dominates by design).</param>
 /// <param name="Steady">Per-stage latency of a steady stream below capacity (the hot-swap run before the swap); null when skipped.</param>
 /// <param name="CpuMsPerImage">CPU time of the whole process (daemon, embedded broker, subscriber) per image in the backlog run.</param>

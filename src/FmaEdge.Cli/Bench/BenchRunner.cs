@@ -53,6 +53,7 @@ public static class BenchRunner
             : Path.Combine(Path.GetFullPath(options.WorkDir!), $"bench-{started:yyyyMMdd'T'HHmmss'Z'}-{Environment.ProcessId}");
         Directory.CreateDirectory(root);
         PipelineResult pipeline;
+        CeilingResult ceilingAfter;
         SwapResult? swap = null;
         string broker;
         try
@@ -61,8 +62,13 @@ public static class BenchRunner
             progress?.Invoke("pipeline: starting the daemon (model loaded and warmed, folder watched)");
             await daemon.StartAsync(ct);
             broker = daemon.BrokerDescription;
-            progress?.Invoke($"pipeline: {options.Count} files renamed into the watched folder at once, results from {broker}");
-            pipeline = await daemon.RunBacklogAsync(images, ceiling.ImagesPerSecond, ct);
+            progress?.Invoke($"pipeline: {daemon.WarmUpImages} warm-up images, then {options.Count} files renamed into the watched folder at once, results from {broker}");
+            pipeline = await daemon.RunBacklogAsync(images, ct);
+            // The machine may be shared: the ceiling is measured again right after the pipeline run (the daemon idle)
+            // and the ratio uses the mean of both, so a load change in between moves both sides alike.
+            progress?.Invoke("ceiling again, right after the pipeline run");
+            ceilingAfter = CeilingBenchmark.Run(model, options.Threads, options.MaxBatch, options.CeilingSeconds, ct);
+            pipeline = pipeline with { Ratio = pipeline.ImagesPerSecond / ((ceiling.ImagesPerSecond + ceilingAfter.ImagesPerSecond) / 2) };
             if (options.SwapSeconds > 0)
             {
                 var rate = Math.Max(0.5, pipeline.ImagesPerSecond * options.SwapLoad);
@@ -96,6 +102,7 @@ public static class BenchRunner
             Model = new BenchModelInfo(Path.GetFullPath(options.Model), m.Model.Id, m.Model.Architecture, model.Sha256, m.Input.Width, m.Input.Height),
             Settings = new BenchSettings("cpu", options.Threads, options.MaxBatch, options.Count, broker, Path.GetFullPath(options.Images)),
             Ceiling = ceiling,
+            CeilingAfter = ceilingAfter,
             CeilingBatch1 = ceiling1,
             Pipeline = pipeline,
             Preprocess = pre,

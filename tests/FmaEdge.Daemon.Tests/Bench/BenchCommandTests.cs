@@ -46,6 +46,7 @@ public sealed class BenchCommandTests : IDisposable
         Assert.True(ceiling.GetProperty("runs").GetInt32() >= 3);
         Assert.True(ceiling.GetProperty("images_per_second").GetDouble() > 0);
         Assert.True(r.GetProperty("ceiling_batch1").GetProperty("images_per_second").GetDouble() > 0);
+        Assert.True(r.GetProperty("ceiling_after").GetProperty("images_per_second").GetDouble() > 0);
 
         var p = r.GetProperty("pipeline");
         Assert.Equal(12, p.GetProperty("images").GetInt32());
@@ -59,7 +60,7 @@ public sealed class BenchCommandTests : IDisposable
         foreach (var part in new[] { "backlog", "steady" })
         {
             var stages = p.GetProperty(part);
-            foreach (var stage in new[] { "detect", "decode", "preprocess", "queue_wait", "inference", "publish", "end_to_end" })
+            foreach (var stage in new[] { "source_wait", "decode", "preprocess", "queue_wait", "inference", "publish", "end_to_end" })
             {
                 var s = stages.GetProperty(stage);
                 Assert.True(s.GetProperty("samples").GetInt32() > 0, $"{part} {stage} has samples");
