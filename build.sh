@@ -5,7 +5,9 @@
 #   ./build.sh demo       the main job: daemon + folder source + embedded broker + real model, results over MQTT
 #   ./build.sh test       install test dependencies, build, run every test
 #   ./build.sh publish [linux-x64|linux-arm64]   framework-dependent publish of fma-edge for a target
-#   ./build.sh bench      benchmarks (figures, not pass/fail)
+#   ./build.sh bench      benchmarks (figures, not pass/fail): fma-edge bench (ceiling ratio, stages, preprocessing,
+#                         hot-swap) on the shipped model and on ConvNeXt-T@224, then the fma-train throughput benches
+#   ./build.sh soak       the long soak: 20,000 real images through fma-edge run with mosquitto bounced (docs/reliability.md)
 #   ./build.sh deps       only install system packages
 #   ./build.sh format     check code formatting (dotnet format --verify-no-changes)
 set -euo pipefail
@@ -21,6 +23,8 @@ die() { printf '\033[1;31m[build] error:\033[0m %s\n' "$*" >&2; exit 1; }
 # System packages: OpenCvSharp's Linux runtime needs GTK 3; the tests start a real mosquitto broker.
 RUNTIME_PKGS=(libgtk-3-0)
 TEST_PKGS=(mosquitto mosquitto-clients)
+# The soak also summarises the received results with jq.
+SOAK_PKGS=(mosquitto mosquitto-clients jq)
 
 apt_install() {
   local missing=()
@@ -103,6 +107,7 @@ case "$cmd" in
   demo) build; exec "$ROOT/tools/scripts/demo.sh" "$@" ;;
   publish) publish "$@" ;;
   bench) build; exec "$ROOT/tools/scripts/bench.sh" "$@" ;;
+  soak) build; apt_install "${SOAK_PKGS[@]}"; exec "$ROOT/tools/scripts/soak.sh" "$@" ;;
   format) check_dotnet; dotnet format FmaEdge.sln --verify-no-changes ;;
-  *) die "unknown command '$cmd' (build, demo, test, publish, bench, deps, format)" ;;
+  *) die "unknown command '$cmd' (build, demo, test, publish, bench, soak, deps, format)" ;;
 esac

@@ -14,6 +14,10 @@ public sealed record InferenceOptions
     /// <summary>Threads across operators (0 = default; only used by parallel execution).</summary>
     public int InterOpThreads { get; init; }
 
+    /// <summary>Let idle intra-op threads spin-wait for work (ONNX Runtime's default). Off by default: the daemon's
+    /// other stages need those cycles.</summary>
+    public bool AllowSpinning { get; init; }
+
     public TensorRtOptions TensorRt { get; init; } = new();
     public CudaOptions Cuda { get; init; } = new();
 

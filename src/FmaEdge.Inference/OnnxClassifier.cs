@@ -222,6 +222,14 @@ public sealed class OnnxClassifier : IDisposable
             so.IntraOpNumThreads = options.IntraOpThreads;
         }
 
+        // Idle intra-op workers sleep instead of spinning: in the daemon they share the cores with decoding, the
+        // outbox and MQTT, and spinning workers took that CPU (fma-edge bench: the pipeline reached 0.64 of the
+        // ceiling with 2 threads on 2 cores with spinning, see docs/performance.md).
+        if (!options.AllowSpinning)
+        {
+            so.AddSessionConfigEntry("session.intra_op.allow_spinning", "0");
+        }
+
         if (options.InterOpThreads > 0)
         {
             so.InterOpNumThreads = options.InterOpThreads;

@@ -1,0 +1,136 @@
+using System.Diagnostics;
+using System.Runtime.InteropServices;
+using FmaEdge.Core.Contract;
+using Microsoft.ML.OnnxRuntime;
+
+namespace FmaEdge.Cli.Bench;
+
+/// <summary>Runs every part of <c>fma-edge bench</c> in order (ceiling on the idle machine first, then preprocessing,
+/// then the daemon: backlog throughput and the hot-swap stream) and returns the report. Not thread-safe; one run at a time.</summary>
+public static class BenchRunner
+{
+    /// <summary>Runs the benchmark. <paramref name="command"/> is recorded verbatim; <paramref name="progress"/> hears
+    /// one line per step. Throws <see cref="ArgumentException"/> for invalid options or an invalid model.</summary>
+    public static async Task<BenchReport> RunAsync(BenchOptions options, string command, Action<string>? progress, CancellationToken ct)
+    {
+        var errors = options.Validate();
+        if (errors.Count > 0)
+        {
+            throw new ArgumentException(string.Join("; ", errors));
+        }
+
+        var contract = ModelContract.Validate(options.Model);
+        if (!contract.IsValid)
+        {
+            throw new ArgumentException($"model {options.Model} is not valid: {string.Join("; ", contract.Violations)}");
+        }
+
+        var model = contract.Model!;
+        var images = BenchImages.Find(options.Images);
+        if (images.Count == 0)
+        {
+            throw new ArgumentException($"no PNG or JPEG images under {options.Images}");
+        }
+
+        var started = DateTimeOffset.UtcNow;
+        var clock = Stopwatch.StartNew();
+        var loadBefore = LoadAverage();
+        var m = model.Manifest;
+        progress?.Invoke($"ceiling: bare ONNX Runtime loop, batch {options.MaxBatch}, {options.CeilingSeconds:0.#} s");
+        var ceiling = CeilingBenchmark.Run(model, options.Threads, options.MaxBatch, options.CeilingSeconds, ct);
+        progress?.Invoke("ceiling: batch 1");
+        var ceiling1 = CeilingBenchmark.Run(model, options.Threads, 1, Math.Max(options.CeilingSeconds / 2, 0.1), ct);
+        IReadOnlyList<PreprocessResult> pre = [];
+        if (options.PreprocessRepeats > 0)
+        {
+            progress?.Invoke($"preprocessing: 200x200 and 2448x2048, PNG and JPEG, {options.PreprocessRepeats} runs each");
+            pre = PreprocessBenchmark.Run(model, images[0], options.PreprocessRepeats, ct);
+        }
+
+        var temp = options.WorkDir is null;
+        var root = temp
+            ? Path.Combine(Path.GetTempPath(), $"fmaedge-bench-{Guid.NewGuid():N}")
+            : Path.Combine(Path.GetFullPath(options.WorkDir!), $"bench-{started:yyyyMMdd'T'HHmmss'Z'}-{Environment.ProcessId}");
+        Directory.CreateDirectory(root);
+        PipelineResult pipeline;
+        CeilingResult ceilingAfter;
+        SwapResult? swap = null;
+        string broker;
+        try
+        {
+            await using var daemon = new PipelineBenchmark(options, model, root);
+            progress?.Invoke("pipeline: starting the daemon (model loaded and warmed, folder watched)");
+            await daemon.StartAsync(ct);
+            broker = daemon.BrokerDescription;
+            progress?.Invoke($"pipeline: {daemon.WarmUpImages} warm-up images, then {options.Count} files renamed into the watched folder at once, results from {broker}");
+            pipeline = await daemon.RunBacklogAsync(images, ct);
+            // The machine may be shared: the ceiling is measured again right after the pipeline run (the daemon idle)
+            // and the ratio uses the mean of both, so a load change in between moves both sides alike.
+            progress?.Invoke("ceiling again, right after the pipeline run");
+            ceilingAfter = CeilingBenchmark.Run(model, options.Threads, options.MaxBatch, options.CeilingSeconds, ct);
+            pipeline = pipeline with { Ratio = pipeline.ImagesPerSecond / ((ceiling.ImagesPerSecond + ceilingAfter.ImagesPerSecond) / 2) };
+            if (options.SwapSeconds > 0)
+            {
+                var rate = Math.Max(0.5, pipeline.ImagesPerSecond * options.SwapLoad);
+                progress?.Invoke($"hot-swap: steady stream of {rate:0.#} images/s for {options.SwapSeconds:0.#} s, a new model dropped at 40 %");
+                var (s, steady) = await daemon.RunSwapAsync(images, rate, ct);
+                swap = s;
+                pipeline = pipeline with { Steady = steady };
+            }
+        }
+        finally
+        {
+            if (temp)
+            {
+                try
+                {
+                    Directory.Delete(root, recursive: true);
+                }
+                catch (IOException)
+                {
+                }
+            }
+        }
+
+        return new BenchReport
+        {
+            Command = command,
+            StartedUtc = started,
+            DurationSeconds = clock.Elapsed.TotalSeconds,
+            Machine = new MachineInfo(Environment.ProcessorCount, CpuModel(), RuntimeInformation.OSDescription, RuntimeInformation.FrameworkDescription,
+                OrtEnv.Instance().GetVersionString(), loadBefore, LoadAverage()),
+            Model = new BenchModelInfo(Path.GetFullPath(options.Model), m.Model.Id, m.Model.Architecture, model.Sha256, m.Input.Width, m.Input.Height),
+            Settings = new BenchSettings("cpu", options.Threads, options.MaxBatch, options.Count, broker, Path.GetFullPath(options.Images)),
+            Ceiling = ceiling,
+            CeilingAfter = ceilingAfter,
+            CeilingBatch1 = ceiling1,
+            Pipeline = pipeline,
+            Preprocess = pre,
+            Swap = swap,
+        };
+    }
+
+    private static string LoadAverage()
+    {
+        try
+        {
+            return string.Join(' ', File.ReadAllText("/proc/loadavg").Split(' ').Take(3));
+        }
+        catch (IOException)
+        {
+            return "";
+        }
+    }
+
+    private static string CpuModel()
+    {
+        try
+        {
+            return File.ReadLines("/proc/cpuinfo").FirstOrDefault(l => l.StartsWith("model name", StringComparison.Ordinal))?.Split(':', 2)[1].Trim() ?? "";
+        }
+        catch (IOException)
+        {
+            return "";
+        }
+    }
+}

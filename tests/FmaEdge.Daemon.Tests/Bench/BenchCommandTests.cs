@@ -1,0 +1,144 @@
+using System.Security.Cryptography;
+using System.Text.Json;
+using FmaEdge.Cli;
+using FmaEdge.Cli.Bench;
+using FmaEdge.Daemon.Tests.Support;
+using FmaEdge.TestSupport;
+using FmaEdge.Vision;
+using OpenCvSharp;
+
+namespace FmaEdge.Daemon.Tests.Bench;
+
+/// <summary><c>fma-edge bench</c> end to end on tiny settings (the shipped model, real images, the real daemon with its
+/// embedded broker): the JSON report must hold sane, non-zero figures. No timing thresholds: the machine is shared.</summary>
+public sealed class BenchCommandTests : IDisposable
+{
+    private readonly TempFolder _tmp = new("bench");
+
+    public void Dispose() => _tmp.Dispose();
+
+    [Fact]
+    public void Bench_TinySettings_JsonHasSaneNonZeroFigures()
+    {
+        var images = _tmp.File("images/x");
+        foreach (var img in TestPaths.SampleImages("val").Take(6))
+        {
+            File.Copy(img, Path.Combine(Path.GetDirectoryName(images)!, Path.GetFileName(img)));
+        }
+
+        var json = _tmp.File("out/report.json");
+        using var o = new StringWriter();
+        using var e = new StringWriter();
+        string[] args = ["bench", "--model", TestModels.Real, "--images", Path.GetDirectoryName(images)!, "--threads", "1", "--max-batch", "4",
+            "--ceiling-seconds", "0.3", "--count", "12", "--preprocess-repeats", "2", "--swap-seconds", "2", "--json", json, "--timeout", "120"];
+        var code = FmaEdgeCli.Run(args, CliConsole.ToWriter(o, e));
+
+        Assert.True(code == 0, $"exit {code}: {e}");
+        Assert.Contains("ratio to the ceiling", o.ToString(), StringComparison.Ordinal);
+        using var doc = JsonDocument.Parse(File.ReadAllText(json));
+        var r = doc.RootElement;
+        Assert.StartsWith("fma-edge bench --model ", r.GetProperty("command").GetString(), StringComparison.Ordinal);
+        Assert.Contains(o.ToString().Split('\n')[0]["command: ".Length..].Trim(), r.GetProperty("command").GetString(), StringComparison.Ordinal);
+        Assert.Equal(64, r.GetProperty("model").GetProperty("sha256").GetString()!.Length);
+
+        var ceiling = r.GetProperty("ceiling");
+        Assert.Equal(4, ceiling.GetProperty("batch").GetInt32());
+        Assert.True(ceiling.GetProperty("runs").GetInt32() >= 3);
+        Assert.True(ceiling.GetProperty("images_per_second").GetDouble() > 0);
+        Assert.True(r.GetProperty("ceiling_batch1").GetProperty("images_per_second").GetDouble() > 0);
+        Assert.True(r.GetProperty("ceiling_after").GetProperty("images_per_second").GetDouble() > 0);
+
+        var p = r.GetProperty("pipeline");
+        Assert.Equal(12, p.GetProperty("images").GetInt32());
+        Assert.Equal(12, p.GetProperty("received").GetInt32());
+        Assert.True(p.GetProperty("images_per_second").GetDouble() > 0);
+        Assert.InRange(p.GetProperty("ratio").GetDouble(), 1e-6, 10);
+        Assert.InRange(p.GetProperty("mean_batch").GetDouble(), 1, 4);
+        Assert.True(p.GetProperty("cpu_ms_per_image").GetDouble() > 0);
+        Assert.True(p.GetProperty("cpu").GetProperty("threads").GetArrayLength() > 0);
+        Assert.True(ceiling.GetProperty("cpu_ms_per_image").GetDouble() > 0);
+        foreach (var part in new[] { "backlog", "steady" })
+        {
+            var stages = p.GetProperty(part);
+            foreach (var stage in new[] { "source_wait", "decode", "preprocess", "queue_wait", "inference", "publish", "end_to_end" })
+            {
+                var s = stages.GetProperty(stage);
+                Assert.True(s.GetProperty("samples").GetInt32() > 0, $"{part} {stage} has samples");
+                Assert.True(s.GetProperty("p50").GetDouble() >= 0 && s.GetProperty("p99").GetDouble() >= s.GetProperty("p50").GetDouble(), $"{part} {stage}");
+            }
+
+            foreach (var stage in new[] { "decode", "inference", "publish", "end_to_end" })
+            {
+                Assert.True(stages.GetProperty(stage).GetProperty("p50").GetDouble() > 0, $"{part} {stage} takes time");
+            }
+
+            // End to end covers every stage.
+            Assert.True(stages.GetProperty("end_to_end").GetProperty("max").GetDouble() >= stages.GetProperty("inference").GetProperty("p50").GetDouble());
+        }
+
+        var pre = r.GetProperty("preprocess").EnumerateArray().ToList();
+        Assert.Equal(["small 200x200 png", "small 200x200 jpeg", "large 2448x2048 png", "large 2448x2048 jpeg"],
+            pre.Select(x => $"{x.GetProperty("name").GetString()} {x.GetProperty("width").GetInt32()}x{x.GetProperty("height").GetInt32()} {x.GetProperty("format").GetString()}"));
+        Assert.All(pre, x => Assert.True(x.GetProperty("decode_ms").GetProperty("p50").GetDouble() > 0 && x.GetProperty("preprocess_ms").GetProperty("p50").GetDouble() > 0));
+        // A 5-megapixel image costs more to decode than a 200x200 one.
+        Assert.True(pre[2].GetProperty("decode_ms").GetProperty("p50").GetDouble() > pre[0].GetProperty("decode_ms").GetProperty("p50").GetDouble());
+
+        var swap = r.GetProperty("swap");
+        Assert.Equal(0, swap.GetProperty("lost").GetInt32());
+        Assert.True(swap.GetProperty("new_model_results").GetInt32() > 0, "the new model served");
+        Assert.True(swap.GetProperty("old_model_results").GetInt32() > 0, "the old model served first");
+        Assert.Equal(swap.GetProperty("images").GetInt32(), swap.GetProperty("old_model_results").GetInt32() + swap.GetProperty("new_model_results").GetInt32());
+        Assert.True(swap.GetProperty("first_new_model_seconds").GetDouble() > 0);
+        Assert.True(swap.GetProperty("stall_ms").GetDouble() > 0);
+        Assert.True(swap.GetProperty("stream_rate").GetDouble() > 0);
+    }
+
+    [Fact]
+    public void Bench_InvalidOptions_Exit2NamingEachProblem()
+    {
+        using var o = new StringWriter();
+        using var e = new StringWriter();
+        var code = FmaEdgeCli.Run(["bench", "--model", _tmp.File("missing.onnx"), "--images", TestPaths.DatasetVal, "--count", "0", "--broker", "nohost"],
+            CliConsole.ToWriter(o, e));
+        Assert.Equal(2, code);
+        Assert.Contains("missing.onnx", e.ToString(), StringComparison.Ordinal);
+        Assert.Contains("--count 0", e.ToString(), StringComparison.Ordinal);
+        Assert.Contains("--broker 'nohost'", e.ToString(), StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void Tag_RealPngAndJpeg_SamePixelsOtherBytes()
+    {
+        var png = TestPaths.SampleImages("val")[0];
+        var bytes = File.ReadAllBytes(png);
+        var a = BenchImages.Tag(bytes, "a1");
+        var b = BenchImages.Tag(bytes, "b2");
+        Cv2.ImEncode(".jpg", Cv2.ImRead(png), out var jpeg);
+        var j = BenchImages.Tag(jpeg, "j1");
+
+        Assert.NotEqual(SHA256.HashData(a), SHA256.HashData(b));
+        Assert.NotEqual(SHA256.HashData(bytes), SHA256.HashData(a));
+        using var original = ImageDecoder.DecodeRgb(bytes);
+        using var tagged = ImageDecoder.DecodeRgb(a);
+        using var diff = new Mat();
+        Cv2.Absdiff(original, tagged, diff);
+        Assert.Equal(0, Cv2.CountNonZero(diff.Reshape(1)));
+        using var jo = ImageDecoder.DecodeRgb(jpeg);
+        using var jt = ImageDecoder.DecodeRgb(j);
+        Cv2.Absdiff(jo, jt, diff);
+        Assert.Equal(0, Cv2.CountNonZero(diff.Reshape(1)));
+        Assert.Throws<InvalidDataException>(() => BenchImages.Tag("GIF89a....."u8.ToArray(), "x"));
+    }
+
+    [Fact]
+    public void Stage_MoreCopiesThanOriginals_DistinctContentAndNames()
+    {
+        var sources = TestPaths.SampleImages("val").Take(3).ToList();
+        var written = BenchImages.Stage(sources, _tmp.File("staged"), 7, "soak");
+        Assert.Equal(7, written.Count);
+        Assert.Equal(7, written.Select(Path.GetFileName).Distinct().Count());
+        Assert.Equal(7, written.Select(f => Convert.ToHexString(SHA256.HashData(File.ReadAllBytes(f)))).Distinct().Count());
+        Assert.StartsWith("soak000003-", Path.GetFileName(written[3]), StringComparison.Ordinal);
+        Assert.EndsWith(Path.GetFileName(sources[0]), written[3], StringComparison.Ordinal);
+    }
+}
