@@ -1,4 +1,6 @@
 using FmaEdge.Core.Taxonomy;
+using FmaEdge.Training.Models;
+using TorchSharp;
 using static TorchSharp.torch;
 using F = TorchSharp.torch.nn.functional;
 
@@ -73,6 +75,9 @@ public sealed record LossValue(Tensor Total, float[] PerLevel, float Dependence)
 public sealed class HierarchicalLoss : IDisposable
 {
     private readonly LossOptions _options;
+
+    // Kept alive with the loss: a temporary Scalar can be freed during the native call (see Scalars).
+    private readonly Scalar _beta;
     private readonly CategoryTree _tree;
     private readonly Tensor[] _childToParent;   // [l] -> [n_l, n_{l-1}] 0/1 (l >= 1)
     private readonly Tensor[] _parentOf;        // [l] -> [n_l] long (l >= 1)
@@ -81,6 +86,7 @@ public sealed class HierarchicalLoss : IDisposable
     {
         options.Validate(tree.Depth);
         _options = options;
+        _beta = options.Beta.ToScalar();
         _tree = tree;
         device ??= CPU;
         _childToParent = new Tensor[tree.Depth];
@@ -116,7 +122,7 @@ public sealed class HierarchicalLoss : IDisposable
             perLevel[l] = ce.detach().cpu().to_type(ScalarType.Float32).item<float>();
             var w = (_options.Alphas?[l] ?? 1.0) * (levelWeights?[l] ?? 1.0);
             var term = ce.mul(w);
-            lloss = lloss is null ? term : lloss.add(term);
+            lloss = lloss is null ? term : lloss.add(term, Scalars.One);
         }
 
         var total = lloss!;
@@ -125,13 +131,13 @@ public sealed class HierarchicalLoss : IDisposable
         {
             var d = DhcDloss(logits, targets);
             dependence = d.cpu().to_type(ScalarType.Float32).item<float>();
-            total = total.add(d.mul(_options.Beta));
+            total = total.add(d.mul(_beta), Scalars.One);
         }
         else if (_options.Kind == LossKind.DhcSoft && levels > 1)
         {
             var d = SoftDependence(logits);
             dependence = d.detach().cpu().to_type(ScalarType.Float32).item<float>();
-            total = total.add(d.mul(_options.Beta));
+            total = total.add(d.mul(_beta), Scalars.One);
         }
 
         return new LossValue(total, perLevel, dependence);
@@ -151,7 +157,7 @@ public sealed class HierarchicalLoss : IDisposable
             var lPrev = prev.ne(targets[l - 1]).to(ScalarType.Float32);
             var lCur = cur.ne(targets[l]).to(ScalarType.Float32);
             var term = pow(_options.PLoss, d.mul(lPrev)).mul(pow(_options.PLoss, d.mul(lCur))).sub(1).sum();
-            sum = sum is null ? term : sum.add(term);
+            sum = sum is null ? term : sum.add(term, Scalars.One);
         }
 
         return sum!;
@@ -168,7 +174,7 @@ public sealed class HierarchicalLoss : IDisposable
             var childMassPerParent = pChild.matmul(_childToParent[l]);            // [N, n_{l-1}]
             var consistent = pParent.mul(childMassPerParent).sum(1);             // [N]
             var term = consistent.neg().add(1).mean();
-            sum = sum is null ? term : sum.add(term);
+            sum = sum is null ? term : sum.add(term, Scalars.One);
         }
 
         return sum!;

@@ -82,10 +82,10 @@ internal sealed class ConvNeXtBlock : nn.Module<Tensor, Tensor>
             var keep = 1.0 - DropPath;
             using var mask = bernoulli(full([x.shape[0], 1, 1, 1], keep, dtype: x.dtype, device: x.device)).div_(keep);
             using var dropped = back.mul(mask);
-            return x.add(dropped);
+            return x.add(dropped, Scalars.One);
         }
 
-        return x.add(back);
+        return x.add(back, Scalars.One);
     }
 }
 

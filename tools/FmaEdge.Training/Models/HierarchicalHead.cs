@@ -113,7 +113,7 @@ internal sealed class HierarchicalHead : nn.Module<Tensor, Tensor[]>
                 {
                     // logits_l[n, a] = logsumexp over leaves c of (z[n, c] + logmask[c, a]).
                     using var z = leaf.unsqueeze(2);
-                    using var masked = z.add(LogMasks![l]);
+                    using var masked = z.add(LogMasks![l], Scalars.One);
                     outputs[l] = masked.logsumexp(1, keepdim: false);
                 }
 

@@ -174,7 +174,7 @@ internal sealed class BatchNormLayer : nn.Module<Tensor, Tensor>
         if (training)
         {
             using var _ = no_grad();
-            BatchesTracked.add_(1);
+            BatchesTracked.add_(Scalars.OneLong, Scalars.OneLong);
         }
 
         return F.batch_norm(x, RunningMean, RunningVar, Weight, Bias, training, Momentum, Eps);

@@ -36,7 +36,7 @@ internal sealed class CbamChannel : nn.Module<Tensor, Tensor>
         // libtorch 2.10's oneDNN brgemm 1x1-convolution path dies with SIGFPE on some of these shapes.
         var avg = x.mean([2L, 3L]);
         var max = x.amax([2L, 3L]);
-        var sum = Mlp(avg).add(Mlp(max));
+        var sum = Mlp(avg).add(Mlp(max), Scalars.One);
         var gate = sum.sigmoid().unsqueeze(-1).unsqueeze(-1);
         return x.mul(gate).MoveToOuterDisposeScope();
     }
@@ -186,7 +186,7 @@ internal sealed class CbamBottleneck : nn.Module<Tensor, Tensor>
         h = Attention.forward(h);
         h = DropPath.Apply(h, DropPathRate, training);
         var shortcut = DownConv is not null && DownBn is not null ? DownBn.forward(Pointwise(DownConv, x, Stride)) : x;
-        return F.relu(h.add(shortcut)).MoveToOuterDisposeScope();
+        return F.relu(h.add(shortcut, Scalars.One)).MoveToOuterDisposeScope();
     }
 }
 

@@ -30,6 +30,10 @@ internal sealed class VitAttention : nn.Module<Tensor, Tensor>
     /// <summary>The logit scale 1/sqrt(head dim), applied to q (as timm does).</summary>
     public float Scale => 1f / MathF.Sqrt(HeadDim);
 
+    // Kept alive with the module: a temporary Scalar can be freed during the native call (see Scalars).
+    private TorchSharp.Scalar _scale => _scaleScalar ??= Scale.ToScalar();
+    private TorchSharp.Scalar? _scaleScalar;
+
     /// <summary>Components are registered explicitly under timm's names; reflection would add duplicates.</summary>
     protected override void RegisterComponents()
     {
@@ -41,7 +45,7 @@ internal sealed class VitAttention : nn.Module<Tensor, Tensor>
         var n = x.shape[0];
         var l = x.shape[1];
         var qkv = Qkv.forward(x).reshape(n, l, 3, Heads, HeadDim).permute(2, 0, 3, 1, 4);
-        var q = qkv[0].mul(Scale);
+        var q = qkv[0].mul(_scale);
         var k = qkv[1];
         var v = qkv[2];
         var attn = q.matmul(k.transpose(-2, -1)).softmax(-1);
@@ -83,9 +87,9 @@ internal sealed class VitBlock : nn.Module<Tensor, Tensor>
     {
         using var scope = NewDisposeScope();
         var a = DropPath.Apply(Attn.forward(Norm1.forward(x)), DropPathRate, training);
-        var h = x.add(a);
+        var h = x.add(a, Scalars.One);
         var m = DropPath.Apply(Mlp.forward(Norm2.forward(h)), DropPathRate, training);
-        return h.add(m).MoveToOuterDisposeScope();
+        return h.add(m, Scalars.One).MoveToOuterDisposeScope();
     }
 }
 
@@ -150,7 +154,7 @@ public sealed class VisionTransformer
         var n = x.shape[0];
         var p = PatchEmbed.forward(x).flatten(2).transpose(1, 2);
         var cls = ClsToken.expand(n, -1, -1);
-        var h = cat([cls, p], 1).add(PosEmbed);
+        var h = cat([cls, p], 1).add(PosEmbed, Scalars.One);
         foreach (var block in Blocks)
         {
             h = block.forward(h);
