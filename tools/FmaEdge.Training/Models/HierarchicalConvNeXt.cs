@@ -65,6 +65,10 @@ public sealed class HierarchicalConvNeXt : nn.Module<Tensor, Tensor[]>
             int featureDim;
             if (Family == BackboneFamily.ResNetCbam)
             {
+                // libtorch 2.10's oneDNN kernels give NaN gradients for this network on the dev machine at random steps
+                // (ResNetTrainingTests: 3 of 12 cases per run with oneDNN, none without). The backward pass picks its
+                // kernels when it runs, so oneDNN stays off for the process while a ResNet model exists.
+                _oneDnnToRestore = Native.NativeTuning.SetOneDnn(false);
                 ResNet = new ResNetCbam(config.DropPath);
                 foreach (var (name, module) in ResNet.Modules())
                 {
@@ -120,6 +124,18 @@ public sealed class HierarchicalConvNeXt : nn.Module<Tensor, Tensor[]>
 
         Head = new HierarchicalHead(Spec.FeatureDim, HeadKind, LevelSizes, maps, config.HeadHidden);
         register_module("head", Head);
+    }
+
+    private readonly bool? _oneDnnToRestore;
+
+    protected override void Dispose(bool disposing)
+    {
+        if (_oneDnnToRestore is bool previous)
+        {
+            Native.NativeTuning.SetOneDnn(previous);
+        }
+
+        base.Dispose(disposing);
     }
 
     public ModelConfig Config { get; }

@@ -4,7 +4,7 @@ namespace FmaEdge.Training.Native;
 
 /// <summary>Process-wide native memory settings applied once, before libtorch allocates. Thread-safe (called
 /// under <see cref="TorchNative"/>'s lock).</summary>
-internal static partial class NativeTuning
+public static partial class NativeTuning
 {
     private const int MTrimThreshold = -1;
     private const int MMmapMax = -4;
@@ -35,6 +35,25 @@ internal static partial class NativeTuning
         {
         }
     }
+
+    /// <summary>Turns libtorch's oneDNN (mkldnn) CPU kernels on or off for the whole process (at::Context's
+    /// userEnabledMkldnn, which TorchSharp does not expose). Returns the previous setting.</summary>
+    public static bool SetOneDnn(bool enabled)
+    {
+        var context = GlobalContext();
+        var previous = UserEnabledMkldnn(context) != 0;
+        SetUserEnabledMkldnn(context, enabled ? (byte)1 : (byte)0);
+        return previous;
+    }
+
+    [LibraryImport("torch_cpu", EntryPoint = "_ZN2at13globalContextEv")]
+    private static partial IntPtr GlobalContext();
+
+    [LibraryImport("torch_cpu", EntryPoint = "_ZNK2at7Context17userEnabledMkldnnEv")]
+    private static partial byte UserEnabledMkldnn(IntPtr context);
+
+    [LibraryImport("torch_cpu", EntryPoint = "_ZN2at7Context20setUserEnabledMkldnnEb")]
+    private static partial void SetUserEnabledMkldnn(IntPtr context, byte enabled);
 
     [LibraryImport("libc", EntryPoint = "mallopt")]
     private static partial int Mallopt(int param, int value);
