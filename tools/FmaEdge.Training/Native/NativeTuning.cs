@@ -43,6 +43,9 @@ public static partial class NativeTuning
         var context = GlobalContext();
         var previous = UserEnabledMkldnn(context) != 0;
         SetUserEnabledMkldnn(context, enabled ? (byte)1 : (byte)0);
+        // Without oneDNN libtorch tries NNPACK for convolutions, which this CPU does not support: it would warn on
+        // every convolution ("Could not initialize NNPACK! Reason: Unsupported hardware"), thousands of lines a run.
+        SetUserEnabledNnpack(context, enabled ? (byte)1 : (byte)0);
         return previous;
     }
 
@@ -54,6 +57,9 @@ public static partial class NativeTuning
 
     [LibraryImport("torch_cpu", EntryPoint = "_ZN2at7Context20setUserEnabledMkldnnEb")]
     private static partial void SetUserEnabledMkldnn(IntPtr context, byte enabled);
+
+    [LibraryImport("torch_cpu", EntryPoint = "_ZN2at7Context20setUserEnabledNNPACKEb")]
+    private static partial void SetUserEnabledNnpack(IntPtr context, byte enabled);
 
     [LibraryImport("libc", EntryPoint = "mallopt")]
     private static partial int Mallopt(int param, int value);

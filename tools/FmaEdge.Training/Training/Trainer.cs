@@ -320,7 +320,7 @@ public sealed class Trainer(TrainingOptions options, ITrainingReporter reporter)
                     nn.utils.clip_grad_norm_(model.parameters(), o.GradClip);
                 }
 
-                optimizer.step();
+                SafeStep.Step(optimizer);
                 perLevel = value.PerLevel;
                 total = value.Total.detach().cpu().item<float>();
                 dep = value.Dependence;
