@@ -146,6 +146,8 @@ public sealed class FaultsBrokerTests : IDisposable
         await using var d = await DaemonHarness.StartAsync(_tmp.Path, FaultRig.ViaBroker(broker.Host, proxy.Port));
         var images = TestPaths.SampleImages("val", perLeaf: 2).Take(30).ToList();
         var names = new List<string>();
+        // Connected first: results committed before the first connect through the proxy are (rightly) replays.
+        await DaemonHarness.WaitUntilAsync(() => d.Status.Snapshot().Output.Connected, "connected through the proxy");
         names.AddRange(d.Drop(images.Take(10), "a-"));
         await DaemonHarness.WaitUntilAsync(() => floor.DistinctImages == 10, "10 live results");
         Assert.All(floor.Results, r => Assert.False(r.Json.GetProperty("historical").GetBoolean()));
