@@ -76,16 +76,8 @@ internal sealed class ConvNeXtBlock : nn.Module<Tensor, Tensor>
         using var m = Mlp.forward(n);
         using var scaled = m.mul(Gamma);
         using var back = scaled.permute(0, 3, 1, 2);
-        if (training && DropPath > 0)
-        {
-            // Stochastic depth per sample: keep the residual branch with probability 1-p, rescaled.
-            var keep = 1.0 - DropPath;
-            using var mask = bernoulli(full([x.shape[0], 1, 1, 1], keep, dtype: x.dtype, device: x.device)).div_(keep);
-            using var dropped = back.mul(mask);
-            return x.add(dropped, Scalars.One);
-        }
-
-        return x.add(back, Scalars.One);
+        using var branch = Models.DropPath.Apply(back, DropPath, training);
+        return x.add(branch, Scalars.One);
     }
 }
 

@@ -244,11 +244,6 @@ public sealed class ResNetCbam
     /// <summary>[N,3,H,W] -> pooled feature [N, 2048].</summary>
     internal Tensor ForwardPooled(Tensor x)
     {
-        return ForwardPooledCore(x);
-    }
-
-    private Tensor ForwardPooledCore(Tensor x)
-    {
         using var scope = NewDisposeScope();
         // Channels-last (NCHW shape, NHWC memory): the 1x1 convolutions are then plain matrix products on contiguous rows.
         var h = x.permute(0, 2, 3, 1).contiguous().permute(0, 3, 1, 2);

@@ -10,6 +10,5 @@ namespace FmaEdge.Training.Models;
 internal static class Scalars
 {
     public static readonly Scalar One = 1.0.ToScalar();
-    public static readonly Scalar MinusOne = (-1.0).ToScalar();
     public static readonly Scalar OneLong = 1L.ToScalar();
 }

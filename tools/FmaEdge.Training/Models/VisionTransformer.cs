@@ -15,6 +15,7 @@ internal sealed class VitAttention : nn.Module<Tensor, Tensor>
         Dim = dim;
         Heads = heads;
         HeadDim = dim / heads;
+        _scale = Scale.ToScalar();
         Qkv = new LinearLayer("qkv", dim, 3 * dim);
         Proj = new LinearLayer("proj", dim, dim);
         register_module("qkv", Qkv);
@@ -31,8 +32,7 @@ internal sealed class VitAttention : nn.Module<Tensor, Tensor>
     public float Scale => 1f / MathF.Sqrt(HeadDim);
 
     // Kept alive with the module: a temporary Scalar can be freed during the native call (see Scalars).
-    private TorchSharp.Scalar _scale => _scaleScalar ??= Scale.ToScalar();
-    private TorchSharp.Scalar? _scaleScalar;
+    private readonly TorchSharp.Scalar _scale;
 
     /// <summary>Components are registered explicitly under timm's names; reflection would add duplicates.</summary>
     protected override void RegisterComponents()

@@ -9,9 +9,6 @@ public static partial class NativeTuning
     private const int MTrimThreshold = -1;
     private const int MMmapMax = -4;
 
-    /// <summary>True once glibc accepted the settings (false on other C libraries or platforms).</summary>
-    public static bool MallocTuned { get; private set; }
-
     public static void Apply()
     {
         if (!OperatingSystem.IsLinux() || Environment.GetEnvironmentVariable("FMATRAIN_DEFAULT_MALLOC") == "1")
@@ -25,7 +22,8 @@ public static partial class NativeTuning
             // threshold with fresh mmaps and unmaps them on free, so every step page-faults and zeroes them
             // again (perf: ~13 % of CPU in the kernel). Keeping freed memory in the heap instead made the
             // reference recipe 1.8x faster on the dev machine (docs/training.md, Speed); peak memory is unchanged.
-            MallocTuned = Mallopt(MMmapMax, 0) == 1 & Mallopt(MTrimThreshold, int.MaxValue) == 1;
+            _ = Mallopt(MMmapMax, 0);
+            _ = Mallopt(MTrimThreshold, int.MaxValue);
         }
         catch (EntryPointNotFoundException)
         {
