@@ -82,7 +82,9 @@ public sealed class FaultsProcessTests : IDisposable
     {
         await using var broker = await MosquittoBroker.StartNewAsync();
         await using var floor = await FloorSubscriber.ConnectAsync(broker);
-        var images = TestPaths.SampleImages("train", perLeaf: 5).ToList(); // 105 real images
+        // Enough images (420) that the stream is still running when the kill lands, even on a quiet machine (105 could
+        // all finish between the fifth result and the kill).
+        var images = TestPaths.SampleImages("train", perLeaf: 20).ToList();
         var (config, inbox) = await ProcessTests.PrepareAsync(_tmp.Path, DaemonHarness.Settings(_tmp.Path, FaultRig.ViaBroker(broker.Host, broker.Port)), images);
         var names = images.Select(p => Path.GetFileName(p)).ToList();
 
