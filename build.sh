@@ -83,6 +83,13 @@ run_tests() {
     f=$((f + $(sed -n 's/.* failed="\([0-9]*\)".*/\1/p' <<<"$c")))
     k=$((k + $(sed -n 's/.* notExecuted="\([0-9]*\)".*/\1/p' <<<"$c")))
   done
+  if [ "$f" -gt 0 ]; then
+    # Repeat each failure (name + first lines of its message) here, so the end of a long log says what broke.
+    echo "failed tests:"
+    perl -0777 -ne 'while (/<UnitTestResult [^>]*?testName="([^"]*)"[^>]*?outcome="Failed".*?(?:<Message>(.*?)<\/Message>|<\/UnitTestResult>)/gs) {
+        my ($n, $m) = ($1, $2 // ""); $m = join(" | ", grep { defined } (split /\n/, $m)[0..2]); for ($n, $m) { s/&quot;/"/g; s/&lt;/</g; s/&gt;/>/g; s/&amp;/&/g; }
+        print "  FAILED $n\n    $m\n" }' "$out"/*.trx
+  fi
   echo "tests: $p passed, $f failed, $k skipped"
   return "$rc"
 }

@@ -117,4 +117,18 @@ public class LossTests
         Assert.True(s.At(60) < s.At(30) && s.At(30) < s.At(10));
         Assert.Equal(1e-6, s.At(110), 12);
     }
+
+    [Fact]
+    public void LearningRate_CosinePerEpoch_HoldsEachEpochsValueLikeTorchCosineAnnealing()
+    {
+        // 4 epochs of 10 steps, no warm-up: torch's CosineAnnealingLR(T_max=4) stepped per epoch gives
+        // base * (1 + cos(pi * e / 4)) / 2 for epoch e (floor 0 there, 1e-6 here).
+        var s = new LearningRateSchedule(1e-3, 0, 0, 40, StepsPerEpoch: 10);
+        for (var e = 0; e < 4; e++)
+        {
+            var expected = 1e-3 * (1 + Math.Cos(Math.PI * e / 4)) / 2;
+            Assert.Equal(expected, s.At(e * 10), 12);
+            Assert.Equal(expected, s.At((e * 10) + 9), 12);
+        }
+    }
 }

@@ -50,6 +50,9 @@ internal static class TrainCommand
         public readonly Option<double> Brightness = new("--brightness") { Description = "Brightness jitter, fraction of full scale", DefaultValueFactory = _ => 0.1 };
         public readonly Option<double> Contrast = new("--contrast") { Description = "Contrast jitter (factor 1 +- c)", DefaultValueFactory = _ => 0.1 };
         public readonly Option<string> Resize = new("--resize") { Description = "stretch|letterbox|center-crop", DefaultValueFactory = _ => ResizeModes.Stretch };
+        public readonly Option<string> Interpolation = new("--interpolation") { Description = "Resize filter: area|linear|cubic|nearest (stored in the model)", DefaultValueFactory = _ => "area" };
+        public readonly Option<bool> CosinePerEpoch = new("--cosine-per-epoch") { Description = "Step the cosine learning rate once per epoch (PyTorch CosineAnnealingLR style) instead of every batch" };
+        public readonly Option<bool> DecayAll = new("--decay-all") { Description = "Weight decay on every parameter (plain AdamW(model.parameters())), not only weight matrices" };
         public readonly Option<bool> Resume = new("--resume") { Description = "Continue the run in --out from its last checkpoint" };
         public readonly Option<int> MaxBatches = new("--max-batches") { Description = "Cap batches per epoch (quick trials)", DefaultValueFactory = _ => 0 };
 
@@ -57,7 +60,7 @@ internal static class TrainCommand
         [
             Data, Val, ValFraction, Tree, Manifest, Out, Model, Head, HeadHidden, Loss, BCnn, Alphas, Beta, ImgSize, Epochs, Batch, Lr,
             WeightDecay, Warmup, GradClip, DropPath, Seed, Device, Pretrained, Balanced, LabelSmoothing, Threads, LoaderThreads,
-            NoAugment, NoFlip, NoRotate, Brightness, Contrast, Resize, Resume, MaxBatches,
+            NoAugment, NoFlip, NoRotate, Brightness, Contrast, Resize, Interpolation, CosinePerEpoch, DecayAll, Resume, MaxBatches,
         ];
 
         public TrainingOptions ToOptions(ParseResult r)
@@ -95,6 +98,8 @@ internal static class TrainCommand
                 BatchSize = r.GetValue(Batch),
                 LearningRate = r.GetValue(Lr),
                 WeightDecay = r.GetValue(WeightDecay),
+                DecayAll = r.GetValue(DecayAll),
+                CosinePerEpoch = r.GetValue(CosinePerEpoch),
                 WarmupEpochs = r.GetValue(Warmup),
                 GradClip = r.GetValue(GradClip),
                 Seed = r.GetValue(Seed),
@@ -105,7 +110,7 @@ internal static class TrainCommand
                 Threads = r.GetValue(Threads),
                 LoaderThreads = r.GetValue(LoaderThreads),
                 Augment = augment,
-                Preprocess = new PreprocessSpec { Resize = r.GetValue(Resize)! },
+                Preprocess = new PreprocessSpec { Resize = r.GetValue(Resize)!, Interpolation = r.GetValue(Interpolation)! },
                 MaxBatchesPerEpoch = r.GetValue(MaxBatches),
             };
         }

@@ -1,7 +1,9 @@
 namespace FmaEdge.Training.Training;
 
-/// <summary>Linear warm-up then cosine decay to a floor, per optimisation step. Immutable, thread-safe.</summary>
-public sealed record LearningRateSchedule(double BaseLr, double MinLr, long WarmupSteps, long TotalSteps)
+/// <summary>Linear warm-up then cosine decay to a floor. Per optimisation step by default; with
+/// <paramref name="StepsPerEpoch"/> > 0 the cosine part holds each epoch's value for the whole epoch (PyTorch's
+/// CosineAnnealingLR stepped once per epoch). Immutable, thread-safe.</summary>
+public sealed record LearningRateSchedule(double BaseLr, double MinLr, long WarmupSteps, long TotalSteps, long StepsPerEpoch = 0)
 {
     public double At(long step)
     {
@@ -11,7 +13,13 @@ public sealed record LearningRateSchedule(double BaseLr, double MinLr, long Warm
         }
 
         var span = Math.Max(1, TotalSteps - WarmupSteps);
-        var t = Math.Clamp((double)(step - WarmupSteps) / span, 0, 1);
+        var done = step - WarmupSteps;
+        if (StepsPerEpoch > 0)
+        {
+            done -= done % StepsPerEpoch;
+        }
+
+        var t = Math.Clamp((double)done / span, 0, 1);
         return MinLr + (0.5 * (BaseLr - MinLr) * (1 + Math.Cos(Math.PI * t)));
     }
 }

@@ -25,7 +25,16 @@ public sealed record TrainingOptions
     public int BatchSize { get; init; } = 64;
     public double LearningRate { get; init; } = 1e-3;
     public double MinLearningRate { get; init; } = 1e-6;
+
+    /// <summary>Hold the cosine's value for a whole epoch (as PyTorch's CosineAnnealingLR stepped per epoch)
+    /// instead of decaying it every step.</summary>
+    public bool CosinePerEpoch { get; init; }
+
     public double WeightDecay { get; init; } = 0.05;
+
+    /// <summary>Weight decay on every parameter (as a plain <c>AdamW(model.parameters())</c>), instead of timm's
+    /// groups that spare biases, norms and layer-scale gammas.</summary>
+    public bool DecayAll { get; init; }
     // Off by default: on the reference recipe (520 steps) a 1-epoch warm-up plus clipping cost ~3 points of leaf top-1 (docs/training.md).
     public double WarmupEpochs { get; init; }
     public double GradClip { get; init; }
@@ -72,6 +81,7 @@ public sealed record TrainingOptions
         Check(!string.IsNullOrWhiteSpace(RunDir), "an output folder is needed");
         Check(LabelSmoothing is >= 0 and < 1, "label smoothing must be in [0, 1)");
         Check(Beta >= 0 && PLoss >= 1, "beta must be >= 0 and ploss >= 1");
+        Check(Preprocess.Interpolation is "area" or "linear" or "cubic" or "nearest", $"interpolation '{Preprocess.Interpolation}' is not area, linear, cubic or nearest");
     }
 
     [JsonIgnore]
