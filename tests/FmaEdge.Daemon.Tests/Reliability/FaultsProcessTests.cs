@@ -22,7 +22,8 @@ public sealed class FaultsProcessTests : IDisposable
     {
         await using var broker = await MosquittoBroker.StartNewAsync();
         await using var floor = await FloorSubscriber.ConnectAsync(broker);
-        var images = TestPaths.SampleImages("val", perLeaf: 2).Take(40).ToList();
+        // 210 images: enough that a quiet machine cannot finish them all between the third result and the signal.
+        var images = TestPaths.SampleImages("train", perLeaf: 10).ToList();
         // Small queues, so a SIGTERM finds images both in flight and still waiting in the folder.
         var settings = DaemonHarness.Settings(_tmp.Path, FaultRig.ViaBroker(broker.Host, broker.Port, s =>
         {
@@ -51,8 +52,8 @@ public sealed class FaultsProcessTests : IDisposable
         await DaemonHarness.WaitUntilAsync(() => floor.DistinctImages == doneA.Count, "each finished image's result on the floor", 5_000);
         Assert.Equal(doneA.Order(), floor.Results.Select(r => r.Json.GetProperty("image").GetProperty("id").GetString()).Distinct().Order());
         Assert.Contains(floor.Events("stopping"), e => e.Json.GetProperty("session").GetString() == sessionA);
+        await DaemonHarness.WaitUntilAsync(() => floor.Statuses.LastOrDefault()?.State == "offline", "the retained offline status on the floor", 5_000);
         var offline = floor.Statuses[^1];
-        Assert.Equal("offline", offline.State);
         Assert.Equal("stopped", offline.Json.GetProperty("reason").GetString());
         Assert.Equal(sessionA, offline.Json.GetProperty("session").GetString());
         Assert.Equal(2, (await FaultRig.StatusAsync(Socket)).Code); // not running
