@@ -111,15 +111,17 @@ say "daemon $DAEMON is up; sampling RSS and descriptors every $SAMPLE s to $OUT/
 
 T0=$(date +%s.%N)
 echo 0 > "$OUT/dropped.count"
-echo "seconds,rss_kib,fds,threads,dropped,received,broker_up" > "$OUT/soak.csv"
+echo "seconds,rss_kib,fds,threads,dropped,received,broker_up,gc_heap_mib,gc_committed_mib,sqlite_mib" > "$OUT/soak.csv"
 (
   while kill -0 "$DAEMON" 2>/dev/null; do
     rss=$(awk '/^VmRSS/ {print $2}' "/proc/$DAEMON/status" 2>/dev/null || echo 0)
     thr=$(awk '/^Threads/ {print $2}' "/proc/$DAEMON/status" 2>/dev/null || echo 0)
     fds=$(ls "/proc/$DAEMON/fd" 2>/dev/null | wc -l)
     up=0; (echo >"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null && up=1
-    printf '%s,%s,%s,%s,%s,%s,%s\n' "$(awk -v a="$(date +%s.%N)" -v b="$T0" 'BEGIN { printf "%.1f", a - b }')" "$rss" "$fds" "$thr" "$(cat "$OUT/dropped.count")" \
-      "$(wc -l < "$OUT/results.jsonl")" "$up" >> "$OUT/soak.csv"
+    # The daemon's own split of its memory (status "process"): managed heap, GC-committed, SQLite's allocator.
+    mem=$("$BIN" status --config "$OUT/fma-edge.json" --json 2>/dev/null | jq -r '.process | "\(.managedHeapMiB),\(.managedCommittedMiB),\(.sqliteMiB)"' 2>/dev/null || echo ",,")
+    printf '%s,%s,%s,%s,%s,%s,%s,%s\n' "$(awk -v a="$(date +%s.%N)" -v b="$T0" 'BEGIN { printf "%.1f", a - b }')" "$rss" "$fds" "$thr" "$(cat "$OUT/dropped.count")" \
+      "$(wc -l < "$OUT/results.jsonl")" "$up" "${mem:-,,}" >> "$OUT/soak.csv"
     sleep "$SAMPLE"
   done
 ) &
@@ -192,9 +194,9 @@ left=$(find "$OUT/inbox" -maxdepth 1 -type f | wc -l)
 
 # ---- curve: start = first sample after 10 % of the images, mid = at 50 %, end = last; slope by least squares over the
 # second half of the feed (after start-up and the first allocations), per 1000 images and per hour.
-read -r rs fs rm fm re fe slope_img slope_h fslope <<<"$(awk -F, -v n="$N" '
+read -r rs fs rm fm re fe slope_img slope_h fslope gs gm ge qs qm qe <<<"$(awk -F, -v n="$N" '
   NR == 1 { next }
-  { t[++k] = $1; r[k] = $2; f[k] = $3; d[k] = $6 }
+  { t[++k] = $1; r[k] = $2; f[k] = $3; d[k] = $6; g[k] = $8; q[k] = $10 }
   END {
     for (i = 1; i <= k; i++) { if (!s && d[i] >= n * 0.1) s = i; if (!m && d[i] >= n * 0.5) m = i }
     if (!s) s = 1; if (!m) m = int(k / 2) + 1
@@ -202,7 +204,7 @@ read -r rs fs rm fm re fe slope_img slope_h fslope <<<"$(awk -F, -v n="$N" '
     bi = (c * sxx - sx * sx) ? (c * sxy - sx * sy) / (c * sxx - sx * sx) : 0
     bt = (c * stt - st * st) ? (c * sty - st * sy) / (c * stt - st * st) : 0
     bf = (c * stt - st * st) ? (c * sfy - st * sf) / (c * stt - st * st) : 0
-    printf "%d %d %d %d %d %d %.1f %.0f %.2f\n", r[s], f[s], r[m], f[m], r[k], f[k], bi * 1000, bt * 3600, bf * 3600
+    printf "%d %d %d %d %d %d %.1f %.0f %.2f %s %s %s %s %s %s\n", r[s], f[s], r[m], f[m], r[k], f[k], bi * 1000, bt * 3600, bf * 3600, g[s], g[m], g[k], q[s], q[m], q[k]
   }' "$OUT/soak.csv")"
 samples=$(($(wc -l < "$OUT/soak.csv") - 1))
 elapsed=$((DONE_END - ${T0%.*}))
@@ -214,6 +216,7 @@ messages: $messages received, $historical marked historical; $repeats repeats: $
 files:   done/ $done_files, failed/ $failed_files, left in the inbox $left
 RSS (KiB):  start $rs  mid $rm  end $re   slope over the second half: $slope_img KiB per 1000 images, $slope_h KiB per hour
 open fds:   start $fs  mid $fm  end $fe   slope over the second half: $fslope per hour
+managed heap (MiB): start $gs  mid $gm  end $ge;  SQLite (MiB): start $qs  mid $qm  end $qe
 samples: $samples every $SAMPLE s in $OUT/soak.csv; load: $(cut -d' ' -f1-3 /proc/loadavg)
 REPORT
 

@@ -62,7 +62,28 @@ public static class StatusCommand
             return NotRunning;
         }
 
-        var snap = JsonSerializer.Deserialize<StatusSnapshot>(raw, StatusServer.Json)!;
+        StatusSnapshot snap;
+        try
+        {
+            snap = JsonSerializer.Deserialize<StatusSnapshot>(raw, StatusServer.Json)!;
+        }
+        catch (JsonException)
+        {
+            // The daemon answered but not with a snapshot (its own error reply, or an empty line): it runs, yet cannot
+            // say how it is. Degraded, with what it said.
+            var said = raw.Length == 0 ? "an empty answer" : raw.Length > 300 ? raw[..300] + "..." : raw;
+            if (json)
+            {
+                await console.Out.WriteLineAsync(JsonSerializer.Serialize(new { health = "degraded", socket = socketPath, error = "no status snapshot: " + said }, StatusServer.Json));
+            }
+            else
+            {
+                console.Ansi.MarkupLine($"[yellow]degraded[/]: the daemon on {Markup.Escape(socketPath)} answered without a status snapshot: {Markup.Escape(said)}");
+            }
+
+            return Degraded;
+        }
+
         if (json)
         {
             await console.Out.WriteLineAsync(raw);
@@ -126,6 +147,11 @@ public static class StatusCommand
         counts.AddRow(c.Processed.ToString(inv), c.Failed.ToString(inv), c.Duplicates.ToString(inv), c.Skipped.ToString(inv), c.Dropped.ToString(inv),
             c.InFlight.ToString(inv), c.MeanBatch.ToString("F2", inv), $"{q.Input}/{q.InputCapacity}  {q.Infer}/{q.InferCapacity}  {q.Publish}/{q.PublishCapacity}");
         ansi.Write(counts);
+        if (c.FailedByReason.Count > 0)
+        {
+            ansi.MarkupLine("  failed by reason: " + Markup.Escape(string.Join(", ", c.FailedByReason.OrderByDescending(kv => kv.Value).ThenBy(kv => kv.Key, StringComparer.Ordinal)
+                .Select(kv => $"{kv.Key} {kv.Value.ToString(inv)}"))));
+        }
 
         var latency = new Table().Title("latency (ms)").AddColumns("stage", "p50", "p99", "max", "samples");
         foreach (var (stage, l) in s.Latency)
@@ -147,5 +173,11 @@ public static class StatusCommand
         }
 
         ansi.Write(disks);
+        if (s.Process is { } proc)
+        {
+            ansi.MarkupLine($"process: RSS {proc.RssMiB.ToString("F0", inv)} MiB (managed heap {proc.ManagedHeapMiB.ToString("F0", inv)} MiB, " +
+                $"committed {proc.ManagedCommittedMiB.ToString("F0", inv)} MiB; SQLite {proc.SqliteMiB.ToString("F1", inv)} MiB), {proc.OpenFiles.ToString(inv)} open files, " +
+                $"{proc.Threads.ToString(inv)} threads, GC {string.Join("/", proc.GcCollections.Select(n => n.ToString(inv)))} (gen 0/1/2)");
+        }
     }
 }

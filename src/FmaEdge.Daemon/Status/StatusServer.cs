@@ -113,6 +113,12 @@ public sealed class StatusServer(string socketPath, StatusService status, Source
                         Log.StatusRequestFailed(log, e.Message);
                     }
                 }
+                catch (Exception e)
+                {
+                    // A bug behind one request must not end the status socket for the rest of the run (it used to: the
+                    // loop's task faulted unobserved and every later `fma-edge status` got an empty answer).
+                    Log.StatusRequestFailed(log, e.ToString());
+                }
             }
         }
     }
@@ -126,7 +132,16 @@ public sealed class StatusServer(string socketPath, StatusService status, Source
         switch (parts.FirstOrDefault())
         {
             case null or "status":
-                reply = JsonSerializer.SerializeToUtf8Bytes(status.Snapshot(), Json);
+                try
+                {
+                    reply = JsonSerializer.SerializeToUtf8Bytes(status.Snapshot(), Json);
+                }
+                catch (Exception e) when (e is not OperationCanceledException)
+                {
+                    Log.StatusRequestFailed(log, e.ToString());
+                    reply = JsonSerializer.SerializeToUtf8Bytes(new { error = $"the daemon could not build its status: {e.GetType().Name}: {e.Message}" }, Json);
+                }
+
                 break;
             case "trigger" when parts.Length == 2:
                 reply = JsonSerializer.SerializeToUtf8Bytes(new { triggered = sources.Trigger(parts[1]), source = parts[1] }, Json);

@@ -114,6 +114,7 @@ public sealed class StatusService(FmaEdgeOptions options, DaemonSession session,
             },
             Output = outState,
             Disks = disks,
+            Process = ProcessStatus.Measure(),
         };
     }
 

@@ -25,6 +25,9 @@ public sealed record StatusSnapshot
     public required IReadOnlyDictionary<string, LatencySummary> Latency { get; init; }
     public required SinkState Output { get; init; }
     public required IReadOnlyList<DiskStatus> Disks { get; init; }
+
+    /// <summary>The process's memory, descriptors and threads (null from a daemon older than this field).</summary>
+    public ProcessStatus? Process { get; init; }
 }
 
 /// <summary>The serving model and the hot-swap state.</summary>

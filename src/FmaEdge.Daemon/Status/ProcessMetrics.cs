@@ -1,0 +1,75 @@
+using System.Runtime;
+
+namespace FmaEdge.Daemon.Status;
+
+/// <summary>The daemon process's own resources, so an operator (and the soak) can tell managed-heap growth from native
+/// growth without attaching a tool: RSS, the GC heap, SQLite's allocator, open descriptors and threads.</summary>
+public sealed record ProcessStatus(double RssMiB, double ManagedHeapMiB, double ManagedCommittedMiB, double SqliteMiB, int OpenFiles, int Threads,
+    IReadOnlyList<int> GcCollections)
+{
+    private const double MiB = 1024.0 * 1024.0;
+
+    /// <summary>Measures now. Linux figures come from /proc/self; elsewhere they are -1.</summary>
+    public static ProcessStatus Measure()
+    {
+        var gc = GC.GetGCMemoryInfo();
+        return new ProcessStatus(
+            Math.Round(ReadStatusKiB("VmRSS:") / 1024.0, 1),
+            Math.Round(gc.HeapSizeBytes / MiB, 1),
+            Math.Round(gc.TotalCommittedBytes / MiB, 1),
+            Math.Round(SqliteBytes() / MiB, 1),
+            CountEntries("/proc/self/fd"),
+            (int)ReadStatusKiB("Threads:"),
+            [GC.CollectionCount(0), GC.CollectionCount(1), GC.CollectionCount(2)]);
+    }
+
+    /// <summary>Bytes held by SQLite's allocator (page caches, statements); 0 when this process has not loaded SQLite
+    /// (the folder sink has no outbox).</summary>
+    private static long SqliteBytes()
+    {
+        try
+        {
+            return SQLitePCL.raw.sqlite3_memory_used();
+        }
+        catch (Exception e) when (e is not OutOfMemoryException) // SQLitePCL throws a plain Exception when no provider is set
+        {
+            return 0;
+        }
+    }
+
+    /// <summary>A numeric field of /proc/self/status (kB for memory fields), or -1.</summary>
+    private static long ReadStatusKiB(string field)
+    {
+        try
+        {
+            foreach (var line in File.ReadLines("/proc/self/status"))
+            {
+                if (line.StartsWith(field, StringComparison.Ordinal))
+                {
+                    var value = line[field.Length..].Trim().Split(' ')[0];
+                    return long.TryParse(value, System.Globalization.NumberStyles.Integer, System.Globalization.CultureInfo.InvariantCulture, out var n) ? n : -1;
+                }
+            }
+        }
+        catch (IOException)
+        {
+        }
+        catch (UnauthorizedAccessException)
+        {
+        }
+
+        return -1;
+    }
+
+    private static int CountEntries(string dir)
+    {
+        try
+        {
+            return Directory.Exists(dir) ? Directory.EnumerateFileSystemEntries(dir).Count() : -1;
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            return -1;
+        }
+    }
+}
