@@ -3,6 +3,7 @@ using System.Diagnostics;
 using System.Globalization;
 using System.Net;
 using System.Net.Sockets;
+using System.Runtime.InteropServices;
 using System.Text;
 using System.Text.Json;
 using FmaEdge.Cli;
@@ -460,9 +461,17 @@ internal sealed class SmallTmpfs : IDisposable
 /// <summary>A camera on a named pipe (FIFO) streaming multipart MJPEG built from real dataset images, which OpenCV's
 /// built-in FFmpeg reads like a live camera. (An MJPEG-over-HTTP camera was tried first: the x64 OpenCvSharp runtime's
 /// FFmpeg refuses http:// at once, see docs/reliability.md.) It can pause (the pipe stays open, no more frames: a camera
-/// that hangs), vanish (the writer closes) and come back (the writer opens again). Thread-safe.</summary>
-internal sealed class FifoCamera : IAsyncDisposable
+/// that hangs), vanish (the writer closes) and come back (the writer opens again). The writer never blocks: it opens
+/// and writes with O_NONBLOCK and polls (a blocking open waits for a reader forever, and a blocking write into a pipe
+/// nobody drains cannot be cancelled; either once hung the test host). Thread-safe.</summary>
+internal sealed partial class FifoCamera : IAsyncDisposable
 {
+    private const int OWronly = 0x1;
+    private const int ONonblock = 0x800; // Linux, x64 and arm64
+    private const int Enxio = 6;
+    private const int Eagain = 11;
+    private const int Eintr = 4;
+
     private readonly byte[][] _frames;
     private readonly int _fps;
     private CancellationTokenSource? _cts;
@@ -490,38 +499,96 @@ internal sealed class FifoCamera : IAsyncDisposable
     /// <summary>Frames written so far.</summary>
     public long Sent => Interlocked.Read(ref _sent);
 
-    /// <summary>Opens the writer side (it waits for the reader) and streams.</summary>
+    /// <summary>Starts the camera: waits (polling) for a reader, then streams until paused, vanished or the reader goes.</summary>
     public void Start()
     {
         _paused = false;
         _cts = new CancellationTokenSource();
         var ct = _cts.Token;
-        _writer = Task.Factory.StartNew(() =>
+        _writer = Task.Factory.StartNew(() => Stream(ct), CancellationToken.None, TaskCreationOptions.LongRunning, TaskScheduler.Default);
+    }
+
+    private void Stream(CancellationToken ct)
+    {
+        var fd = -1;
+        while (!ct.IsCancellationRequested)
         {
-            try
+            fd = Open(Path, OWronly | ONonblock);
+            if (fd >= 0)
             {
-                using var fifo = new FileStream(Path, FileMode.Open, FileAccess.Write, FileShare.ReadWrite, 1); // blocks until a reader opens
-                var i = 0;
-                while (!ct.IsCancellationRequested)
+                break;
+            }
+
+            var errno = Marshal.GetLastPInvokeError();
+            Assert.True(errno is Enxio or Eintr, $"open({Path}) for writing failed: errno {errno}");
+            Thread.Sleep(20); // ENXIO: no reader yet
+        }
+
+        if (fd < 0)
+        {
+            return;
+        }
+
+        try
+        {
+            var i = 0;
+            while (!ct.IsCancellationRequested)
+            {
+                if (!_paused)
                 {
-                    if (!_paused)
+                    var jpg = _frames[i++ % _frames.Length];
+                    if (!WriteAll(fd, Encoding.ASCII.GetBytes($"--frame\r\nContent-Type: image/jpeg\r\nContent-Length: {jpg.Length}\r\n\r\n"), ct)
+                        || !WriteAll(fd, jpg, ct) || !WriteAll(fd, "\r\n"u8.ToArray(), ct))
                     {
-                        var jpg = _frames[i++ % _frames.Length];
-                        fifo.Write(Encoding.ASCII.GetBytes($"--frame\r\nContent-Type: image/jpeg\r\nContent-Length: {jpg.Length}\r\n\r\n"));
-                        fifo.Write(jpg);
-                        fifo.Write("\r\n"u8);
-                        fifo.Flush();
-                        Interlocked.Increment(ref _sent);
+                        return; // cancelled, or the reader went away (EPIPE): the camera's connection ended
                     }
 
-                    Thread.Sleep(1000 / _fps);
+                    Interlocked.Increment(ref _sent);
                 }
+
+                Thread.Sleep(1000 / _fps);
             }
-            catch (IOException)
+        }
+        finally
+        {
+            _ = Close(fd);
+        }
+    }
+
+    /// <summary>Writes everything, waiting while the pipe is full; false when cancelled or the reader is gone.</summary>
+    private static unsafe bool WriteAll(int fd, byte[] data, CancellationToken ct)
+    {
+        var done = 0;
+        while (done < data.Length)
+        {
+            if (ct.IsCancellationRequested)
             {
-                // The reader went away (EPIPE): the camera's connection ended.
+                return false;
             }
-        }, CancellationToken.None, TaskCreationOptions.LongRunning, TaskScheduler.Default);
+
+            nint n;
+            fixed (byte* p = &data[done])
+            {
+                n = Write(fd, p, data.Length - done);
+            }
+
+            if (n > 0)
+            {
+                done += (int)n;
+                continue;
+            }
+
+            var errno = Marshal.GetLastPInvokeError();
+            if (errno is Eagain or Eintr)
+            {
+                Thread.Sleep(5); // the reader is not draining (a slow or stalled consumer): wait, stay cancellable
+                continue;
+            }
+
+            return false; // EPIPE and the like
+        }
+
+        return true;
     }
 
     /// <summary>Stops sending frames; the pipe stays open.</summary>
@@ -537,12 +604,8 @@ internal sealed class FifoCamera : IAsyncDisposable
 
         if (_writer is not null)
         {
-            // A writer still waiting for a reader in open() is released by opening the read side once.
-            if (!_writer.Wait(TimeSpan.FromSeconds(2)))
-            {
-                using var unblock = new FileStream(Path, FileMode.Open, FileAccess.Read, FileShare.ReadWrite, 1);
-                await _writer.WaitAsync(TimeSpan.FromSeconds(5)).ContinueWith(_ => { }, TaskScheduler.Default);
-            }
+            // Nothing in the writer blocks, so it ends within a sleep period.
+            await _writer.WaitAsync(TimeSpan.FromSeconds(10));
         }
     }
 
@@ -551,4 +614,13 @@ internal sealed class FifoCamera : IAsyncDisposable
         await VanishAsync();
         _cts?.Dispose();
     }
+
+    [LibraryImport("libc", EntryPoint = "open", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
+    private static partial int Open(string path, int flags);
+
+    [LibraryImport("libc", EntryPoint = "write", SetLastError = true)]
+    private static unsafe partial nint Write(int fd, byte* buffer, nint count);
+
+    [LibraryImport("libc", EntryPoint = "close", SetLastError = true)]
+    private static partial int Close(int fd);
 }
