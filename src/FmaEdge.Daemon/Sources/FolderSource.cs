@@ -29,8 +29,9 @@ public sealed class FolderSource : IImageSource, IWorkCompletion
     // Handed to the pipeline and not yet completed.
     private readonly HashSet<string> _inFlight = new(StringComparer.Ordinal);
 
-    // Files finished in this session that stay where they are (leave mode, or a move that failed), by path+size+mtime.
-    private readonly HashSet<string> _handled = new(StringComparer.Ordinal);
+    // Files finished in this session that stay where they are (leave mode), path -> "size|mtime" when handled. Pruned at
+    // each rescan to the files still there, so a folder that something else empties does not grow this forever.
+    private readonly Dictionary<string, string> _handled = new(StringComparer.Ordinal);
 
     // Finished files whose move to done/ or failed/ failed (disk full, permissions), with their outcome: retried at every
     // rescan until it works, and kept away from the pipeline meanwhile (their result is already stored).
@@ -132,7 +133,7 @@ public sealed class FolderSource : IImageSource, IWorkCompletion
         StartWatcher();
 
         // Files already present: oldest first, so a backlog keeps its arrival order.
-        foreach (var f in ListFiles().OrderBy(f => f.LastWriteTimeUtc).ThenBy(f => f.Name, StringComparer.Ordinal))
+        foreach (var f in (ListFiles() ?? []).OrderBy(f => f.LastWriteTimeUtc).ThenBy(f => f.Name, StringComparer.Ordinal))
         {
             Seen(f.FullName, renamedIn: false);
         }
@@ -344,17 +345,46 @@ public sealed class FolderSource : IImageSource, IWorkCompletion
 
     private void Remember(string path)
     {
-        var key = HandledKey(path);
-        if (key is not null)
+        if (Probe(path) is { } p)
         {
             lock (_gate)
             {
-                _handled.Add(key);
+                _handled[path] = Signature(p);
             }
         }
     }
 
-    private static string? HandledKey(string path) => Probe(path) is { } p ? $"{path}|{p.Length}|{p.Ticks}" : null;
+    private static string Signature((long Length, long Ticks) p) => $"{p.Length}|{p.Ticks}";
+
+    /// <summary>Forgets handled files that are no longer in the folder (<paramref name="present"/>: this rescan's listing).</summary>
+    private void ForgetGone(IReadOnlyCollection<FileSystemInfo> present)
+    {
+        lock (_gate)
+        {
+            if (_handled.Count == 0)
+            {
+                return;
+            }
+
+            var here = present.Select(f => f.FullName).ToHashSet(StringComparer.Ordinal);
+            foreach (var path in _handled.Keys.Where(k => !here.Contains(k)).ToList())
+            {
+                _handled.Remove(path);
+            }
+        }
+    }
+
+    /// <summary>Files remembered as handled in this session (leave mode), for tests and status.</summary>
+    internal int HandledCount
+    {
+        get
+        {
+            lock (_gate)
+            {
+                return _handled.Count;
+            }
+        }
+    }
 
     /// <summary>Size and time stamp of a directory entry without following symbolic links; null when nothing is there.
     /// Directories, dangling links and other non-files named like images count as present, so they reach the pipeline
@@ -443,7 +473,8 @@ public sealed class FolderSource : IImageSource, IWorkCompletion
     // Linux NAME_MAX: a longer name cannot be created (ENAMETOOLONG).
     private const int MaxNameBytes = 255;
 
-    private IEnumerable<FileSystemInfo> ListFiles()
+    /// <summary>The folder's image-named entries, or null when it cannot be listed (nothing is forgotten then).</summary>
+    private List<FileSystemInfo>? ListFiles()
     {
         try
         {
@@ -454,7 +485,7 @@ public sealed class FolderSource : IImageSource, IWorkCompletion
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {
             Log.WatcherError(_log, Id, e.Message);
-            return [];
+            return null;
         }
     }
 
@@ -497,7 +528,13 @@ public sealed class FolderSource : IImageSource, IWorkCompletion
                 {
                     await CheckFolderAsync(ct);
                     await RetryMovesAsync(ct);
-                    foreach (var f in ListFiles())
+                    var files = ListFiles();
+                    if (files is not null)
+                    {
+                        ForgetGone(files);
+                    }
+
+                    foreach (var f in files ?? [])
                     {
                         Seen(f.FullName, renamedIn: false);
                     }
@@ -571,8 +608,8 @@ public sealed class FolderSource : IImageSource, IWorkCompletion
                     continue;
                 }
 
-                var key = $"{path}|{fi.Length}|{fi.Ticks}";
-                if (_handled.Contains(key))
+                var key = Signature(fi);
+                if (_handled.TryGetValue(path, out var handled) && handled == key)
                 {
                     _candidates.Remove(path);
                     continue;

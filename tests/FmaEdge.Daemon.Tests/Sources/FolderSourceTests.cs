@@ -1,3 +1,4 @@
+using Microsoft.Extensions.DependencyInjection;
 using System.Security.Cryptography;
 using FmaEdge.Daemon.Tests.Support;
 using FmaEdge.TestSupport;
@@ -139,6 +140,32 @@ public sealed class FolderSourceTests
         Assert.Equal(4, second.Pipeline.Skipped);
         Assert.Empty(second.Events("duplicate"));
         Assert.Equal(4, Directory.GetFiles(second.Inbox).Length);
+    }
+
+    [Fact]
+    public async Task LeaveMode_FilesRemovedByOthers_ForgottenAtRescanAndANewFileUnderAnOldNameIsClassified()
+    {
+        using var tmp = new TempFolder("leave-prune");
+        await using var d = await DaemonHarness.StartAsync(tmp.Path, s => s["FmaEdge:Sources:0:After"] = "leave");
+        var source = d.Services.GetRequiredService<FmaEdge.Daemon.Status.SourceSet>().All.OfType<FmaEdge.Daemon.Sources.FolderSource>().Single();
+        var images = TestPaths.SampleImages("val", perLeaf: 1).Take(5).ToList();
+        var names = d.Drop(images.Take(4));
+        await DaemonHarness.WaitUntilAsync(() => d.Results().Count == 4 && d.Pipeline.InFlight == 0, "4 results");
+        Assert.Equal(4, source.HandledCount);
+
+        // Something else (an archiver) takes two of them away: the source forgets them at its next rescan (each 1 s here),
+        // instead of remembering every file it ever saw.
+        File.Delete(Path.Combine(d.Inbox, names[0]));
+        File.Delete(Path.Combine(d.Inbox, names[1]));
+        await DaemonHarness.WaitUntilAsync(() => source.HandledCount == 2, "two handled files forgotten", 10_000);
+
+        // The two still there are not classified again; a new image arriving under a forgotten name is.
+        File.Copy(images[4], Path.Combine(d.Inbox, names[0] + ".part"));
+        File.Move(Path.Combine(d.Inbox, names[0] + ".part"), Path.Combine(d.Inbox, names[0]));
+        await DaemonHarness.WaitUntilAsync(() => d.Results().Count == 5 && d.Pipeline.InFlight == 0, "the new file's result");
+        await Task.Delay(1500); // a rescan later: nothing else
+        Assert.Equal(5, d.Results().Count);
+        Assert.Equal(3, source.HandledCount);
     }
 
     [Fact]
