@@ -119,7 +119,8 @@ echo "seconds,rss_kib,fds,threads,dropped,received,broker_up,gc_heap_mib,gc_comm
     fds=$(ls "/proc/$DAEMON/fd" 2>/dev/null | wc -l)
     up=0; (echo >"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null && up=1
     # The daemon's own split of its memory (status "process"): managed heap, GC-committed, SQLite's allocator.
-    mem=$("$BIN" status --config "$OUT/fma-edge.json" --json 2>/dev/null | jq -r '.process | "\(.managedHeapMiB),\(.managedCommittedMiB),\(.sqliteMiB)"' 2>/dev/null || echo ",,")
+    # (status exits 1 while degraded, e.g. during a bounce: that is still an answer, so its exit code is ignored.)
+    mem=$({ "$BIN" status --config "$OUT/fma-edge.json" --json 2>/dev/null || true; } | jq -r '.process // empty | "\(.managedHeapMiB),\(.managedCommittedMiB),\(.sqliteMiB)"' 2>/dev/null || true)
     printf '%s,%s,%s,%s,%s,%s,%s,%s\n' "$(awk -v a="$(date +%s.%N)" -v b="$T0" 'BEGIN { printf "%.1f", a - b }')" "$rss" "$fds" "$thr" "$(cat "$OUT/dropped.count")" \
       "$(wc -l < "$OUT/results.jsonl")" "$up" "${mem:-,,}" >> "$OUT/soak.csv"
     sleep "$SAMPLE"

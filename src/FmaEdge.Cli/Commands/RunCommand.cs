@@ -1,6 +1,7 @@
 using System.CommandLine;
 using FmaEdge.Daemon.Configuration;
 using FmaEdge.Daemon.Hosting;
+using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
 
 namespace FmaEdge.Cli.Commands;
@@ -18,6 +19,8 @@ public static class RunCommand
         var cmd = new Command("run", "Run the daemon (under systemd: Type=notify, watchdog, clean drain on SIGTERM)") { config };
         cmd.SetAction(async (parse, ct) =>
         {
+            // Before the host starts its threads (each would get its own malloc arena).
+            var malloc = NativeMemory.Apply();
             HostApplicationBuilder builder;
             try
             {
@@ -37,6 +40,7 @@ public static class RunCommand
             try
             {
                 using var host = builder.Build();
+                Log.NativeMemorySettings(host.Services.GetRequiredService<Microsoft.Extensions.Logging.ILoggerFactory>().CreateLogger("FmaEdge.Native"), malloc);
                 await host.RunAsync(CancellationToken.None);
                 return 0;
             }

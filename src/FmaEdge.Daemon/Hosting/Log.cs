@@ -30,6 +30,9 @@ public static partial class Log
     [LoggerMessage(1007, LogLevel.Critical, "Start-up failed: {Reason}")]
     public static partial void StartFailed(ILogger log, string reason);
 
+    [LoggerMessage(1008, LogLevel.Information, "Native memory: {Settings}")]
+    public static partial void NativeMemorySettings(ILogger log, string settings);
+
     [LoggerMessage(2000, LogLevel.Information, "Source {Source} ({Type}) open: {Where}")]
     public static partial void SourceStarted(ILogger log, string source, string type, string where);
 
