@@ -36,6 +36,8 @@ public static class BenchCommand
         };
         cmd.SetAction((parse, ct) =>
         {
+            // The same malloc settings as `fma-edge run`, so the pipeline is measured as it runs in production.
+            _ = FmaEdge.Daemon.Hosting.NativeMemory.Apply();
             var o = new BenchOptions
             {
                 Model = parse.GetValue(model) ?? BenchOptions.DefaultModel(),

@@ -33,7 +33,7 @@ internal static class TrainCommand
         public readonly Option<int> Epochs = new("--epochs") { Description = "Epochs", DefaultValueFactory = _ => 8 };
         public readonly Option<int> Batch = new("--batch") { Description = "Batch size", DefaultValueFactory = _ => 64 };
         public readonly Option<double> Lr = new("--lr") { Description = "Peak learning rate (AdamW)", DefaultValueFactory = _ => 1e-3 };
-        public readonly Option<double> WeightDecay = new("--weight-decay") { Description = "AdamW weight decay (not on biases/norms/gammas)", DefaultValueFactory = _ => 0.05 };
+        public readonly Option<double> WeightDecay = new("--weight-decay") { Description = "AdamW weight decay (see --weight-decay-on)", DefaultValueFactory = _ => 0.05 };
         public readonly Option<double> Warmup = new("--warmup-epochs") { Description = "Linear warm-up epochs before the cosine decay (0 = none; useful for long runs)", DefaultValueFactory = _ => 0 };
         public readonly Option<double> GradClip = new("--grad-clip") { Description = "Gradient norm clip (0 = off)", DefaultValueFactory = _ => 0 };
         public readonly Option<double> DropPath = new("--drop-path") { Description = "Stochastic depth rate", DefaultValueFactory = _ => 0 };
@@ -50,9 +50,9 @@ internal static class TrainCommand
         public readonly Option<double> Brightness = new("--brightness") { Description = "Brightness jitter, fraction of full scale", DefaultValueFactory = _ => 0.1 };
         public readonly Option<double> Contrast = new("--contrast") { Description = "Contrast jitter (factor 1 +- c)", DefaultValueFactory = _ => 0.1 };
         public readonly Option<string> Resize = new("--resize") { Description = "stretch|letterbox|center-crop", DefaultValueFactory = _ => ResizeModes.Stretch };
-        public readonly Option<string> Interpolation = new("--interpolation") { Description = "Resize filter: area|linear|cubic|nearest (stored in the model)", DefaultValueFactory = _ => "area" };
-        public readonly Option<bool> CosinePerEpoch = new("--cosine-per-epoch") { Description = "Step the cosine learning rate once per epoch (PyTorch CosineAnnealingLR style) instead of every batch" };
-        public readonly Option<bool> DecayAll = new("--decay-all") { Description = "Weight decay on every parameter (plain AdamW(model.parameters())), not only weight matrices" };
+        public readonly Option<string> Interpolation = new("--interpolation") { Description = "Resize filter: linear|area|cubic|nearest (stored in the model)", DefaultValueFactory = _ => "linear" };
+        public readonly Option<string> LrSchedule = new("--lr-schedule") { Description = "epoch: cosine value held per epoch (PyTorch CosineAnnealingLR); step: decays every batch", DefaultValueFactory = _ => "epoch" };
+        public readonly Option<string> WeightDecayOn = new("--weight-decay-on") { Description = "all: every parameter (plain AdamW); weights: not biases, norms, layer scales (timm)", DefaultValueFactory = _ => "all" };
         public readonly Option<bool> Resume = new("--resume") { Description = "Continue the run in --out from its last checkpoint" };
         public readonly Option<int> MaxBatches = new("--max-batches") { Description = "Cap batches per epoch (quick trials)", DefaultValueFactory = _ => 0 };
 
@@ -60,7 +60,7 @@ internal static class TrainCommand
         [
             Data, Val, ValFraction, Tree, Manifest, Out, Model, Head, HeadHidden, Loss, BCnn, Alphas, Beta, ImgSize, Epochs, Batch, Lr,
             WeightDecay, Warmup, GradClip, DropPath, Seed, Device, Pretrained, Balanced, LabelSmoothing, Threads, LoaderThreads,
-            NoAugment, NoFlip, NoRotate, Brightness, Contrast, Resize, Interpolation, CosinePerEpoch, DecayAll, Resume, MaxBatches,
+            NoAugment, NoFlip, NoRotate, Brightness, Contrast, Resize, Interpolation, LrSchedule, WeightDecayOn, Resume, MaxBatches,
         ];
 
         public TrainingOptions ToOptions(ParseResult r)
@@ -98,8 +98,8 @@ internal static class TrainCommand
                 BatchSize = r.GetValue(Batch),
                 LearningRate = r.GetValue(Lr),
                 WeightDecay = r.GetValue(WeightDecay),
-                DecayAll = r.GetValue(DecayAll),
-                CosinePerEpoch = r.GetValue(CosinePerEpoch),
+                WeightDecayOn = r.GetValue(WeightDecayOn)!,
+                LrSchedule = r.GetValue(LrSchedule)!,
                 WarmupEpochs = r.GetValue(Warmup),
                 GradClip = r.GetValue(GradClip),
                 Seed = r.GetValue(Seed),

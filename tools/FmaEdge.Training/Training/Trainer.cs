@@ -124,7 +124,7 @@ public sealed class Trainer(TrainingOptions options, ITrainingReporter reporter)
         var levelWeights = opts.BCnn ? LevelWeightSchedule.BCnn(tree.Depth) : LevelWeightSchedule.Constant(tree.Depth);
         var batchesPerEpoch = BatchesPerEpoch(trainCache.Count, opts);
         var schedule = new LearningRateSchedule(opts.LearningRate, opts.MinLearningRate,
-            (long)Math.Round(opts.WarmupEpochs * batchesPerEpoch), (long)opts.Epochs * batchesPerEpoch, opts.CosinePerEpoch ? batchesPerEpoch : 0);
+            (long)Math.Round(opts.WarmupEpochs * batchesPerEpoch), (long)opts.Epochs * batchesPerEpoch, opts.LrSchedule == "epoch" ? batchesPerEpoch : 0);
 
         var historyPath = Path.Combine(runDir, HistoryFile);
         var history = resumeState is not null && File.Exists(historyPath) ? TrainingHistory.Load(historyPath) : new TrainingHistory();
@@ -189,6 +189,8 @@ public sealed class Trainer(TrainingOptions options, ITrainingReporter reporter)
                 ["batch"] = o.BatchSize,
                 ["lr"] = o.LearningRate,
                 ["weight_decay"] = o.WeightDecay,
+                ["weight_decay_on"] = o.WeightDecayOn,
+                ["lr_schedule"] = o.LrSchedule,
                 ["label_smoothing"] = o.LabelSmoothing,
                 ["bcnn"] = o.BCnn,
                 ["balanced"] = o.Balanced,
@@ -233,9 +235,10 @@ public sealed class Trainer(TrainingOptions options, ITrainingReporter reporter)
 
     internal static AdamW CreateOptimizer(HierarchicalConvNeXt model, TrainingOptions o)
     {
-        // No weight decay on biases, norms and layer-scale gammas (1-D tensors), as timm does, unless asked.
-        var decay = model.parameters().Where(p => o.DecayAll || p.dim() > 1).ToList();
-        var noDecay = model.parameters().Where(p => !o.DecayAll && p.dim() <= 1).ToList();
+        // "weights": no weight decay on biases, norms and layer-scale gammas (1-D tensors), as timm does.
+        var all = o.WeightDecayOn == "all";
+        var decay = model.parameters().Where(p => all || p.dim() > 1).ToList();
+        var noDecay = model.parameters().Where(p => !all && p.dim() <= 1).ToList();
         return optim.AdamW(
         [
             new AdamW.ParamGroup(decay, lr: o.LearningRate, weight_decay: o.WeightDecay),
