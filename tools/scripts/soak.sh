@@ -13,6 +13,8 @@
 #   SOAK_BACKLOG=200    the feeder keeps at most this many files waiting in the inbox (a production line, not a dump)
 #   SOAK_PORT=18841     broker port
 #   SOAK_DIR=artifacts/soak
+#   SOAK_MALLOC=unit    glibc malloc for the daemon: unit (the systemd unit's MALLOC_ARENA_MAX=2 MALLOC_MMAP_THRESHOLD_=131072),
+#                       inproc (none set: fma-edge run's own mallopt), glibc (FMAEDGE_DEFAULT_MALLOC=1: glibc's defaults)
 #   FMA_EDGE            the fma-edge executable (default artifacts/bin/fma-edge)
 #   FMAEDGE_DATASET     the defect set (default ../shared/datasets/defects; else tools/demo/images)
 set -euo pipefail
@@ -99,8 +101,15 @@ stdbuf -oL mosquitto_sub -h 127.0.0.1 -p "$PORT" -i soak-subscriber -c -q 1 -k 5
 SUB=$!
 sleep 0.5
 
-say "starting fma-edge run (CPU, $(basename "$MODEL"), broker 127.0.0.1:$PORT)"
-"$BIN" run --config "$OUT/fma-edge.json" > "$OUT/daemon.log" 2>&1 &
+MALLOC_MODE=${SOAK_MALLOC:-unit}
+case "$MALLOC_MODE" in
+  unit) MALLOC_ENV=(MALLOC_ARENA_MAX=2 MALLOC_MMAP_THRESHOLD_=131072) ;;
+  inproc) MALLOC_ENV=() ;;
+  glibc) MALLOC_ENV=(FMAEDGE_DEFAULT_MALLOC=1) ;;
+  *) die "SOAK_MALLOC is unit, inproc or glibc" ;;
+esac
+say "starting fma-edge run (CPU, $(basename "$MODEL"), broker 127.0.0.1:$PORT, malloc: $MALLOC_MODE)"
+env -u MALLOC_ARENA_MAX -u MALLOC_MMAP_THRESHOLD_ "${MALLOC_ENV[@]}" "$BIN" run --config "$OUT/fma-edge.json" > "$OUT/daemon.log" 2>&1 &
 DAEMON=$!
 for _ in $(seq 1 240); do
   "$BIN" status --config "$OUT/fma-edge.json" --json >/dev/null 2>&1 && break
@@ -211,7 +220,7 @@ samples=$(($(wc -l < "$OUT/soak.csv") - 1))
 elapsed=$((DONE_END - ${T0%.*}))
 
 cat <<REPORT | tee "$OUT/summary.txt"
-soak: $N images, $bounced broker bounces (${OUTAGE} s each), $elapsed s from first drop to last result (feed ended after $((FEED_END - ${T0%.*})) s)
+soak: $N images, malloc $MALLOC_MODE, $bounced broker bounces (${OUTAGE} s each), $elapsed s from first drop to last result (feed ended after $((FEED_END - ${T0%.*})) s)
 images:  dropped $N, with a result $unique_images, missing $missing, unexpected $unexpected, classified twice $reclassified
 messages: $messages received, $historical marked historical; $repeats repeats: $redelivered identical broker redeliveries, $((repeats - redelivered)) daemon re-sends, $unmarked of them without the historical mark
 files:   done/ $done_files, failed/ $failed_files, left in the inbox $left
