@@ -23,6 +23,29 @@ public interface IResultSink : IAsyncDisposable
     /// The check and the insert are atomic.</summary>
     ValueTask<CommitResult> CommitResultAsync(ImageResult result, CancellationToken cancellationToken);
 
+    /// <summary>Durably records several results handed over together (what the pipeline has ready at once), in order.
+    /// <see cref="BatchCommit.Stored"/> holds one outcome for each of the first results that were stored; when storing
+    /// failed, <see cref="BatchCommit.Failure"/> says why and the results after those were not stored. This default
+    /// commits one by one; a sink with a transactional store overrides it to store all or none with one durable write
+    /// (one fsync for the batch instead of one per image).</summary>
+    async ValueTask<BatchCommit> CommitResultsAsync(IReadOnlyList<ImageResult> results, CancellationToken cancellationToken)
+    {
+        var stored = new List<CommitResult>(results.Count);
+        foreach (var r in results)
+        {
+            try
+            {
+                stored.Add(await CommitResultAsync(r, cancellationToken));
+            }
+            catch (Exception e) when (e is not OperationCanceledException)
+            {
+                return new BatchCommit(stored, e);
+            }
+        }
+
+        return new BatchCommit(stored, null);
+    }
+
     /// <summary>Publishes an event (bad image, duplicate, model swapped/rejected, source down/up, disk low). Best effort
     /// but should be stored while offline; never throws for a delivery problem.</summary>
     ValueTask PublishEventAsync(DaemonEvent evt, CancellationToken cancellationToken);
@@ -56,6 +79,10 @@ public enum CommitOutcome
 
 /// <summary>Outcome of a commit; <see cref="OriginalMessageId"/> names the earlier result for duplicates.</summary>
 public sealed record CommitResult(CommitOutcome Outcome, string? OriginalMessageId = null);
+
+/// <summary>Outcome of <see cref="IResultSink.CommitResultsAsync"/>: outcomes of the first <c>Stored.Count</c> results;
+/// a non-null <see cref="Failure"/> means the rest were not stored.</summary>
+public sealed record BatchCommit(IReadOnlyList<CommitResult> Stored, Exception? Failure);
 
 /// <summary>Delivery state of a sink, shown by <c>fma-edge status</c>.</summary>
 /// <param name="Kind">"mqtt", "folder", ...</param>

@@ -17,20 +17,34 @@ public sealed class MqttResultSink(MqttPublisher publisher) : IResultSink
     public ValueTask<string?> FindCommittedAsync(string sourceId, string fileKey, CancellationToken cancellationToken) =>
         ValueTask.FromResult(publisher.FindPublished(sourceId, fileKey));
 
-    public ValueTask<CommitResult> CommitResultAsync(ImageResult r, CancellationToken cancellationToken)
+    public ValueTask<CommitResult> CommitResultAsync(ImageResult r, CancellationToken cancellationToken) =>
+        ValueTask.FromResult(ToOutcome(publisher.CommitResult(ToMessage(r), r.FileKey, DuplicatePolicy.Skip)));
+
+    /// <summary>All or nothing, in one outbox transaction: one fsync for the batch.</summary>
+    public ValueTask<BatchCommit> CommitResultsAsync(IReadOnlyList<ImageResult> results, CancellationToken cancellationToken)
     {
-        var message = ResultMessage.From(
-            r.Prediction,
-            new ResultOrigin(r.Session, r.Node, r.SourceId, r.Sequence, r.CapturedUtc),
-            new ImageRef(r.ImageId, r.ImagePath, r.Sha256, null, r.Width, r.Height),
-            new ModelRef(r.ModelId, null, r.ModelSha256, r.ExecutionProvider),
-            new MsgLatency(r.Latency.DecodeMs, r.Latency.PreprocessMs, r.Latency.InferMs, r.Latency.TotalMs),
-            r.MessageId);
-        var c = publisher.CommitResult(message, r.FileKey, DuplicatePolicy.Skip);
-        return ValueTask.FromResult(c.Status == CommitStatus.Enqueued
-            ? new CommitResult(CommitOutcome.Committed)
-            : new CommitResult(CommitOutcome.Duplicate, c.OriginalMessageId));
+        try
+        {
+            var commits = publisher.CommitResults(results.Select(r => (ToMessage(r), (string?)r.FileKey)).ToList(), DuplicatePolicy.Skip);
+            return ValueTask.FromResult(new BatchCommit(commits.Select(ToOutcome).ToList(), null));
+        }
+        catch (Exception e) when (e is not OperationCanceledException)
+        {
+            return ValueTask.FromResult(new BatchCommit([], e)); // nothing of the batch was stored
+        }
     }
+
+    private static ResultMessage ToMessage(ImageResult r) => ResultMessage.From(
+        r.Prediction,
+        new ResultOrigin(r.Session, r.Node, r.SourceId, r.Sequence, r.CapturedUtc),
+        new ImageRef(r.ImageId, r.ImagePath, r.Sha256, null, r.Width, r.Height),
+        new ModelRef(r.ModelId, null, r.ModelSha256, r.ExecutionProvider),
+        new MsgLatency(r.Latency.DecodeMs, r.Latency.PreprocessMs, r.Latency.InferMs, r.Latency.TotalMs),
+        r.MessageId);
+
+    private static CommitResult ToOutcome(JournalCommit c) => c.Status == CommitStatus.Enqueued
+        ? new CommitResult(CommitOutcome.Committed)
+        : new CommitResult(CommitOutcome.Duplicate, c.OriginalMessageId);
 
     public async ValueTask PublishStatsAsync(FmaEdge.Daemon.Status.StatusSnapshot s, CancellationToken cancellationToken)
     {

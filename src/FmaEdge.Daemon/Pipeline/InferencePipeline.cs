@@ -414,64 +414,115 @@ public sealed class InferencePipeline : IImageSink
         }
     }
 
+    // Results already waiting together are committed together: one durable write (fsync) for all of them instead of
+    // one per image, which capped a small model at ~190 images/s on a disk with 4 ms fsyncs. Nothing waits to fill a
+    // batch: a lone image is committed alone, at once.
+    private const int MaxCommitBatch = 64;
+
     private async Task PublishStageAsync(CancellationToken ct)
     {
         var hb = Heartbeats[2];
-        await foreach (var item in _toPublish.Reader.ReadAllAsync(ct))
+        var reader = _toPublish.Reader;
+        var ready = new List<Item>(MaxCommitBatch);
+        while (await reader.WaitToReadAsync(ct))
         {
             hb.Busy();
-            var outcome = await FinishAsync(item, ct);
-            await item.Work.Completion.CompleteAsync(item.Work, outcome, ct);
-            switch (outcome.Status)
+            ready.Clear();
+            while (ready.Count < MaxCommitBatch && reader.TryRead(out var next))
             {
-                case WorkStatus.Published:
-                    Interlocked.Increment(ref _published);
-                    break;
-                case WorkStatus.Failed:
-                    Interlocked.Increment(ref _failed);
-                    break;
-                case WorkStatus.Duplicate:
-                    Interlocked.Increment(ref _duplicates);
-                    break;
-                case WorkStatus.Skipped:
-                    Interlocked.Increment(ref _skipped);
-                    break;
-                default:
-                    Interlocked.Increment(ref _abandoned);
-                    break;
+                ready.Add(next);
             }
 
-            Finished?.Invoke(item.Work, outcome);
+            var outcomes = await FinishAsync(ready, ct);
+            for (var i = 0; i < ready.Count; i++)
+            {
+                var item = ready[i];
+                var outcome = outcomes[i];
+                await item.Work.Completion.CompleteAsync(item.Work, outcome, ct);
+                switch (outcome.Status)
+                {
+                    case WorkStatus.Published:
+                        Interlocked.Increment(ref _published);
+                        break;
+                    case WorkStatus.Failed:
+                        Interlocked.Increment(ref _failed);
+                        break;
+                    case WorkStatus.Duplicate:
+                        Interlocked.Increment(ref _duplicates);
+                        break;
+                    case WorkStatus.Skipped:
+                        Interlocked.Increment(ref _skipped);
+                        break;
+                    default:
+                        Interlocked.Increment(ref _abandoned);
+                        break;
+                }
+
+                Finished?.Invoke(item.Work, outcome);
+            }
+
             hb.Idle();
         }
     }
 
-    private async ValueTask<WorkOutcome> FinishAsync(Item item, CancellationToken ct)
+    /// <summary>Outcomes for a run of items in order: the classified ones are committed in one batch first, then each
+    /// item is reported (events, logs, latency) in its order.</summary>
+    private async ValueTask<WorkOutcome[]> FinishAsync(List<Item> items, CancellationToken ct)
     {
-        var w = item.Work;
-        if (item.EarlyOutcome is { } early)
+        var toCommit = new List<ImageResult>(items.Count);
+        foreach (var item in items)
         {
-            switch (early.Status)
+            if (item.EarlyOutcome is null)
             {
-                case WorkStatus.Failed:
-                    _failedByReason.AddOrUpdate(early.Reason!, 1, (_, n) => n + 1);
-                    Log.BadImage(_log, w.SourceId, w.ImageId, early.Reason!, item.FailDetail ?? "");
-                    await Events.EmitAsync(_sink, _log, new DaemonEvent(EventKinds.BadImage, "warning",
-                        $"{w.ImageId} set aside: {early.Reason}: {item.FailDetail}", _time.GetUtcNow(), w.SourceId, w.FilePath ?? w.ImageId, early.Reason)
-                    {
-                        Data = item.Sha256 is null ? null : new Dictionary<string, string> { ["sha256"] = item.Sha256 },
-                    }, ct);
-                    return new WorkOutcome(WorkStatus.Failed, $"{early.Reason}: {item.FailDetail}");
-                case WorkStatus.Duplicate:
-                    return await ReportDuplicateAsync(item, early.MessageId, ct);
-                default:
-                    return early; // leave mode: already published before a restart, silently skipped
+                toCommit.Add(BuildResult(item));
             }
         }
 
-        var p = item.Prediction!;
-        var total = Stopwatch.GetElapsedTime(w.ArrivalTimestamp).TotalMilliseconds;
-        var result = new ImageResult
+        var batch = toCommit.Count == 0 ? null : await _sink.CommitResultsAsync(toCommit, ct);
+        var outcomes = new WorkOutcome[items.Count];
+        var k = 0;
+        for (var i = 0; i < items.Count; i++)
+        {
+            if (items[i].EarlyOutcome is { } early)
+            {
+                outcomes[i] = await FinishEarlyAsync(items[i], early, ct);
+                continue;
+            }
+
+            outcomes[i] = k < batch!.Stored.Count
+                ? await AfterCommitAsync(items[i], toCommit[k], batch.Stored[k], ct)
+                : await CommitFailedAsync(items[i], batch.Failure ?? new InvalidOperationException("the sink stored fewer results than it was given"), ct);
+            k++;
+        }
+
+        return outcomes;
+    }
+
+    private async ValueTask<WorkOutcome> FinishEarlyAsync(Item item, WorkOutcome early, CancellationToken ct)
+    {
+        var w = item.Work;
+        switch (early.Status)
+        {
+            case WorkStatus.Failed:
+                _failedByReason.AddOrUpdate(early.Reason!, 1, (_, n) => n + 1);
+                Log.BadImage(_log, w.SourceId, w.ImageId, early.Reason!, item.FailDetail ?? "");
+                await Events.EmitAsync(_sink, _log, new DaemonEvent(EventKinds.BadImage, "warning",
+                    $"{w.ImageId} set aside: {early.Reason}: {item.FailDetail}", _time.GetUtcNow(), w.SourceId, w.FilePath ?? w.ImageId, early.Reason)
+                {
+                    Data = item.Sha256 is null ? null : new Dictionary<string, string> { ["sha256"] = item.Sha256 },
+                }, ct);
+                return new WorkOutcome(WorkStatus.Failed, $"{early.Reason}: {item.FailDetail}");
+            case WorkStatus.Duplicate:
+                return await ReportDuplicateAsync(item, early.MessageId, ct);
+            default:
+                return early; // leave mode: already published before a restart, silently skipped
+        }
+    }
+
+    private ImageResult BuildResult(Item item)
+    {
+        var w = item.Work;
+        return new ImageResult
         {
             MessageId = Guid.NewGuid().ToString("N"),
             Node = _node,
@@ -489,32 +540,31 @@ public sealed class InferencePipeline : IImageSink
             ExecutionProvider = item.Model.ExecutionProvider,
             Width = item.Width,
             Height = item.Height,
-            Prediction = p,
-            Latency = new StageLatency(item.DecodeMs, item.PreprocessMs, item.InferMs, total),
+            Prediction = item.Prediction!,
+            Latency = new StageLatency(item.DecodeMs, item.PreprocessMs, item.InferMs, Stopwatch.GetElapsedTime(w.ArrivalTimestamp).TotalMilliseconds),
         };
+    }
 
-        CommitResult commit;
-        try
+    private async ValueTask<WorkOutcome> CommitFailedAsync(Item item, Exception e, CancellationToken ct)
+    {
+        // Not durably stored: the file must stay where it is and be retried, never reported lost.
+        var w = item.Work;
+        Log.CommitFailed(_log, w.SourceId, w.ImageId, e.Message);
+        var first = LastAbandon is null;
+        NoteAbandoned("results cannot be stored: " + e.Message);
+        if (first)
         {
-            commit = await _sink.CommitResultAsync(result, ct);
-        }
-        catch (Exception e) when (e is not OperationCanceledException)
-        {
-            // Not durably stored: the file must stay where it is and be retried, never reported lost.
-            Log.CommitFailed(_log, w.SourceId, w.ImageId, e.Message);
-            var first = LastAbandon is null;
-            NoteAbandoned("results cannot be stored: " + e.Message);
-            if (first)
-            {
-                // Once per episode: the floor learns why results stopped (the sink sends it directly when its own store
-                // is what failed).
-                await Events.EmitAsync(_sink, _log, new DaemonEvent(EventKinds.StoreFailed, "error",
-                    $"results cannot be stored: {e.Message}; files are kept and retried", _time.GetUtcNow(), w.SourceId, w.FilePath ?? w.ImageId, e.Message), ct);
-            }
-
-            return new WorkOutcome(WorkStatus.Abandoned, "commit failed: " + e.Message);
+            // Once per episode: the floor learns why results stopped (the sink sends it directly when its own store
+            // is what failed).
+            await Events.EmitAsync(_sink, _log, new DaemonEvent(EventKinds.StoreFailed, "error",
+                $"results cannot be stored: {e.Message}; files are kept and retried", _time.GetUtcNow(), w.SourceId, w.FilePath ?? w.ImageId, e.Message), ct);
         }
 
+        return new WorkOutcome(WorkStatus.Abandoned, "commit failed: " + e.Message);
+    }
+
+    private async ValueTask<WorkOutcome> AfterCommitAsync(Item item, ImageResult result, CommitResult commit, CancellationToken ct)
+    {
         // Stored again: the episode is over, status need not stay degraded for the rest of the minute.
         LastAbandon = null;
 
@@ -523,11 +573,13 @@ public sealed class InferencePipeline : IImageSink
             return await ReportDuplicateAsync(item, commit.OriginalMessageId, ct);
         }
 
+        var w = item.Work;
+        var p = result.Prediction;
         DecodeLatency.Record(item.DecodeMs);
         PreprocessLatency.Record(item.PreprocessMs);
         InferLatency.Record(item.InferMs);
-        TotalLatency.Record(total);
-        Log.Classified(_log, w.SourceId, w.ImageId, p.Path[^1].Label, p.Path[^1].Confidence, total);
+        TotalLatency.Record(result.Latency.TotalMs);
+        Log.Classified(_log, w.SourceId, w.ImageId, p.Path[^1].Label, p.Path[^1].Confidence, result.Latency.TotalMs);
         return new WorkOutcome(WorkStatus.Published, MessageId: result.MessageId);
     }
 

@@ -42,6 +42,9 @@ public sealed record OutboxRow(long Seq, string Kind, string Topic, string Messa
 /// <summary>Raised in the result of an insert that had to drop messages to stay under the cap.</summary>
 public sealed record CapDrop(int Dropped, long DroppedBytes);
 
+/// <summary>One result for <see cref="SqliteOutbox.CommitResults"/>: its topic, message and file key (journal).</summary>
+public readonly record struct ResultToCommit(string Topic, ResultMessage Message, string? FileKey);
+
 /// <summary>The durable store-and-forward queue and the published journal, in one SQLite file (WAL,
 /// synchronous=FULL): a row is on disk before Enqueue/CommitResult returns, so it survives a crash, kill -9 or
 /// power loss, and a journal entry is written in the same transaction as its outbox row. Rows come back in
@@ -167,41 +170,69 @@ public sealed class SqliteOutbox : IDisposable
         DuplicatePolicy policy, long generation)
     {
         ArgumentNullException.ThrowIfNull(message);
+        var (commits, drop) = CommitResults([new ResultToCommit(topic, message, fileKey)], policy, generation);
+        return (commits[0], drop);
+    }
+
+    /// <summary>Group commit: journals and queues every result in one transaction, so one fsync covers them all.
+    /// All or nothing: when it throws (disk full, ...) none of them is stored. Each result is judged as if committed
+    /// alone in order: a file key repeated inside the batch is a duplicate of its first occurrence.</summary>
+    public (IReadOnlyList<JournalCommit> Commits, CapDrop? Drop) CommitResults(IReadOnlyList<ResultToCommit> results, DuplicatePolicy policy, long generation)
+    {
+        ArgumentNullException.ThrowIfNull(results);
         lock (_gate)
         {
             ThrowIfDisposed();
             using var tx = _db.BeginTransaction();
-            string? original = null;
-            if (!string.IsNullOrEmpty(fileKey))
+            var commits = new List<JournalCommit>(results.Count);
+            CapDrop? drops = null;
+            // The in-memory depth/bytes follow each insert (the cap is checked per row); restored if the batch fails.
+            var (depth, bytesHeld, capped) = (_depth, _bytes, _droppedByCap);
+            try
             {
-                original = LookupJournal(tx, message.Source, fileKey);
-                if (original is not null && policy == DuplicatePolicy.Skip)
+                foreach (var (topic, message, fileKey) in results)
                 {
-                    tx.Rollback();
-                    return (new JournalCommit(CommitStatus.DuplicateSkipped, original, original, 0), null);
+                    string? original = null;
+                    if (!string.IsNullOrEmpty(fileKey))
+                    {
+                        original = LookupJournal(tx, message.Source, fileKey);
+                        if (original is not null && policy == DuplicatePolicy.Skip)
+                        {
+                            commits.Add(new JournalCommit(CommitStatus.DuplicateSkipped, original, original, 0));
+                            continue;
+                        }
+                    }
+
+                    var toStore = original is null ? message : message with { Duplicate = true, DuplicateOf = original };
+                    var payload = MessageJson.Serialize(toStore);
+                    var drop = MakeRoom(tx, payload.Length);
+                    var seq = Insert(tx, KindResult, topic, message.MessageId, message.Session, generation, payload);
+                    Account(payload.Length, drop);
+                    drops = drop is null ? drops : new CapDrop((drops?.Dropped ?? 0) + drop.Dropped, (drops?.DroppedBytes ?? 0) + drop.DroppedBytes);
+                    if (!string.IsNullOrEmpty(fileKey) && original is null)
+                    {
+                        using var j = _db.CreateCommand();
+                        j.Transaction = tx;
+                        j.CommandText = "INSERT INTO journal(source, file_key, message_id, committed_ms) VALUES ($s, $k, $m, $t)";
+                        j.Parameters.AddWithValue("$s", message.Source);
+                        j.Parameters.AddWithValue("$k", fileKey);
+                        j.Parameters.AddWithValue("$m", message.MessageId);
+                        j.Parameters.AddWithValue("$t", _time.GetUtcNow().ToUnixTimeMilliseconds());
+                        j.ExecuteNonQuery();
+                    }
+
+                    commits.Add(new JournalCommit(original is null ? CommitStatus.Enqueued : CommitStatus.DuplicateEnqueued, message.MessageId, original, seq));
                 }
-            }
 
-            var toStore = original is null ? message : message with { Duplicate = true, DuplicateOf = original };
-            var payload = MessageJson.Serialize(toStore);
-            var drop = MakeRoom(tx, payload.Length);
-            var seq = Insert(tx, KindResult, topic, message.MessageId, message.Session, generation, payload);
-            if (!string.IsNullOrEmpty(fileKey) && original is null)
+                tx.Commit();
+            }
+            catch
             {
-                using var j = _db.CreateCommand();
-                j.Transaction = tx;
-                j.CommandText = "INSERT INTO journal(source, file_key, message_id, committed_ms) VALUES ($s, $k, $m, $t)";
-                j.Parameters.AddWithValue("$s", message.Source);
-                j.Parameters.AddWithValue("$k", fileKey);
-                j.Parameters.AddWithValue("$m", message.MessageId);
-                j.Parameters.AddWithValue("$t", _time.GetUtcNow().ToUnixTimeMilliseconds());
-                j.ExecuteNonQuery();
+                (_depth, _bytes, _droppedByCap) = (depth, bytesHeld, capped);
+                throw;
             }
 
-            tx.Commit();
-            Account(payload.Length, drop);
-            var status = original is null ? CommitStatus.Enqueued : CommitStatus.DuplicateEnqueued;
-            return (new JournalCommit(status, message.MessageId, original, seq), drop);
+            return (commits, drops);
         }
     }
 

@@ -186,11 +186,20 @@ public sealed partial class MqttPublisher : IHostedService, IAsyncDisposable
     public JournalCommit CommitResult(ResultMessage result, string? fileKey = null, DuplicatePolicy policy = DuplicatePolicy.Skip)
     {
         ArgumentNullException.ThrowIfNull(result);
+        return CommitResults([(result, fileKey)], policy)[0];
+    }
+
+    /// <summary>Group commit of several results: one transaction and one fsync for all of them, all or nothing
+    /// (throws with none stored). Each is judged as <see cref="CommitResult"/> would judge it, in order.</summary>
+    public IReadOnlyList<JournalCommit> CommitResults(IReadOnlyList<(ResultMessage Result, string? FileKey)> results, DuplicatePolicy policy = DuplicatePolicy.Skip)
+    {
+        ArgumentNullException.ThrowIfNull(results);
         ThrowIfDisposed();
-        var stamped = result with { EnqueuedAt = _time.GetUtcNow() };
-        var (commit, drop) = _outbox.CommitResult(Topics.Result(result.Source), stamped, fileKey, policy, CurrentGeneration);
+        var now = _time.GetUtcNow();
+        var rows = results.Select(r => new ResultToCommit(Topics.Result(r.Result.Source), r.Result with { EnqueuedAt = now }, r.FileKey)).ToList();
+        var (commits, drop) = _outbox.CommitResults(rows, policy, CurrentGeneration);
         AfterInsert(drop);
-        return commit;
+        return commits;
     }
 
     /// <summary>The message id under which (source, fileKey) was published, or null when it was not (or its

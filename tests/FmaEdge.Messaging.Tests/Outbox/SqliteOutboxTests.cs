@@ -91,6 +91,55 @@ public sealed class SqliteOutboxTests
     }
 
     [Fact]
+    public void CommitResults_Batch_OneTransactionJudgedInOrderWithDuplicatesInsideAndBefore()
+    {
+        using var dir = new TempFolder("outbox");
+        var path = dir.File("o.db");
+        using (var box = new SqliteOutbox(path, 1000, 10_000_000))
+        {
+            var before = box.CommitResult("t", Result(0), "old.png|1", DuplicatePolicy.Skip, 0).Commit;
+            var (commits, drop) = box.CommitResults(
+            [
+                new ResultToCommit("t", Result(1), "a.png|1"),
+                new ResultToCommit("t", Result(2), "old.png|1"), // journalled before the batch
+                new ResultToCommit("t", Result(3), "b.png|1"),
+                new ResultToCommit("t", Result(4), "a.png|1"), // repeated inside the batch
+                new ResultToCommit("t", Result(5), null),
+            ], DuplicatePolicy.Skip, 0);
+
+            Assert.Null(drop);
+            Assert.Equal([CommitStatus.Enqueued, CommitStatus.DuplicateSkipped, CommitStatus.Enqueued, CommitStatus.DuplicateSkipped, CommitStatus.Enqueued],
+                commits.Select(c => c.Status));
+            Assert.Equal(before.MessageId, commits[1].OriginalMessageId);
+            Assert.Equal(commits[0].MessageId, commits[3].OriginalMessageId);
+            Assert.True(commits[0].OutboxSeq < commits[2].OutboxSeq && commits[2].OutboxSeq < commits[4].OutboxSeq);
+            Assert.Equal(4, box.Stats.Depth);
+            Assert.Equal(box.Peek(100).Sum(r => (long)r.Payload.Length), box.Stats.Bytes);
+        }
+
+        // Durable: a new process sees the rows and the journal.
+        using var again = new SqliteOutbox(path, 1000, 10_000_000);
+        Assert.Equal(4, again.Stats.Depth);
+        Assert.NotNull(again.FindJournalled("src", "b.png|1"));
+    }
+
+    [Fact]
+    public void CommitResults_OneRowCannotBeStored_NoneOfTheBatchIsStoredAndCountsStay()
+    {
+        using var dir = new TempFolder("outbox");
+        using var box = new SqliteOutbox(dir.File("o.db"), 1000, 8 * 1024);
+        box.CommitResult("t", Result(0), "a.png|1", DuplicatePolicy.Skip, 0);
+        var (depth, bytes) = (box.Stats.Depth, box.Stats.Bytes);
+        var huge = Result(2) with { Model = Samples.Model with { Id = new string('x', 10_000) } }; // over the 8 KiB cap
+        Assert.Throws<ArgumentException>(() => box.CommitResults(
+            [new ResultToCommit("t", Result(1), "b.png|1"), new ResultToCommit("t", huge, "c.png|1")], DuplicatePolicy.Skip, 0));
+
+        Assert.Equal((depth, bytes), (box.Stats.Depth, box.Stats.Bytes));
+        Assert.Single(box.Peek(100));
+        Assert.Null(box.FindJournalled("src", "b.png|1")); // the first row of the batch was rolled back with it
+    }
+
+    [Fact]
     public void Enqueue_OverMessageCap_DropsOldestResultsButKeepsEvents()
     {
         using var dir = new TempFolder("outbox");
