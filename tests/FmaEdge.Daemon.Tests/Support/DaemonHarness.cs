@@ -35,7 +35,7 @@ public sealed class DaemonHarness : IAsyncDisposable
     public JsonFolderResultSink Sink => _host.Services.GetRequiredService<IResultSink>() switch
     {
         JsonFolderResultSink j => j,
-        FlakySink f => f.Inner,
+        IWrapsFolderSink w => w.Inner,
         var other => throw new InvalidOperationException($"unexpected sink {other.GetType().Name}"),
     };
     public InferencePipeline Pipeline => _host.Services.GetRequiredService<InferencePipeline>();

@@ -3,7 +3,7 @@ using FmaEdge.Daemon.Output;
 namespace FmaEdge.Daemon.Tests.Support;
 
 /// <summary>A real <see cref="JsonFolderResultSink"/> whose commits fail (as on a full disk) while <see cref="Failing"/> is set.</summary>
-public sealed class FlakySink(JsonFolderResultSink inner) : IResultSink
+public sealed class FlakySink(JsonFolderResultSink inner) : IResultSink, IWrapsFolderSink
 {
     public JsonFolderResultSink Inner { get; } = inner;
 
@@ -40,4 +40,10 @@ public sealed class FlakySink(JsonFolderResultSink inner) : IResultSink
     public Task StopAsync(CancellationToken cancellationToken) => Inner.StopAsync(cancellationToken);
 
     public ValueTask DisposeAsync() => Inner.DisposeAsync();
+}
+
+/// <summary>A test sink that stores through a real <see cref="JsonFolderResultSink"/>, which the harness reads results from.</summary>
+public interface IWrapsFolderSink
+{
+    JsonFolderResultSink Inner { get; }
 }
