@@ -36,18 +36,15 @@ public sealed class GroupCommitTests
 
     /// <summary>Commits one by one into a real folder sink, recording batch sizes; the first batch of more than
     /// <see cref="FailAfterInFirstBigBatch"/> results stores only that many and reports a failure for the rest.</summary>
-    private sealed class BatchRecordingSink(JsonFolderResultSink inner) : IResultSink, IWrapsFolderSink
+    private sealed class BatchRecordingSink(JsonFolderResultSink inner) : FolderSinkWrapper(inner), IResultSink
     {
-        public JsonFolderResultSink Inner => inner;
-
         public List<int> Batches { get; } = [];
 
         public int FailAfterInFirstBigBatch { get; init; } = int.MaxValue;
 
         public int PartialFailures;
 
-        public SinkState State => inner.State;
-
+        // Re-implements IResultSink's batch commit (the base forwards only the one-by-one commit).
         public async ValueTask<BatchCommit> CommitResultsAsync(IReadOnlyList<ImageResult> results, CancellationToken cancellationToken)
         {
             lock (Batches)
@@ -64,29 +61,10 @@ public sealed class GroupCommitTests
                     return new BatchCommit(stored, new IOException("No space left on device"));
                 }
 
-                stored.Add(await inner.CommitResultAsync(r, cancellationToken));
+                stored.Add(await Inner.CommitResultAsync(r, cancellationToken));
             }
 
             return new BatchCommit(stored, null);
         }
-
-        public Task StartAsync(CancellationToken cancellationToken) => inner.StartAsync(cancellationToken);
-
-        public ValueTask<string?> FindCommittedAsync(string sourceId, string fileKey, CancellationToken cancellationToken) =>
-            inner.FindCommittedAsync(sourceId, fileKey, cancellationToken);
-
-        public ValueTask<CommitResult> CommitResultAsync(ImageResult result, CancellationToken cancellationToken) => inner.CommitResultAsync(result, cancellationToken);
-
-        public ValueTask PublishEventAsync(DaemonEvent evt, CancellationToken cancellationToken) => inner.PublishEventAsync(evt, cancellationToken);
-
-        public ValueTask PublishStatusAsync(NodeStatus status, CancellationToken cancellationToken) => inner.PublishStatusAsync(status, cancellationToken);
-
-        public ValueTask PublishModelAsync(ModelDescription model, CancellationToken cancellationToken) => inner.PublishModelAsync(model, cancellationToken);
-
-        public ValueTask PublishStatsAsync(FmaEdge.Daemon.Status.StatusSnapshot stats, CancellationToken cancellationToken) => inner.PublishStatsAsync(stats, cancellationToken);
-
-        public Task StopAsync(CancellationToken cancellationToken) => inner.StopAsync(cancellationToken);
-
-        public ValueTask DisposeAsync() => inner.DisposeAsync();
     }
 }

@@ -35,7 +35,7 @@ public sealed class DaemonHarness : IAsyncDisposable
     public JsonFolderResultSink Sink => _host.Services.GetRequiredService<IResultSink>() switch
     {
         JsonFolderResultSink j => j,
-        IWrapsFolderSink w => w.Inner,
+        FolderSinkWrapper w => w.Inner,
         var other => throw new InvalidOperationException($"unexpected sink {other.GetType().Name}"),
     };
     public InferencePipeline Pipeline => _host.Services.GetRequiredService<InferencePipeline>();

@@ -2,14 +2,11 @@ using FmaEdge.Daemon.Output;
 
 namespace FmaEdge.Daemon.Tests.Support;
 
-/// <summary>A real <see cref="JsonFolderResultSink"/> whose commits fail (as on a full disk) while <see cref="Failing"/> is set.</summary>
-public sealed class FlakySink(JsonFolderResultSink inner) : IResultSink, IWrapsFolderSink
+/// <summary>A test sink that stores through a real <see cref="JsonFolderResultSink"/> (which the harness reads results
+/// from) and forwards everything to it; subclasses change the commit path only.</summary>
+public abstract class FolderSinkWrapper(JsonFolderResultSink inner) : IResultSink
 {
     public JsonFolderResultSink Inner { get; } = inner;
-
-    public volatile bool Failing;
-
-    public int FailedCommits;
 
     public SinkState State => Inner.State;
 
@@ -18,16 +15,8 @@ public sealed class FlakySink(JsonFolderResultSink inner) : IResultSink, IWrapsF
     public ValueTask<string?> FindCommittedAsync(string sourceId, string fileKey, CancellationToken cancellationToken) =>
         Inner.FindCommittedAsync(sourceId, fileKey, cancellationToken);
 
-    public ValueTask<CommitResult> CommitResultAsync(ImageResult result, CancellationToken cancellationToken)
-    {
-        if (Failing)
-        {
-            Interlocked.Increment(ref FailedCommits);
-            throw new IOException("No space left on device");
-        }
-
-        return Inner.CommitResultAsync(result, cancellationToken);
-    }
+    public virtual ValueTask<CommitResult> CommitResultAsync(ImageResult result, CancellationToken cancellationToken) =>
+        Inner.CommitResultAsync(result, cancellationToken);
 
     public ValueTask PublishEventAsync(DaemonEvent evt, CancellationToken cancellationToken) => Inner.PublishEventAsync(evt, cancellationToken);
 
@@ -42,8 +31,21 @@ public sealed class FlakySink(JsonFolderResultSink inner) : IResultSink, IWrapsF
     public ValueTask DisposeAsync() => Inner.DisposeAsync();
 }
 
-/// <summary>A test sink that stores through a real <see cref="JsonFolderResultSink"/>, which the harness reads results from.</summary>
-public interface IWrapsFolderSink
+/// <summary>A real <see cref="JsonFolderResultSink"/> whose commits fail (as on a full disk) while <see cref="Failing"/> is set.</summary>
+public sealed class FlakySink(JsonFolderResultSink inner) : FolderSinkWrapper(inner)
 {
-    JsonFolderResultSink Inner { get; }
+    public volatile bool Failing;
+
+    public int FailedCommits;
+
+    public override ValueTask<CommitResult> CommitResultAsync(ImageResult result, CancellationToken cancellationToken)
+    {
+        if (Failing)
+        {
+            Interlocked.Increment(ref FailedCommits);
+            throw new IOException("No space left on device");
+        }
+
+        return Inner.CommitResultAsync(result, cancellationToken);
+    }
 }

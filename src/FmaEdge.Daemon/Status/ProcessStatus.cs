@@ -1,5 +1,3 @@
-using System.Runtime;
-
 namespace FmaEdge.Daemon.Status;
 
 /// <summary>The daemon process's own resources, so an operator (and the soak) can tell managed-heap growth from native
@@ -13,13 +11,14 @@ public sealed record ProcessStatus(double RssMiB, double ManagedHeapMiB, double 
     public static ProcessStatus Measure()
     {
         var gc = GC.GetGCMemoryInfo();
+        var (rssKiB, threads) = ReadProcStatus();
         return new ProcessStatus(
-            Math.Round(ReadStatusKiB("VmRSS:") / 1024.0, 1),
+            Math.Round(rssKiB / 1024.0, 1),
             Math.Round(gc.HeapSizeBytes / MiB, 1),
             Math.Round(gc.TotalCommittedBytes / MiB, 1),
             Math.Round(SqliteBytes() / MiB, 1),
             CountEntries("/proc/self/fd"),
-            (int)ReadStatusKiB("Threads:"),
+            (int)threads,
             [GC.CollectionCount(0), GC.CollectionCount(1), GC.CollectionCount(2)]);
     }
 
@@ -37,29 +36,33 @@ public sealed record ProcessStatus(double RssMiB, double ManagedHeapMiB, double 
         }
     }
 
-    /// <summary>A numeric field of /proc/self/status (kB for memory fields), or -1.</summary>
-    private static long ReadStatusKiB(string field)
+    /// <summary>VmRSS (kB) and Threads from one read of /proc/self/status; -1 for what cannot be read.</summary>
+    private static (long RssKiB, long Threads) ReadProcStatus()
     {
+        long rss = -1, threads = -1;
         try
         {
             foreach (var line in File.ReadLines("/proc/self/status"))
             {
-                if (line.StartsWith(field, StringComparison.Ordinal))
+                if (line.StartsWith("VmRSS:", StringComparison.Ordinal))
                 {
-                    var value = line[field.Length..].Trim().Split(' ')[0];
-                    return long.TryParse(value, System.Globalization.NumberStyles.Integer, System.Globalization.CultureInfo.InvariantCulture, out var n) ? n : -1;
+                    rss = FirstNumber(line["VmRSS:".Length..]);
+                }
+                else if (line.StartsWith("Threads:", StringComparison.Ordinal))
+                {
+                    threads = FirstNumber(line["Threads:".Length..]);
                 }
             }
         }
-        catch (IOException)
-        {
-        }
-        catch (UnauthorizedAccessException)
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {
         }
 
-        return -1;
+        return (rss, threads);
     }
+
+    private static long FirstNumber(string text) =>
+        long.TryParse(text.Trim().Split(' ')[0], System.Globalization.NumberStyles.Integer, System.Globalization.CultureInfo.InvariantCulture, out var n) ? n : -1;
 
     private static int CountEntries(string dir)
     {
