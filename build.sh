@@ -7,6 +7,7 @@
 #   ./build.sh publish [linux-x64|linux-arm64]   framework-dependent publish of fma-edge for a target
 #   ./build.sh bench      benchmarks (figures, not pass/fail): fma-edge bench (ceiling ratio, stages, preprocessing,
 #                         hot-swap) on the shipped model and on ConvNeXt-T@224, then the fma-train throughput benches
+#   ./build.sh test-stress   the suite 5 times from a private clone with a CPU hog beside it (docs/reliability.md)
 #   ./build.sh soak       the long soak: 20,000 real images through fma-edge run with mosquitto bounced (docs/reliability.md)
 #   ./build.sh deps       only install system packages
 #   ./build.sh format     check code formatting (dotnet format --verify-no-changes)
@@ -25,6 +26,8 @@ RUNTIME_PKGS=(libgtk-3-0)
 TEST_PKGS=(mosquitto mosquitto-clients)
 # The soak also summarises the received results with jq.
 SOAK_PKGS=(mosquitto mosquitto-clients jq)
+# The stress run of the suite keeps both cores busy with stress-ng.
+STRESS_PKGS=(stress-ng)
 
 apt_install() {
   local missing=()
@@ -114,7 +117,8 @@ case "$cmd" in
   demo) build; exec "$ROOT/tools/scripts/demo.sh" "$@" ;;
   publish) publish "$@" ;;
   bench) build; exec "$ROOT/tools/scripts/bench.sh" "$@" ;;
+  test-stress) check_dotnet; apt_install "${RUNTIME_PKGS[@]}" "${TEST_PKGS[@]}" "${STRESS_PKGS[@]}"; exec "$ROOT/tools/scripts/test-stress.sh" "$@" ;;
   soak) build; apt_install "${SOAK_PKGS[@]}"; exec "$ROOT/tools/scripts/soak.sh" "$@" ;;
   format) check_dotnet; dotnet format FmaEdge.sln --verify-no-changes ;;
-  *) die "unknown command '$cmd' (build, demo, test, publish, bench, soak, deps, format)" ;;
+  *) die "unknown command '$cmd' (build, demo, test, test-stress, publish, bench, soak, deps, format)" ;;
 esac
