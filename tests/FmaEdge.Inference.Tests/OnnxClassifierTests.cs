@@ -1,5 +1,6 @@
 using FmaEdge.Core.Contract;
 using FmaEdge.Core.Taxonomy;
+using FmaEdge.Evaluation.Datasets;
 using FmaEdge.Inference;
 using FmaEdge.TestSupport;
 using FmaEdge.Vision;
@@ -102,7 +103,7 @@ public sealed class OnnxClassifierTests : IClassFixture<OnnxClassifierTests.Mode
     {
         // One image per leaf from the real validation split; the demo model was trained on train only.
         var c = _fx.Classifier;
-        var val = TaxonomyLoader.ScanFolder(TestPaths.DatasetVal, c.Model.Tree);
+        var val = DatasetLoader.ScanFolder(TestPaths.DatasetVal, c.Model.Tree);
         var picks = val.Images.GroupBy(i => i.Leaf).Select(g => g.First()).ToList();
         var rightL1 = 0;
         foreach (var img in picks)

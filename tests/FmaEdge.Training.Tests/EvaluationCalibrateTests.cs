@@ -1,5 +1,6 @@
 using FmaEdge.Core.Contract;
 using FmaEdge.Core.Taxonomy;
+using FmaEdge.Evaluation.Datasets;
 using FmaEdge.TestSupport;
 using FmaEdge.Training.Calibration;
 using FmaEdge.Training.Evaluation;
@@ -67,7 +68,7 @@ public sealed class EvaluationCalibrateTests(EvaluationFixture fixture) : IClass
     public void Calibrate_InMemoryStratifiedSplit_UsesExactlyThoseImages()
     {
         var output = Path.Combine(fixture.Folder.Path, $"split-{Guid.NewGuid():N}.onnx");
-        var (_, half) = TaxonomyLoader.ScanFolder(TestPaths.DatasetVal).SplitStratified(0.5, seed: 3);
+        var (_, half) = DatasetLoader.ScanFolder(TestPaths.DatasetVal).SplitStratified(0.5, seed: 3);
 
         var run = ModelCalibrator.Calibrate(fixture.ModelPath, half, new CalibrationOptions { OutputPath = output });
 
@@ -80,7 +81,7 @@ public sealed class EvaluationCalibrateTests(EvaluationFixture fixture) : IClass
     public void Calibrate_DatasetLabelledInAnotherTree_RefusedBeforeWriting()
     {
         var output = Path.Combine(fixture.Folder.Path, $"othertree-{Guid.NewGuid():N}.onnx");
-        var renamed = TaxonomyLoader.ScanFolder(TestPaths.DatasetVal, levelNames: ["material", "family", "type"]);
+        var renamed = DatasetLoader.ScanFolder(TestPaths.DatasetVal, levelNames: ["material", "family", "type"]);
 
         Assert.Throws<ArgumentException>(() => ModelCalibrator.Calibrate(fixture.ModelPath, renamed, new CalibrationOptions { OutputPath = output }));
         Assert.False(File.Exists(output));

@@ -1,6 +1,7 @@
 using System.Text.Json.Nodes;
 using FmaEdge.Core.Contract;
 using FmaEdge.Core.Taxonomy;
+using FmaEdge.Evaluation.Datasets;
 using FmaEdge.TestSupport;
 using FmaEdge.Vision;
 using Google.Protobuf;
@@ -22,7 +23,7 @@ public sealed class EvaluationFixture : IDisposable
     public EvaluationFixture()
     {
         Folder = new TempFolder("eval");
-        var train = TaxonomyLoader.ScanFolder(TestPaths.DatasetTrain);
+        var train = DatasetLoader.ScanFolder(TestPaths.DatasetTrain);
         Tree = train.Tree;
         var manifest = ModelManifest.For(Tree) with
         {

@@ -1,7 +1,8 @@
 using System.Text.Json.Nodes;
 using FmaEdge.Core.Decoding;
-using FmaEdge.Core.Metrics;
 using FmaEdge.Core.Taxonomy;
+using FmaEdge.Evaluation.Datasets;
+using FmaEdge.Evaluation.Metrics;
 using FmaEdge.Inference;
 using FmaEdge.TestSupport;
 using FmaEdge.Training.Evaluation;
@@ -36,7 +37,7 @@ public sealed class EvaluationTests(EvaluationFixture fixture) : IClassFixture<E
         var result = ModelEvaluator.Evaluate(fixture.ModelPath, TestPaths.DatasetVal, Options());
 
         var m = result.Metrics;
-        Assert.Equal(TaxonomyLoader.ScanFolder(TestPaths.DatasetVal, fixture.Tree).Images.Count, m.Images);
+        Assert.Equal(DatasetLoader.ScanFolder(TestPaths.DatasetVal, fixture.Tree).Images.Count, m.Images);
         Assert.Empty(result.Skipped);
         Assert.Equal("cpu", result.ExecutionProvider);
         for (var l = 0; l < m.Levels.Count; l++)
@@ -147,7 +148,7 @@ public sealed class EvaluationTests(EvaluationFixture fixture) : IClassFixture<E
     {
         using var folder = new TempFolder("eval-csv");
         var data = CopyVal(folder, 2);
-        var scanned = TaxonomyLoader.ScanFolder(data, fixture.Tree);
+        var scanned = DatasetLoader.ScanFolder(data, fixture.Tree);
         var csv = Path.Combine(folder.Path, "val.csv");
         File.WriteAllLines(csv, ["path,leaf", .. scanned.Images.Select(i => $"{Path.GetRelativePath(folder.Path, i.Path)},{fixture.Tree.Leaves[i.Leaf].Path}")]);
 

@@ -1,7 +1,7 @@
 using System.Text.Json.Nodes;
 using System.Text.RegularExpressions;
 using System.Xml.Linq;
-using FmaEdge.Core.Calibration;
+using FmaEdge.Evaluation.Calibration;
 using FmaEdge.TestSupport;
 using FmaEdge.Training.Evaluation;
 using FmaEdge.Training.Reporting;

@@ -1,4 +1,5 @@
 using FmaEdge.Core.Taxonomy;
+using FmaEdge.Evaluation.Datasets;
 using FmaEdge.TestSupport;
 using FmaEdge.Training.Native;
 
@@ -7,7 +8,7 @@ namespace FmaEdge.Training.Tests;
 /// <summary>The real dataset's tree and a few real images, loaded once per test run.</summary>
 internal static class TestData
 {
-    private static readonly Lazy<LabeledDataset> TrainSet = new(() => TaxonomyLoader.ScanFolder(TestPaths.DatasetTrain));
+    private static readonly Lazy<LabeledDataset> TrainSet = new(() => DatasetLoader.ScanFolder(TestPaths.DatasetTrain));
 
     static TestData() => TorchNative.EnsureLoaded();
 
@@ -22,7 +23,7 @@ internal static class TestData
     /// <summary>A small real subset of a split with the train tree's class indices: up to <paramref name="perLeaf"/> per leaf.</summary>
     public static LabeledDataset Subset(string split, int perLeaf)
     {
-        var ds = split == "train" ? Train : TaxonomyLoader.ScanFolder(Path.Combine(TestPaths.Dataset, split), Tree);
+        var ds = split == "train" ? Train : DatasetLoader.ScanFolder(Path.Combine(TestPaths.Dataset, split), Tree);
         var images = ds.Images.GroupBy(i => i.Leaf).SelectMany(g => g.OrderBy(i => i.Path, StringComparer.Ordinal).Take(perLeaf)).ToList();
         return ds with { Images = images };
     }

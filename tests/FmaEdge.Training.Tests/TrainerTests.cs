@@ -1,5 +1,6 @@
 using FmaEdge.Core.Contract;
 using FmaEdge.Core.Taxonomy;
+using FmaEdge.Evaluation.Datasets;
 using FmaEdge.Inference;
 using FmaEdge.TestSupport;
 using FmaEdge.Training.Data;
@@ -107,7 +108,7 @@ public class TrainerTests
 
         // Accuracy through the daemon's path: ONNX Runtime + the shared preprocessing.
         using var classifier = OnnxClassifier.Load(modelPath, new InferenceOptions { Providers = ["cpu"] });
-        var valSet = TaxonomyLoader.ScanFolder(val, report.Model!.Tree);
+        var valSet = DatasetLoader.ScanFolder(val, report.Model!.Tree);
         var correct = 0;
         foreach (var img in valSet.Images)
         {

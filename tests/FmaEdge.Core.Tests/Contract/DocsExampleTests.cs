@@ -2,6 +2,7 @@ using System.Text.Json.Nodes;
 using System.Text.RegularExpressions;
 using FmaEdge.Core.Contract;
 using FmaEdge.Core.Taxonomy;
+using FmaEdge.Evaluation.Datasets;
 using FmaEdge.TestSupport;
 
 namespace FmaEdge.Core.Tests.Contract;
@@ -26,7 +27,7 @@ public sealed partial class DocsExampleTests : IDisposable
     /// and uncalibrated decoding, as the trainer writes it before calibration.</summary>
     internal static ModelManifest ExampleManifest()
     {
-        var data = TaxonomyLoader.ScanFolder(TestPaths.DatasetTrain, levelNames: ["DefectLocate", "LocationFlag", "FMA Defect"]);
+        var data = DatasetLoader.ScanFolder(TestPaths.DatasetTrain, levelNames: ["DefectLocate", "LocationFlag", "FMA Defect"]);
         var m = ModelManifest.For(data.Tree);
         return m with
         {
@@ -84,8 +85,8 @@ public sealed partial class DocsExampleTests : IDisposable
         File.WriteAllText(json, Example("taxonomy.md", "tree-json"));
         File.WriteAllText(yaml, Example("taxonomy.md", "tree-yaml"));
 
-        var fromJson = TaxonomyLoader.LoadTreeFile(json);
-        var fromYaml = TaxonomyLoader.LoadTreeFile(yaml);
+        var fromJson = DatasetLoader.LoadTreeFile(json);
+        var fromYaml = DatasetLoader.LoadTreeFile(yaml);
 
         Assert.Equal(TaxonomyLoader.ToJson(fromJson), TaxonomyLoader.ToJson(fromYaml));
         Assert.Equal(["DefectLocate", "LocationFlag", "FMA Defect"], fromJson.Levels.Select(l => l.Name));
@@ -95,7 +96,7 @@ public sealed partial class DocsExampleTests : IDisposable
     [Fact]
     public void TaxonomyDoc_ManifestCsvExample_Loads()
     {
-        var tree = TaxonomyLoader.LoadTreeFile(WriteText("tree.json", Example("taxonomy.md", "tree-json")));
+        var tree = DatasetLoader.LoadTreeFile(WriteText("tree.json", Example("taxonomy.md", "tree-json")));
         var csv = WriteText("labels.csv", Example("taxonomy.md", "manifest-csv"));
         var pool = TestPaths.SampleImages("train", 1);
         var i = 0;
@@ -104,7 +105,7 @@ public sealed partial class DocsExampleTests : IDisposable
             File.Copy(pool[i++ % pool.Count], _temp.File(line[..line.LastIndexOf(',')]));
         }
 
-        var data = TaxonomyLoader.LoadManifest(csv, tree);
+        var data = DatasetLoader.LoadManifest(csv, tree);
 
         Assert.Equal(tree.Leaves.Count, data.CountsPerLeaf().Count(c => c > 0));
     }
@@ -114,8 +115,12 @@ public sealed partial class DocsExampleTests : IDisposable
     {
         // Each message the loader can produce has a fixed part; the doc's table must mention it.
         var doc = File.ReadAllText(Path.Combine(TestPaths.RepoRoot, "docs", "taxonomy.md"));
-        var sources = new[] { "TaxonomyBuilder.cs", "TaxonomyLoader.cs", "Taxonomy.cs", "LabeledDataset.cs" }
-            .Select(f => File.ReadAllText(Path.Combine(TestPaths.RepoRoot, "src", "FmaEdge.Core", "Taxonomy", f)));
+        var sources = new[]
+            {
+                "src/FmaEdge.Core/Taxonomy/TaxonomyBuilder.cs", "src/FmaEdge.Core/Taxonomy/TaxonomyLoader.cs", "src/FmaEdge.Core/Taxonomy/Taxonomy.cs",
+                "tools/FmaEdge.Evaluation/Datasets/DatasetLoader.cs", "tools/FmaEdge.Evaluation/Datasets/LabeledDataset.cs",
+            }
+            .Select(f => File.ReadAllText(Path.Combine(TestPaths.RepoRoot, f)));
         var fixedParts = sources.SelectMany(s => ErrorMessage().Matches(s).Select(m => LongestLiteral(m.Groups[1].Value)))
             .Where(p => p.Length >= 8).Distinct().ToList();
 

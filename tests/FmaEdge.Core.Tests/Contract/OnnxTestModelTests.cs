@@ -1,6 +1,7 @@
 using FmaEdge.Core.Contract;
 using FmaEdge.Core.Decoding;
 using FmaEdge.Core.Taxonomy;
+using FmaEdge.Evaluation.Datasets;
 using FmaEdge.TestSupport;
 using Microsoft.ML.OnnxRuntime;
 using Microsoft.ML.OnnxRuntime.Tensors;
@@ -59,7 +60,7 @@ public sealed class OnnxTestModelTests : IDisposable
     [Fact]
     public void Build_RealTree_ValidatesRunsAndDecodesToValidPaths()
     {
-        var tree = TaxonomyLoader.ScanFolder(TestPaths.DatasetTrain, levelNames: ["DefectLocate", "LocationFlag", "FMA Defect"]).Tree;
+        var tree = DatasetLoader.ScanFolder(TestPaths.DatasetTrain, levelNames: ["DefectLocate", "LocationFlag", "FMA Defect"]).Tree;
         var manifest = OnnxTestModels.Manifest(tree, 32, 32);
         var path = OnnxTestModels.Write(OnnxTestModels.Build(manifest, tree), Path.Combine(_temp.Path, "real.onnx"));
 

@@ -2,6 +2,7 @@ using CsCheck;
 using FmaEdge.Core.Contract;
 using FmaEdge.Core.Decoding;
 using FmaEdge.Core.Taxonomy;
+using FmaEdge.Evaluation.Datasets;
 using FmaEdge.TestSupport;
 
 namespace FmaEdge.Core.Tests.Decoding;
@@ -98,7 +99,7 @@ public sealed class CoarseFallbackTests
     public void Decode_RealTreeConfidentOnlyAboutLevelTwo_AnswersLevelsOneAndTwo()
     {
         // The users' case: "below the bar at level 3, give the level 1 and 2 answer".
-        var tree = TaxonomyLoader.ScanFolder(TestPaths.DatasetTrain).Tree;
+        var tree = DatasetLoader.ScanFolder(TestPaths.DatasetTrain).Tree;
         var crack = tree.FindLeaf("crack")!.Value;
         var brk = tree.FindLeaf("break")!.Value;
         var leafLogits = new float[tree.Leaves.Count];

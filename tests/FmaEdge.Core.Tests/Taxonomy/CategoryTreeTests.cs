@@ -1,11 +1,12 @@
 using FmaEdge.Core.Taxonomy;
+using FmaEdge.Evaluation.Datasets;
 using FmaEdge.TestSupport;
 
 namespace FmaEdge.Core.Tests.Taxonomy;
 
 public sealed class CategoryTreeTests
 {
-    private static readonly Lazy<CategoryTree> Real = new(() => TaxonomyLoader.ScanFolder(TestPaths.DatasetTrain).Tree);
+    private static readonly Lazy<CategoryTree> Real = new(() => DatasetLoader.ScanFolder(TestPaths.DatasetTrain).Tree);
 
     [Fact]
     public void PathOfLeaf_EveryLeaf_IsAConsistentPathEndingAtTheLeaf()

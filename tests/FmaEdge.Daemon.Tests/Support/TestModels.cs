@@ -1,5 +1,6 @@
 using FmaEdge.Core.Contract;
 using FmaEdge.Core.Taxonomy;
+using FmaEdge.Evaluation.Datasets;
 using FmaEdge.TestSupport;
 using Google.Protobuf;
 using Onnx;
@@ -11,7 +12,7 @@ namespace FmaEdge.Daemon.Tests.Support;
 /// the real dataset's taxonomy: global average pool then one linear layer per level, weights from a seed.</summary>
 public static class TestModels
 {
-    private static readonly Lazy<CategoryTree> Tree = new(() => TaxonomyLoader.ScanFolder(TestPaths.DatasetTrain).Tree);
+    private static readonly Lazy<CategoryTree> Tree = new(() => DatasetLoader.ScanFolder(TestPaths.DatasetTrain).Tree);
 
     /// <summary>The real trained model when shipped, else a generated one (seed 0) in a cache folder.</summary>
     public static string Real

@@ -1,6 +1,7 @@
 using System.Security.Cryptography;
 using FmaEdge.Core.Decoding;
 using FmaEdge.Core.Taxonomy;
+using FmaEdge.Evaluation.Datasets;
 using FmaEdge.Messaging.Contract;
 using FmaEdge.Messaging.Publishing;
 using FmaEdge.TestSupport;
@@ -11,7 +12,7 @@ namespace FmaEdge.Messaging.Tests.Support;
 /// decoded by the real decoder from seeded logits. Thread-safe (immutable after first use).</summary>
 public static class Samples
 {
-    private static readonly Lazy<CategoryTree> LazyTree = new(() => TaxonomyLoader.ScanFolder(TestPaths.DatasetVal).Tree);
+    private static readonly Lazy<CategoryTree> LazyTree = new(() => DatasetLoader.ScanFolder(TestPaths.DatasetVal).Tree);
     private static readonly Lazy<IReadOnlyList<string>> LazyImages = new(() => TestPaths.SampleImages("val", 2));
 
     public static CategoryTree Tree => LazyTree.Value;

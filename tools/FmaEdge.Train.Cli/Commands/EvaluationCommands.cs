@@ -1,7 +1,7 @@
 using System.CommandLine;
+using FmaEdge.Evaluation.Calibration;
 using FmaEdge.Training.Calibration;
 using FmaEdge.Training.Evaluation;
-using FmaEdge.Core.Calibration;
 
 namespace FmaEdge.Train.Cli.Commands;
 

@@ -1,5 +1,6 @@
 using System.CommandLine;
 using FmaEdge.Core.Taxonomy;
+using FmaEdge.Evaluation.Datasets;
 using FmaEdge.Training.Export;
 using FmaEdge.Training.Native;
 using FmaEdge.Training.Training;
@@ -25,7 +26,7 @@ internal static class ExportCommand
                 TorchNative.EnsureLoaded();
                 var dir = r.GetValue(images);
                 IReadOnlyList<string>? verify = dir is null ? null
-                    : Directory.EnumerateFiles(dir, "*", SearchOption.AllDirectories).Where(TaxonomyLoader.IsImageFile).Order(StringComparer.Ordinal).Take(32).ToList();
+                    : Directory.EnumerateFiles(dir, "*", SearchOption.AllDirectories).Where(DatasetLoader.IsImageFile).Order(StringComparer.Ordinal).Take(32).ToList();
                 var result = Trainer.Export(r.GetValue(checkpoint)!, r.GetValue(output)!, verify);
                 Console.WriteLine($"exported {result.Path} ({result.Model.Bytes / 1024} KiB, sha256 {result.Model.ShortHash}); " +
                     $"ONNX Runtime matches TorchSharp within {result.MaxAbsDifference:G2} on {result.VerifiedImages} real images");

@@ -1,9 +1,9 @@
 using System.Globalization;
-using FmaEdge.Core.Calibration;
 using FmaEdge.Core.Contract;
 using FmaEdge.Core.Taxonomy;
-using FmaEdge.Training.Evaluation;
+using FmaEdge.Evaluation.Calibration;
 using FmaEdge.Inference;
+using FmaEdge.Training.Evaluation;
 using FmaEdge.Vision;
 
 namespace FmaEdge.Training.Calibration;

@@ -1,7 +1,8 @@
 using System.Text.Json.Nodes;
-using FmaEdge.Core.Calibration;
 using FmaEdge.Core.Contract;
 using FmaEdge.Core.Taxonomy;
+using FmaEdge.Evaluation.Calibration;
+using FmaEdge.Evaluation.Datasets;
 using FmaEdge.Training.Evaluation;
 using Google.Protobuf;
 using Onnx;

@@ -1,4 +1,5 @@
 using FmaEdge.Core.Taxonomy;
+using FmaEdge.Evaluation.Datasets;
 
 namespace FmaEdge.Training.Data;
 
@@ -37,15 +38,15 @@ public sealed record DatasetSource
             throw new ArgumentException($"validation fraction {ValFraction} is outside [0, 1)");
         }
 
-        CategoryTree? tree = TreeFile is null ? null : TaxonomyLoader.LoadTreeFile(TreeFile);
+        CategoryTree? tree = TreeFile is null ? null : DatasetLoader.LoadTreeFile(TreeFile);
         LabeledDataset all;
         if (ManifestCsv is not null)
         {
-            all = TaxonomyLoader.LoadManifest(ManifestCsv, tree ?? throw new ArgumentException("a CSV manifest needs --tree"));
+            all = DatasetLoader.LoadManifest(ManifestCsv, tree ?? throw new ArgumentException("a CSV manifest needs --tree"));
         }
         else if (DataDir is not null)
         {
-            all = TaxonomyLoader.ScanFolder(DataDir, tree);
+            all = DatasetLoader.ScanFolder(DataDir, tree);
         }
         else
         {
@@ -54,7 +55,7 @@ public sealed record DatasetSource
 
         if (ValDir is not null)
         {
-            return (all, TaxonomyLoader.ScanFolder(ValDir, all.Tree));
+            return (all, DatasetLoader.ScanFolder(ValDir, all.Tree));
         }
 
         return ValFraction > 0 ? SplitStratified(all, ValFraction, Seed) : (all, all with { Images = [] });

@@ -1,5 +1,6 @@
 using System.Collections.Concurrent;
 using FmaEdge.Core.Taxonomy;
+using FmaEdge.Evaluation.Datasets;
 using FmaEdge.Vision;
 using OpenCvSharp;
 

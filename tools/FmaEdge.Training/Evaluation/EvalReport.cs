@@ -1,8 +1,8 @@
 using System.Globalization;
 using System.Text.Json;
 using System.Text.Json.Nodes;
-using FmaEdge.Core.Calibration;
-using FmaEdge.Core.Metrics;
+using FmaEdge.Evaluation.Calibration;
+using FmaEdge.Evaluation.Metrics;
 
 namespace FmaEdge.Training.Evaluation;
 

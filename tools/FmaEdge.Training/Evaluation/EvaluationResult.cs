@@ -1,8 +1,9 @@
-using FmaEdge.Core.Calibration;
 using FmaEdge.Core.Contract;
 using FmaEdge.Core.Decoding;
-using FmaEdge.Core.Metrics;
 using FmaEdge.Core.Taxonomy;
+using FmaEdge.Evaluation.Calibration;
+using FmaEdge.Evaluation.Datasets;
+using FmaEdge.Evaluation.Metrics;
 
 namespace FmaEdge.Training.Evaluation;
 

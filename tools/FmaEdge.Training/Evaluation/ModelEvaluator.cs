@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using FmaEdge.Core.Contract;
 using FmaEdge.Core.Taxonomy;
+using FmaEdge.Evaluation.Datasets;
 using FmaEdge.Inference;
 using FmaEdge.Vision;
 
@@ -157,8 +158,8 @@ public static class ModelEvaluator
     {
         ArgumentNullException.ThrowIfNull(tree);
         return File.Exists(dataPath) && string.Equals(Path.GetExtension(dataPath), ".csv", StringComparison.OrdinalIgnoreCase)
-            ? TaxonomyLoader.LoadManifest(dataPath, tree)
-            : TaxonomyLoader.ScanFolder(dataPath, tree);
+            ? DatasetLoader.LoadManifest(dataPath, tree)
+            : DatasetLoader.ScanFolder(dataPath, tree);
     }
 
     private static bool SameTree(CategoryTree a, CategoryTree b) =>

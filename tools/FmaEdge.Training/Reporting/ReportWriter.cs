@@ -2,8 +2,8 @@ using System.Globalization;
 using System.Text;
 using System.Text.Json;
 using System.Text.Json.Nodes;
-using FmaEdge.Core.Calibration;
-using FmaEdge.Core.Metrics;
+using FmaEdge.Evaluation.Calibration;
+using FmaEdge.Evaluation.Metrics;
 using FmaEdge.Training.Evaluation;
 using static FmaEdge.Training.Reporting.Svg;
 

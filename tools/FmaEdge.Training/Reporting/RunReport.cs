@@ -1,5 +1,6 @@
-using FmaEdge.Core.Calibration;
 using FmaEdge.Core.Taxonomy;
+using FmaEdge.Evaluation.Calibration;
+using FmaEdge.Evaluation.Datasets;
 using FmaEdge.Training.Calibration;
 using FmaEdge.Training.Evaluation;
 

@@ -1,5 +1,5 @@
 using System.Globalization;
-using FmaEdge.Core.Calibration;
+using FmaEdge.Evaluation.Calibration;
 using FmaEdge.Training.Export;
 using FmaEdge.Training.Progress;
 using FmaEdge.Training.Reporting;

@@ -1,11 +1,12 @@
 using FmaEdge.Core.Taxonomy;
+using FmaEdge.Evaluation.Datasets;
 using FmaEdge.TestSupport;
 
-namespace FmaEdge.Core.Tests.Taxonomy;
+namespace FmaEdge.Evaluation.Tests.Datasets;
 
 public sealed class SplitTests
 {
-    private static readonly Lazy<LabeledDataset> RealTrain = new(() => TaxonomyLoader.ScanFolder(TestPaths.DatasetTrain));
+    private static readonly Lazy<LabeledDataset> RealTrain = new(() => DatasetLoader.ScanFolder(TestPaths.DatasetTrain));
 
     /// <summary>Images with the given count per leaf of the small tree (paths need not exist: the split is pure).</summary>
     private static LabeledDataset Synthetic(params int[] perLeaf)

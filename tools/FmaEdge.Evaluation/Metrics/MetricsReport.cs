@@ -1,6 +1,6 @@
 using System.Text.Json.Serialization;
 
-namespace FmaEdge.Core.Metrics;
+namespace FmaEdge.Evaluation.Metrics;
 
 /// <summary>Every hierarchical metric of one evaluation. Rates are fractions 0..1; counts are image counts.
 /// Serialises (snake_case) to the "metrics" part of the eval JSON. Immutable snapshot.</summary>

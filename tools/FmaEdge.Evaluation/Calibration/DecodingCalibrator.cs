@@ -1,9 +1,9 @@
 using FmaEdge.Core.Contract;
 using FmaEdge.Core.Decoding;
-using FmaEdge.Core.Metrics;
 using FmaEdge.Core.Taxonomy;
+using FmaEdge.Evaluation.Metrics;
 
-namespace FmaEdge.Core.Calibration;
+namespace FmaEdge.Evaluation.Calibration;
 
 /// <summary>A calibrated decoding spec with the fits behind it and the held-out metrics before and after. Immutable.</summary>
 public sealed record CalibrationResult(DecodingSpec Decoding, IReadOnlyList<TemperatureFit> Temperatures, ThresholdFit Thresholds,

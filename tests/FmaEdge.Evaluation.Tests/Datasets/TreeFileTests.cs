@@ -1,7 +1,8 @@
 using FmaEdge.Core.Taxonomy;
+using FmaEdge.Evaluation.Datasets;
 using FmaEdge.TestSupport;
 
-namespace FmaEdge.Core.Tests.Taxonomy;
+namespace FmaEdge.Evaluation.Tests.Datasets;
 
 public sealed class TreeFileTests : IDisposable
 {
@@ -17,7 +18,7 @@ public sealed class TreeFileTests : IDisposable
     }
 
     private TaxonomyException LoadFails(string name, string text, bool allowSingle = false) =>
-        Assert.Throws<TaxonomyException>(() => TaxonomyLoader.LoadTreeFile(WriteFile(name, text), allowSingle));
+        Assert.Throws<TaxonomyException>(() => DatasetLoader.LoadTreeFile(WriteFile(name, text), allowSingle));
 
     private const string TwoLevelJson = """
         {
@@ -50,7 +51,7 @@ public sealed class TreeFileTests : IDisposable
     [Fact]
     public void LoadTreeFile_Json_BuildsTheTree()
     {
-        var tree = TaxonomyLoader.LoadTreeFile(WriteFile("tree.json", TwoLevelJson));
+        var tree = DatasetLoader.LoadTreeFile(WriteFile("tree.json", TwoLevelJson));
 
         Assert.Equal(["Material", "Defect"], tree.Levels.Select(l => l.Name));
         Assert.Equal([2, 4], tree.LevelSizes);
@@ -66,8 +67,8 @@ public sealed class TreeFileTests : IDisposable
     [InlineData("TREE.YAML")]
     public void LoadTreeFile_Yaml_EqualsTheJsonTree(string name)
     {
-        var fromYaml = TaxonomyLoader.LoadTreeFile(WriteFile(name, TwoLevelYaml));
-        var fromJson = TaxonomyLoader.LoadTreeFile(WriteFile("tree.json", TwoLevelJson));
+        var fromYaml = DatasetLoader.LoadTreeFile(WriteFile(name, TwoLevelYaml));
+        var fromJson = DatasetLoader.LoadTreeFile(WriteFile("tree.json", TwoLevelJson));
 
         Assert.Equal(TaxonomyLoader.ToJson(fromJson), TaxonomyLoader.ToJson(fromYaml));
         Assert.Equal(fromJson.Leaves.Select(l => l.Label), fromYaml.Leaves.Select(l => l.Label));
@@ -76,7 +77,7 @@ public sealed class TreeFileTests : IDisposable
     [Fact]
     public void LoadTreeFile_JsonWithCommentsAndTrailingCommas_IsAccepted()
     {
-        var tree = TaxonomyLoader.LoadTreeFile(WriteFile("t.json", """
+        var tree = DatasetLoader.LoadTreeFile(WriteFile("t.json", """
             // a hand-written tree
             { "Levels": [ { "Name": "L", "Classes": [ { "Name": "a" }, { "Name": "b" }, ] }, ], }
             """));
@@ -87,7 +88,7 @@ public sealed class TreeFileTests : IDisposable
     [Fact]
     public void LoadTreeFile_UnnamedLevels_AreNamedL1ToLn()
     {
-        var tree = TaxonomyLoader.LoadTreeFile(WriteFile("t.yaml", """
+        var tree = DatasetLoader.LoadTreeFile(WriteFile("t.yaml", """
             levels:
               - classes: [ { name: a }, { name: b } ]
               - classes: [ { name: x, parent: a }, { name: y, parent: b } ]
@@ -133,7 +134,7 @@ public sealed class TreeFileTests : IDisposable
 
               - { name: C, classes: [ { name: crazing, parent: surface }, { name: open, parent: pcb/surface }, { name: short, parent: pcb/surface } ] }
             """);
-        var ok = TaxonomyLoader.LoadTreeFile(WriteFile("ok.yaml", Levels + """
+        var ok = DatasetLoader.LoadTreeFile(WriteFile("ok.yaml", Levels + """
 
               - { name: C, classes: [ { name: crazing, parent: steel/surface }, { name: open, parent: pcb/surface }, { name: short, parent: pcb/surface } ] }
             """));
@@ -157,7 +158,7 @@ public sealed class TreeFileTests : IDisposable
             """;
 
         var e = LoadFails("t.yaml", Text);
-        var tree = TaxonomyLoader.LoadTreeFile(WriteFile("ok.yaml", Text), allowSingleClassLevels: true);
+        var tree = DatasetLoader.LoadTreeFile(WriteFile("ok.yaml", Text), allowSingleClassLevels: true);
 
         Assert.Equal(["level 'Root' has a single class ('all'): a model cannot learn anything there; drop the level or add classes"], e.Errors);
         Assert.Equal([1, 2], tree.LevelSizes);
@@ -265,7 +266,7 @@ public sealed class TreeFileTests : IDisposable
     {
         var missing = Path.Combine(_temp.Path, "missing.json");
 
-        var e = Assert.Throws<TaxonomyException>(() => TaxonomyLoader.LoadTreeFile(missing));
+        var e = Assert.Throws<TaxonomyException>(() => DatasetLoader.LoadTreeFile(missing));
 
         Assert.StartsWith($"cannot read tree file '{missing}': ", Assert.Single(e.Errors));
     }
@@ -276,7 +277,7 @@ public sealed class TreeFileTests : IDisposable
         // Tests run as root in CI, so permission bits cannot make a file unreadable; a directory can't be read either.
         var dir = Directory.CreateDirectory(Path.Combine(_temp.Path, "tree.yaml")).FullName;
 
-        var e = Assert.Throws<TaxonomyException>(() => TaxonomyLoader.LoadTreeFile(dir));
+        var e = Assert.Throws<TaxonomyException>(() => DatasetLoader.LoadTreeFile(dir));
 
         Assert.StartsWith($"cannot read tree file '{dir}': ", Assert.Single(e.Errors));
     }
@@ -293,7 +294,7 @@ public sealed class TreeFileTests : IDisposable
     {
         var path = WriteFile(name, text);
 
-        var e = Assert.Throws<TaxonomyException>(() => TaxonomyLoader.LoadTreeFile(path));
+        var e = Assert.Throws<TaxonomyException>(() => DatasetLoader.LoadTreeFile(path));
 
         Assert.StartsWith($"{path} is not a valid tree file: ", Assert.Single(e.Errors));
     }
@@ -306,7 +307,7 @@ public sealed class TreeFileTests : IDisposable
     {
         var path = WriteFile(name, text);
 
-        var e = Assert.Throws<TaxonomyException>(() => TaxonomyLoader.LoadTreeFile(path));
+        var e = Assert.Throws<TaxonomyException>(() => DatasetLoader.LoadTreeFile(path));
 
         Assert.Equal([$"{path} is empty"], e.Errors);
     }
@@ -333,7 +334,7 @@ public sealed class TreeFileTests : IDisposable
     [Fact]
     public void ToJson_RoundTrip_KeepsPathsDisplayNamesAndLabels()
     {
-        var tree = TaxonomyLoader.LoadTreeFile(WriteFile("tree.json", TwoLevelJson));
+        var tree = DatasetLoader.LoadTreeFile(WriteFile("tree.json", TwoLevelJson));
 
         var json = TaxonomyLoader.ToJson(tree);
         var back = TaxonomyLoader.FromJson(json);

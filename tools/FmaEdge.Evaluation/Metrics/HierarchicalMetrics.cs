@@ -1,6 +1,6 @@
 using FmaEdge.Core.Taxonomy;
 
-namespace FmaEdge.Core.Metrics;
+namespace FmaEdge.Evaluation.Metrics;
 
 /// <summary>Computes <see cref="MetricsReport"/> from decoded images: seed-style per-level top-k, path accuracy,
 /// consistency, mistake severity, hierarchical F1, coarse-answer coverage and precision, confusion matrices,

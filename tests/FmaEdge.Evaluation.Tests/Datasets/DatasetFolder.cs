@@ -1,6 +1,6 @@
 using FmaEdge.TestSupport;
 
-namespace FmaEdge.Core.Tests.Taxonomy;
+namespace FmaEdge.Evaluation.Tests.Datasets;
 
 /// <summary>A real dataset folder in a temp dir, filled with real PNGs copied from the shared defect set.</summary>
 internal sealed class DatasetFolder : IDisposable

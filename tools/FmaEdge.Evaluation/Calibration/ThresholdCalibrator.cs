@@ -1,7 +1,7 @@
-using FmaEdge.Core.Metrics;
 using FmaEdge.Core.Taxonomy;
+using FmaEdge.Evaluation.Metrics;
 
-namespace FmaEdge.Core.Calibration;
+namespace FmaEdge.Evaluation.Calibration;
 
 /// <summary>Per-level coarse-answer thresholds and what they achieve on the calibration set. Immutable.</summary>
 /// <param name="Thresholds">[level] threshold in 0..1; 1.0 means "do not answer at this level".</param>

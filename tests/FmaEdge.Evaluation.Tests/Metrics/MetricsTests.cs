@@ -1,10 +1,10 @@
 using CsCheck;
 using FmaEdge.Core.Contract;
 using FmaEdge.Core.Decoding;
-using FmaEdge.Core.Metrics;
-using static FmaEdge.Core.Tests.MetricsFixtures;
+using FmaEdge.Evaluation.Metrics;
+using static FmaEdge.Evaluation.Tests.Metrics.MetricsFixtures;
 
-namespace FmaEdge.Core.Tests;
+namespace FmaEdge.Evaluation.Tests.Metrics;
 
 public sealed class MetricsTests
 {

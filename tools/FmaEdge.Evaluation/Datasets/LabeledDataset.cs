@@ -1,4 +1,6 @@
-namespace FmaEdge.Core.Taxonomy;
+using FmaEdge.Core.Taxonomy;
+
+namespace FmaEdge.Evaluation.Datasets;
 
 /// <summary>One labelled image: a file and the index of its leaf class.</summary>
 public sealed record LabeledImage(string Path, int Leaf);

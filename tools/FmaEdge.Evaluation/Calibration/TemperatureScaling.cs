@@ -1,4 +1,4 @@
-namespace FmaEdge.Core.Calibration;
+namespace FmaEdge.Evaluation.Calibration;
 
 /// <summary>The outcome of fitting one level's temperature: the temperature and the held-out NLL before (T = 1)
 /// and after. Immutable.</summary>

@@ -1,7 +1,8 @@
 using FmaEdge.Core.Taxonomy;
+using FmaEdge.Evaluation.Datasets;
 using FmaEdge.TestSupport;
 
-namespace FmaEdge.Core.Tests.Taxonomy;
+namespace FmaEdge.Evaluation.Tests.Datasets;
 
 /// <summary>The real defect set (see its README): 3 levels, 3/7/21 classes, 4146 train and 859 val images.</summary>
 public sealed class RealDatasetTests
@@ -11,7 +12,7 @@ public sealed class RealDatasetTests
     [Fact]
     public void ScanFolder_RealTrain_HasThreeLevelsOf3And7And21Classes()
     {
-        var data = TaxonomyLoader.ScanFolder(TestPaths.DatasetTrain, levelNames: LevelNames);
+        var data = DatasetLoader.ScanFolder(TestPaths.DatasetTrain, levelNames: LevelNames);
 
         Assert.Equal(3, data.Tree.Depth);
         Assert.Equal([3, 7, 21], data.Tree.LevelSizes);
@@ -22,7 +23,7 @@ public sealed class RealDatasetTests
         var counts = data.CountsPerLeaf();
         Assert.Equal(36, counts.Min());
         Assert.Equal(388, counts.Max());
-        Assert.All(data.Images, i => Assert.True(TaxonomyLoader.IsImageFile(i.Path)));
+        Assert.All(data.Images, i => Assert.True(DatasetLoader.IsImageFile(i.Path)));
         // No name repeats in this tree, so every label is the bare name.
         Assert.All(data.Tree.Levels.SelectMany(l => l.Classes), c => Assert.Equal(c.Name, c.Label));
     }
@@ -30,10 +31,10 @@ public sealed class RealDatasetTests
     [Fact]
     public void ScanFolder_RealValWithTrainTree_GivesTheSameIndices()
     {
-        var train = TaxonomyLoader.ScanFolder(TestPaths.DatasetTrain);
+        var train = DatasetLoader.ScanFolder(TestPaths.DatasetTrain);
 
-        var val = TaxonomyLoader.ScanFolder(TestPaths.DatasetVal, train.Tree);
-        var valOwn = TaxonomyLoader.ScanFolder(TestPaths.DatasetVal);
+        var val = DatasetLoader.ScanFolder(TestPaths.DatasetVal, train.Tree);
+        var valOwn = DatasetLoader.ScanFolder(TestPaths.DatasetVal);
 
         Assert.Equal(859, val.Images.Count);
         Assert.All(val.Images, i =>

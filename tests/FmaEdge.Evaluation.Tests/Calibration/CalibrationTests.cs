@@ -1,11 +1,11 @@
 using CsCheck;
-using FmaEdge.Core.Calibration;
 using FmaEdge.Core.Contract;
 using FmaEdge.Core.Decoding;
-using FmaEdge.Core.Metrics;
-using static FmaEdge.Core.Tests.MetricsFixtures;
+using FmaEdge.Evaluation.Calibration;
+using FmaEdge.Evaluation.Metrics;
+using static FmaEdge.Evaluation.Tests.Metrics.MetricsFixtures;
 
-namespace FmaEdge.Core.Tests;
+namespace FmaEdge.Evaluation.Tests.Calibration;
 
 public sealed class CalibrationTests
 {

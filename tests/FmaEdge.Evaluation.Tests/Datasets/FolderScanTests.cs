@@ -1,18 +1,19 @@
 using FmaEdge.Core.Taxonomy;
+using FmaEdge.Evaluation.Datasets;
 
-namespace FmaEdge.Core.Tests.Taxonomy;
+namespace FmaEdge.Evaluation.Tests.Datasets;
 
 public sealed class FolderScanTests
 {
     private static TaxonomyException ScanFails(DatasetFolder ds, CategoryTree? tree = null, IReadOnlyList<string>? names = null) =>
-        Assert.Throws<TaxonomyException>(() => TaxonomyLoader.ScanFolder(ds.Root, tree, names));
+        Assert.Throws<TaxonomyException>(() => DatasetLoader.ScanFolder(ds.Root, tree, names));
 
     [Fact]
     public void ScanFolder_Depth1_InfersOneLevel()
     {
         using var ds = new DatasetFolder().Leaf("crack", 3).Leaf("blowhole", 2);
 
-        var data = TaxonomyLoader.ScanFolder(ds.Root);
+        var data = DatasetLoader.ScanFolder(ds.Root);
 
         Assert.Equal(1, data.Tree.Depth);
         Assert.Equal("L1", data.Tree.Levels[0].Name);
@@ -29,7 +30,7 @@ public sealed class FolderScanTests
     {
         using var ds = new DatasetFolder().Leaf("metal/scratch").Leaf("metal/dent").Leaf("paint/bubble").Leaf("paint/run", 1);
 
-        var data = TaxonomyLoader.ScanFolder(ds.Root);
+        var data = DatasetLoader.ScanFolder(ds.Root);
 
         var tree = data.Tree;
         Assert.Equal([2, 4], tree.LevelSizes);
@@ -47,7 +48,7 @@ public sealed class FolderScanTests
             .Leaf("steel/oxide/scale").Leaf("steel/oxide/ash").Leaf("steel/texture/crazing")
             .Leaf("pcb/missing/open").Leaf("pcb/extra/short").Leaf("pcb/extra/spur");
 
-        var data = TaxonomyLoader.ScanFolder(ds.Root, levelNames: ["DefectLocate", "LocationFlag", "FMA Defect"]);
+        var data = DatasetLoader.ScanFolder(ds.Root, levelNames: ["DefectLocate", "LocationFlag", "FMA Defect"]);
 
         var tree = data.Tree;
         Assert.Equal(["DefectLocate", "LocationFlag", "FMA Defect"], tree.Levels.Select(l => l.Name));
@@ -105,7 +106,7 @@ public sealed class FolderScanTests
     {
         using var ds = new DatasetFolder().Leaf("a/x").Leaf("a/y").Leaf("b/z").Dir(".git/objects").Text("a/x/._img000.png");
 
-        var data = TaxonomyLoader.ScanFolder(ds.Root);
+        var data = DatasetLoader.ScanFolder(ds.Root);
 
         Assert.Equal([2, 3], data.Tree.LevelSizes);
         Assert.Equal(6, data.Images.Count);
@@ -139,7 +140,7 @@ public sealed class FolderScanTests
     {
         using var ds = new DatasetFolder().Leaf("a/x").Leaf("a/y").Leaf("b/z").Text("README.md").Text("a/notes.txt");
 
-        var data = TaxonomyLoader.ScanFolder(ds.Root);
+        var data = DatasetLoader.ScanFolder(ds.Root);
 
         Assert.Equal(6, data.Images.Count);
     }
@@ -150,7 +151,7 @@ public sealed class FolderScanTests
         using var ds = new DatasetFolder().Leaf("only/x").Leaf("only/y");
 
         var e = ScanFails(ds);
-        var data = TaxonomyLoader.ScanFolder(ds.Root, allowSingleClassLevels: true);
+        var data = DatasetLoader.ScanFolder(ds.Root, allowSingleClassLevels: true);
 
         Assert.Equal(["level 'L1' has a single class ('only'): a model cannot learn anything there; drop the level or add classes"], e.Errors);
         Assert.Equal([1, 2], data.Tree.LevelSizes);
@@ -173,7 +174,7 @@ public sealed class FolderScanTests
         using var ds = new DatasetFolder();
         var missing = Path.Combine(ds.Root, "nope");
 
-        var e = Assert.Throws<TaxonomyException>(() => TaxonomyLoader.ScanFolder(missing));
+        var e = Assert.Throws<TaxonomyException>(() => DatasetLoader.ScanFolder(missing));
 
         Assert.Equal([$"dataset folder '{missing}' does not exist"], e.Errors);
     }
@@ -198,7 +199,7 @@ public sealed class FolderScanTests
     {
         using var ds = new DatasetFolder().Leaf("metal/scratch").Leaf("metal/dent").Leaf("paint/scratch").Leaf("paint/run");
 
-        var tree = TaxonomyLoader.ScanFolder(ds.Root).Tree;
+        var tree = DatasetLoader.ScanFolder(ds.Root).Tree;
 
         var scratches = tree.Leaves.Where(l => l.Name == "scratch").ToList();
         Assert.Equal(2, scratches.Count);
@@ -215,9 +216,9 @@ public sealed class FolderScanTests
     {
         using var train = new DatasetFolder().Leaf("a/x").Leaf("a/y").Leaf("b/z");
         using var val = new DatasetFolder().Leaf("b/z", 1).Leaf("a/y", 1);
-        var tree = TaxonomyLoader.ScanFolder(train.Root).Tree;
+        var tree = DatasetLoader.ScanFolder(train.Root).Tree;
 
-        var data = TaxonomyLoader.ScanFolder(val.Root, tree);
+        var data = DatasetLoader.ScanFolder(val.Root, tree);
 
         Assert.Same(tree, data.Tree);
         Assert.Equal(2, data.Images.Count);
@@ -230,7 +231,7 @@ public sealed class FolderScanTests
     {
         using var train = new DatasetFolder().Leaf("a/x").Leaf("a/y").Leaf("b/z");
         using var val = new DatasetFolder().Leaf("a/x").Leaf("b/new").Leaf("c/z");
-        var tree = TaxonomyLoader.ScanFolder(train.Root).Tree;
+        var tree = DatasetLoader.ScanFolder(train.Root).Tree;
 
         var e = ScanFails(val, tree);
 
@@ -242,7 +243,7 @@ public sealed class FolderScanTests
     {
         using var train = new DatasetFolder().Leaf("a/x").Leaf("a/y").Leaf("b/z");
         using var flat = new DatasetFolder().Leaf("x").Leaf("y");
-        var tree = TaxonomyLoader.ScanFolder(train.Root).Tree;
+        var tree = DatasetLoader.ScanFolder(train.Root).Tree;
 
         var e = ScanFails(flat, tree);
 
@@ -258,6 +259,6 @@ public sealed class FolderScanTests
 
         var e = ScanFails(ds);
 
-        Assert.Contains(e.Errors, x => x.EndsWith($"is more than {TaxonomyLoader.MaxFolderDepth} levels deep (a symbolic link loop?)", StringComparison.Ordinal));
+        Assert.Contains(e.Errors, x => x.EndsWith($"is more than {DatasetLoader.MaxFolderDepth} levels deep (a symbolic link loop?)", StringComparison.Ordinal));
     }
 }

@@ -1,6 +1,6 @@
 using FmaEdge.Core.Decoding;
 
-namespace FmaEdge.Core.Metrics;
+namespace FmaEdge.Evaluation.Metrics;
 
 /// <summary>One evaluated image: its true leaf and what the decoder made of it (per-level probabilities
 /// after temperature, per-level argmaxes, the path-consistent answer and the coarse answer). Immutable.</summary>

@@ -1,7 +1,8 @@
 using FmaEdge.Core.Taxonomy;
+using FmaEdge.Evaluation.Datasets;
 using FmaEdge.TestSupport;
 
-namespace FmaEdge.Core.Tests.Taxonomy;
+namespace FmaEdge.Evaluation.Tests.Datasets;
 
 public sealed class ManifestCsvTests : IDisposable
 {
@@ -38,7 +39,7 @@ public sealed class ManifestCsvTests : IDisposable
     [Fact]
     public void LoadManifest_WithHeader_ReadsLeavesByNameOrPath()
     {
-        var data = TaxonomyLoader.LoadManifest(Csv("path,leaf\n" + AllLeaves), _tree);
+        var data = DatasetLoader.LoadManifest(Csv("path,leaf\n" + AllLeaves), _tree);
 
         Assert.Equal(["metal/scratch", "metal/dent", "paint/bubble", "paint/run", "paint/scratch"],
             data.Images.Select(i => _tree.Leaves[i.Leaf].Path));
@@ -51,7 +52,7 @@ public sealed class ManifestCsvTests : IDisposable
     public void LoadManifest_WithoutHeader_CommentsBlankLinesQuotesAndAbsolutePaths_AreHandled()
     {
         var absolute = Path.Combine(_ds.Root, "images", "sub", "f.png");
-        var data = TaxonomyLoader.LoadManifest(Csv($"""
+        var data = DatasetLoader.LoadManifest(Csv($"""
             # exported from the labelling tool
 
             "images/a.png","metal/scratch"
@@ -73,7 +74,7 @@ public sealed class ManifestCsvTests : IDisposable
     {
         var csv = Csv(AllLeaves + "images/sub/f.png,wood\n");
 
-        var e = Assert.Throws<TaxonomyException>(() => TaxonomyLoader.LoadManifest(csv, _tree));
+        var e = Assert.Throws<TaxonomyException>(() => DatasetLoader.LoadManifest(csv, _tree));
 
         Assert.Equal([$"{csv}:6: unknown leaf 'wood'"], e.Errors);
     }
@@ -83,7 +84,7 @@ public sealed class ManifestCsvTests : IDisposable
     {
         var csv = Csv("path,leaf\n" + AllLeaves + "images/sub/f.png,scratch\n");
 
-        var e = Assert.Throws<TaxonomyException>(() => TaxonomyLoader.LoadManifest(csv, _tree));
+        var e = Assert.Throws<TaxonomyException>(() => DatasetLoader.LoadManifest(csv, _tree));
 
         Assert.Equal([$"{csv}:7: leaf 'scratch' is ambiguous; name it by path (metal/scratch or paint/scratch)"], e.Errors);
     }
@@ -93,7 +94,7 @@ public sealed class ManifestCsvTests : IDisposable
     {
         var csv = Csv(AllLeaves + "images/sub/f.png,\nimages/sub/f.png\n,dent\n");
 
-        var e = Assert.Throws<TaxonomyException>(() => TaxonomyLoader.LoadManifest(csv, _tree));
+        var e = Assert.Throws<TaxonomyException>(() => DatasetLoader.LoadManifest(csv, _tree));
 
         Assert.Equal(
         [
@@ -108,7 +109,7 @@ public sealed class ManifestCsvTests : IDisposable
     {
         var csv = Csv(AllLeaves + "images/sub/f.png,metal\n");
 
-        var e = Assert.Throws<TaxonomyException>(() => TaxonomyLoader.LoadManifest(csv, _tree));
+        var e = Assert.Throws<TaxonomyException>(() => DatasetLoader.LoadManifest(csv, _tree));
 
         Assert.Equal([$"{csv}:6: unknown leaf 'metal'"], e.Errors);
     }
@@ -118,7 +119,7 @@ public sealed class ManifestCsvTests : IDisposable
     {
         var csv = Csv(AllLeaves + "images/gone.png,dent\n");
 
-        var e = Assert.Throws<TaxonomyException>(() => TaxonomyLoader.LoadManifest(csv, _tree));
+        var e = Assert.Throws<TaxonomyException>(() => DatasetLoader.LoadManifest(csv, _tree));
 
         Assert.Equal([$"{csv}:6: image 'images/gone.png' does not exist"], e.Errors);
     }
@@ -128,7 +129,7 @@ public sealed class ManifestCsvTests : IDisposable
     {
         var csv = Csv("images/a.png,metal/scratch\nimages/b.png,dent\nimages/c.png,bubble\n");
 
-        var e = Assert.Throws<TaxonomyException>(() => TaxonomyLoader.LoadManifest(csv, _tree));
+        var e = Assert.Throws<TaxonomyException>(() => DatasetLoader.LoadManifest(csv, _tree));
 
         Assert.Equal(["leaf 'paint/run' has no images in the manifest", "leaf 'paint/scratch' has no images in the manifest"], e.Errors);
     }
@@ -138,7 +139,7 @@ public sealed class ManifestCsvTests : IDisposable
     {
         var csv = Csv(AllLeaves + "images/a.png,wood\nimages/b.png,scratch\n");
 
-        var e = Assert.Throws<TaxonomyException>(() => TaxonomyLoader.LoadManifest(csv, _tree));
+        var e = Assert.Throws<TaxonomyException>(() => DatasetLoader.LoadManifest(csv, _tree));
 
         Assert.Equal(2, e.Errors.Count);
         Assert.StartsWith($"{csv}:6: unknown leaf", e.Errors[0]);
@@ -151,8 +152,8 @@ public sealed class ManifestCsvTests : IDisposable
         var missing = Path.Combine(_ds.Root, "none.csv");
         var dir = Directory.CreateDirectory(Path.Combine(_ds.Root, "dir.csv")).FullName;
 
-        var e1 = Assert.Throws<TaxonomyException>(() => TaxonomyLoader.LoadManifest(missing, _tree));
-        var e2 = Assert.Throws<TaxonomyException>(() => TaxonomyLoader.LoadManifest(dir, _tree));
+        var e1 = Assert.Throws<TaxonomyException>(() => DatasetLoader.LoadManifest(missing, _tree));
+        var e2 = Assert.Throws<TaxonomyException>(() => DatasetLoader.LoadManifest(dir, _tree));
 
         Assert.StartsWith($"cannot read manifest '{missing}': ", Assert.Single(e1.Errors));
         Assert.StartsWith($"cannot read manifest '{dir}': ", Assert.Single(e2.Errors));

@@ -1,7 +1,7 @@
 using FmaEdge.Core.Decoding;
 using FmaEdge.Core.Taxonomy;
 
-namespace FmaEdge.Core.Tests;
+namespace FmaEdge.Evaluation.Tests.Metrics;
 
 /// <summary>Small hand-checkable trees and predictions built directly (not through the decoder), so metric tests
 /// check the metrics alone.</summary>
