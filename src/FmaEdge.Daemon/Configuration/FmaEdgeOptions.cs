@@ -155,8 +155,20 @@ public sealed class SourceOptions
     public int RescanSeconds { get; set; } = 10;
 
     // ---- camera
-    /// <summary>OpenCV VideoCapture URI: a device index ("0"), a device path (/dev/video0), rtsp://..., a file, or a GStreamer pipeline.</summary>
+    /// <summary>What to open: a device index ("0"), a device path (/dev/video0), a network URL (rtsp://, http://, udp://,
+    /// rtmp://, ...), a file, or a GStreamer pipeline.</summary>
     public string Uri { get; set; } = "";
+
+    /// <summary>Camera backend: "auto" (network URLs through ffmpeg, the rest through OpenCV), "opencv" (VideoCapture),
+    /// "ffmpeg" (an ffmpeg subprocess decoding to a pipe).</summary>
+    public string Backend { get; set; } = "auto";
+
+    /// <summary>The ffmpeg executable for the ffmpeg backend (a name on PATH or a full path).</summary>
+    public string FfmpegPath { get; set; } = "ffmpeg";
+
+    /// <summary>Extra ffmpeg input options, space-separated, placed before -i (e.g. "-rtsp_transport udp"). RTSP uses TCP
+    /// unless this sets -rtsp_transport.</summary>
+    public string FfmpegInputArgs { get; set; } = "";
 
     /// <summary>"continuous" (every frame up to <see cref="FpsLimit"/>), "interval" (one frame every <see cref="IntervalMs"/>),
     /// or "trigger" (the latest frame when triggered by touching <see cref="TriggerFile"/> or via the status socket).</summary>

@@ -142,6 +142,11 @@ public static partial class FmaEdgeOptionsValidator
                     e.Add($"{k}:Uri is required for a camera source");
                 }
 
+                if (!Sources.Cameras.CameraBackends.All.Contains(s.Backend))
+                {
+                    e.Add($"{k}:Backend '{s.Backend}' is not {string.Join(", ", Sources.Cameras.CameraBackends.All)}");
+                }
+
                 if (s.Sampling is not ("continuous" or "interval" or "trigger"))
                 {
                     e.Add($"{k}:Sampling '{s.Sampling}' is not continuous, interval or trigger");

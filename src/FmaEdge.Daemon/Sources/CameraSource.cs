@@ -5,6 +5,7 @@ using FmaEdge.Daemon.Configuration;
 using FmaEdge.Daemon.Hosting;
 using FmaEdge.Daemon.Output;
 using FmaEdge.Daemon.Pipeline;
+using FmaEdge.Daemon.Sources.Cameras;
 using Microsoft.Extensions.Logging;
 using OpenCvSharp;
 
@@ -37,6 +38,7 @@ public sealed class CameraSource : IImageSource, IWorkCompletion
     private string _state = "stopped";
     private string? _detail;
     private DateTime _triggerFileStamp;
+    private IFrameGrabber? _grabber;
 
     public CameraSource(SourceOptions options, IResultSink sink, ILogger log)
     {
@@ -189,8 +191,10 @@ public sealed class CameraSource : IImageSource, IWorkCompletion
                 reason = ended.Task.IsCompleted ? ended.Task.Result : "could not open";
             }
 
-            // Abandon the old capture thread: it stops at its next read and disposes its own capture.
+            // Abandon the old capture thread: it stops at its next read and disposes its own capture; backends that
+            // can interrupt a blocked read (ffmpeg) are told to now.
             Interlocked.Increment(ref _generation);
+            Volatile.Read(ref _grabber)?.Abort(ct.IsCancellationRequested ? "stopping" : reason);
             if (ct.IsCancellationRequested)
             {
                 break;
@@ -260,19 +264,14 @@ public sealed class CameraSource : IImageSource, IWorkCompletion
 
     private void CaptureLoop(long generation, TaskCompletionSource<(int, int)?> opened, TaskCompletionSource<string> ended, CancellationToken ct)
     {
-        VideoCapture? cap = null;
+        IFrameGrabber? grabber = null;
         try
         {
-            cap = Open(_options.Uri);
-            if (!cap.IsOpened())
-            {
-                opened.TrySetResult(null);
-                ended.TrySetResult($"cannot open {_options.Uri}");
-                return;
-            }
-
+            grabber = CameraBackends.Create(_options);
+            Interlocked.Exchange(ref _grabber, grabber);
+            grabber.Open(ct);
             Interlocked.Exchange(ref _lastFrameTimestamp, Stopwatch.GetTimestamp());
-            opened.TrySetResult((cap.FrameWidth, cap.FrameHeight));
+            opened.TrySetResult((grabber.Info.Width, grabber.Info.Height));
             var minGap = _options.Sampling switch
             {
                 "interval" => TimeSpan.FromMilliseconds(_options.IntervalMs),
@@ -283,7 +282,7 @@ public sealed class CameraSource : IImageSource, IWorkCompletion
             using var frame = new Mat();
             while (!ct.IsCancellationRequested && Interlocked.Read(ref _generation) == generation)
             {
-                if (!cap.Read(frame) || frame.Empty())
+                if (grabber.Read(frame, ct) is not { } meta || frame.Empty())
                 {
                     ended.TrySetResult("end of stream or read failure");
                     return;
@@ -314,7 +313,7 @@ public sealed class CameraSource : IImageSource, IWorkCompletion
                     ImageId = $"{Id}-{seq:D8}",
                     Frame = frame.Clone(),
                     FrameKey = $"{Id}-{DateTimeOffset.UtcNow:yyyyMMddTHHmmssfff}-{seq.ToString(CultureInfo.InvariantCulture)}-{Guid.NewGuid():N}",
-                    CapturedUtc = DateTimeOffset.UtcNow,
+                    CapturedUtc = meta.CapturedUtc,
                     ArrivalTimestamp = Stopwatch.GetTimestamp(),
                     Completion = this,
                 };
@@ -332,7 +331,8 @@ public sealed class CameraSource : IImageSource, IWorkCompletion
         }
         finally
         {
-            cap?.Dispose();
+            Interlocked.CompareExchange(ref _grabber, null, grabber);
+            grabber?.Dispose();
         }
     }
 
@@ -349,26 +349,6 @@ public sealed class CameraSource : IImageSource, IWorkCompletion
         }
 
         return Interlocked.Exchange(ref _triggers, 0) > 0;
-    }
-
-    private static VideoCapture Open(string uri)
-    {
-        if (int.TryParse(uri, NumberStyles.None, CultureInfo.InvariantCulture, out var index))
-        {
-            return new VideoCapture(index, VideoCaptureAPIs.V4L2);
-        }
-
-        if (uri.StartsWith("/dev/video", StringComparison.Ordinal))
-        {
-            return new VideoCapture(uri, VideoCaptureAPIs.V4L2);
-        }
-
-        if (uri.Contains('!', StringComparison.Ordinal))
-        {
-            return new VideoCapture(uri, VideoCaptureAPIs.GSTREAMER);
-        }
-
-        return new VideoCapture(uri.StartsWith("file://", StringComparison.Ordinal) ? uri["file://".Length..] : uri, VideoCaptureAPIs.ANY);
     }
 
     /// <summary>Moves frames from the drop-oldest queue into the pipeline (which may make this wait; the queue absorbs it).</summary>

@@ -34,6 +34,7 @@ public sealed class ConfigurationTests
             ["FmaEdge:Sources:0:Completion"] = "maybe",
             ["FmaEdge:Sources:1:Id"] = "a",
             ["FmaEdge:Sources:1:Type"] = "camera",
+            ["FmaEdge:Sources:1:Backend"] = "gstreamer",
             ["FmaEdge:Sources:2:Id"] = "s2",
             ["FmaEdge:Sources:2:Type"] = "scanner",
         });
@@ -42,7 +43,8 @@ public sealed class ConfigurationTests
         [
             "FmaEdge:NodeName", "'gpu'", "FmaEdge:Inference:MaxBatch = 0", "FmaEdge:Inference:MaxBatchSize is not a known setting",
             "FmaEdge:Pipeline:InputCapacity", "kafka", "Loud", "FmaEdge:Sources:0:Path is required", "FmaEdge:Sources:0:Completion 'maybe'",
-            "FmaEdge:Sources:1:Id 'a' is used by another source", "FmaEdge:Sources:1:Uri is required", "FmaEdge:Sources:2:Type 'scanner'",
+            "FmaEdge:Sources:1:Id 'a' is used by another source", "FmaEdge:Sources:1:Uri is required",
+            "FmaEdge:Sources:1:Backend 'gstreamer' is not auto, opencv, ffmpeg", "FmaEdge:Sources:2:Type 'scanner'",
         ];
         foreach (var e in expected)
         {
