@@ -3,7 +3,8 @@
 #
 #   ./build.sh            build everything; ./artifacts/bin/fma-edge and ./artifacts/bin/fma-train run
 #   ./build.sh demo       the main job: daemon + folder source + embedded broker + real model, results over MQTT
-#   ./build.sh test       install test dependencies, build, run every test
+#   ./build.sh test       install test dependencies, build, run every test (TEST_HANG_TIMEOUT=10m: a test running
+#                         longer is dumped and killed, and named at the end)
 #   ./build.sh publish [linux-x64|linux-arm64]   framework-dependent publish of fma-edge for a target
 #   ./build.sh bench      benchmarks (figures, not pass/fail): fma-edge bench (ceiling ratio, stages, preprocessing,
 #                         hot-swap) on the shipped model and on ConvNeXt-T@224, then the fma-train throughput benches
@@ -74,7 +75,10 @@ run_tests() {
   rm -rf "$out"; mkdir -p "$out"
   set +e
   # One test project at a time: two cores, and several suites start real brokers and daemons.
-  dotnet test FmaEdge.sln -c "$CONFIG" --no-build -m:1 --blame --logger "console;verbosity=normal" --logger trx \
+  # A test host that shows no progress for TEST_HANG_TIMEOUT (one test running that long) is dumped (a minidump:
+  # createdump works here, a full dump is GBs) and killed, and the run names the test, instead of waiting for ever.
+  dotnet test FmaEdge.sln -c "$CONFIG" --no-build -m:1 --blame --blame-hang-timeout "${TEST_HANG_TIMEOUT:-10m}" \
+    --blame-hang-dump-type mini --logger "console;verbosity=normal" --logger trx \
     --results-directory "$out" 2>&1 | tee "$out/console.log"
   local rc=${PIPESTATUS[0]}
   set -e
@@ -93,6 +97,13 @@ run_tests() {
     perl -0777 -ne 'while (/<UnitTestResult [^>]*?testName="([^"]*)"[^>]*?outcome="Failed".*?(?:<Message>(.*?)<\/Message>|<\/UnitTestResult>)/gs) {
         my ($n, $m) = ($1, $2 // ""); $m = join(" | ", grep { defined } (split /\n/, $m)[0..2]); for ($n, $m) { s/&quot;/"/g; s/&lt;/</g; s/&gt;/>/g; s/&amp;/&/g; }
         print "  FAILED $n\n    $m\n" }' "$out"/*.trx
+  fi
+  # A hung or crashed test host leaves no result for the test it was running: name it here, last.
+  local aborted
+  aborted=$(grep -A1 'The test running when the crash occurred' "$out/console.log" | grep -v 'The test running' | grep -v '^--$' || true)
+  if [ -n "$aborted" ]; then
+    echo "test host aborted (hang timeout ${TEST_HANG_TIMEOUT:-10m} or crash; dump under $out) while running:"
+    sed 's/^/  ABORTED /' <<<"$aborted"
   fi
   echo "tests: $p passed, $f failed, $k skipped"
   return "$rc"

@@ -182,8 +182,14 @@ public sealed class SourceOptions
     /// <summary>Touching this file triggers one frame in trigger mode (empty: socket only).</summary>
     public string TriggerFile { get; set; } = "";
 
-    /// <summary>No frame for this long counts as a stall: the camera is reopened.</summary>
+    /// <summary>No frame for this long counts as a stall: the camera is reopened (a read still blocked then is abandoned).</summary>
     public int StallSeconds { get; set; } = 20;
+
+    /// <summary>An open that has not returned after this long is abandoned and tried again.</summary>
+    public int OpenTimeoutSeconds { get; set; } = 20;
+
+    /// <summary>Abandoned captures whose thread is still blocked, at most; then the source waits for one to return.</summary>
+    public int MaxStuckCaptures { get; set; } = 2;
 
     public int ReconnectMinMs { get; set; } = 500;
     public int ReconnectMaxMs { get; set; } = 30000;

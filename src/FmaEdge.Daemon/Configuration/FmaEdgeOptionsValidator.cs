@@ -159,6 +159,8 @@ public static partial class FmaEdgeOptionsValidator
 
                 Range(e, $"{k}:IntervalMs", s.IntervalMs, 10, 86_400_000);
                 Range(e, $"{k}:StallSeconds", s.StallSeconds, 1, 3600);
+                Range(e, $"{k}:OpenTimeoutSeconds", s.OpenTimeoutSeconds, 1, 3600);
+                Range(e, $"{k}:MaxStuckCaptures", s.MaxStuckCaptures, 1, 64);
                 Range(e, $"{k}:ReconnectMinMs", s.ReconnectMinMs, 10, 600_000);
                 Range(e, $"{k}:ReconnectMaxMs", s.ReconnectMaxMs, s.ReconnectMinMs, 3_600_000);
                 Range(e, $"{k}:QueueCapacity", s.QueueCapacity, 1, 1000);

@@ -57,6 +57,12 @@ public static partial class Log
     [LoggerMessage(2006, LogLevel.Warning, "Camera {Source} dropped {Dropped} frame(s) under overload (total {Total})")]
     public static partial void FramesDropped(ILogger log, string source, long dropped, long total);
 
+    [LoggerMessage(2008, LogLevel.Warning, "Camera {Source}: capture {Stage} blocked for {Seconds:F0} s, attempt abandoned with its thread ({Stuck} stuck)")]
+    public static partial void CaptureAbandoned(ILogger log, string source, string stage, double seconds, int stuck);
+
+    [LoggerMessage(2009, LogLevel.Information, "Camera {Source}: an abandoned capture returned {Seconds:F0} s after it was given up ({Stuck} still stuck)")]
+    public static partial void AbandonedCaptureReturned(ILogger log, string source, double seconds, int stuck);
+
     [LoggerMessage(3000, LogLevel.Warning, "Bad image {Source}/{Image} set aside: {Reason} ({Detail})")]
     public static partial void BadImage(ILogger log, string source, string image, string reason, string detail);
 

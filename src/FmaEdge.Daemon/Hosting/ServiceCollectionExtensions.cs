@@ -46,7 +46,8 @@ public static class ServiceCollectionExtensions
         services.TryAddSingleton<IClassifierLoader, OnnxClassifierLoader>();
         services.AddSingleton<ModelManager>();
         services.AddSingleton<InferencePipeline>();
-        services.AddSingleton(sp => new SourceSet(CreateSources(options, sp.GetRequiredService<IResultSink>(), sp.GetRequiredService<ILoggerFactory>())));
+        services.AddSingleton(sp => new SourceSet(CreateSources(options, sp.GetRequiredService<IResultSink>(), sp.GetRequiredService<ILoggerFactory>(),
+            sp.GetRequiredService<TimeProvider>())));
         services.AddSingleton(sp => new StatusService(options, sp.GetRequiredService<DaemonSession>(), sp.GetRequiredService<ModelManager>(),
             sp.GetRequiredService<InferencePipeline>(), sp.GetRequiredService<SourceSet>(), sp.GetRequiredService<IResultSink>(),
             sp.GetRequiredService<TimeProvider>()));
@@ -97,10 +98,10 @@ public static class ServiceCollectionExtensions
             ? Path.Combine(options.Paths.ResolvedRuntimeDir, "status.sock")
             : Path.GetFullPath(options.Status.Socket);
 
-    private static List<IImageSource> CreateSources(FmaEdgeOptions options, IResultSink sink, ILoggerFactory loggers) =>
+    private static List<IImageSource> CreateSources(FmaEdgeOptions options, IResultSink sink, ILoggerFactory loggers, TimeProvider time) =>
         options.Sources.Where(s => s.Enabled).Select(s => s.Type switch
         {
             "folder" => (IImageSource)new FolderSource(s, loggers.CreateLogger($"FmaEdge.Sources.{s.Id}"), sink),
-            _ => new CameraSource(s, sink, loggers.CreateLogger($"FmaEdge.Sources.{s.Id}")),
+            _ => new CameraSource(s, sink, loggers.CreateLogger($"FmaEdge.Sources.{s.Id}"), time),
         }).ToList();
 }

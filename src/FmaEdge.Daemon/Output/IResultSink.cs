@@ -152,6 +152,9 @@ public static class EventKinds
     public const string DiskLow = "disk-low";
     public const string FrameDrops = "frame-drops";
 
+    /// <summary>A camera capture blocked in native code past its deadline was given up and its thread left behind.</summary>
+    public const string CaptureAbandoned = "capture-abandoned";
+
     /// <summary>A finished file could not be moved to done/ or failed/ (disk full, permissions); its result is stored.</summary>
     public const string MoveFailed = "move-failed";
 

@@ -14,37 +14,45 @@ namespace FmaEdge.Daemon.Sources;
 /// <summary>A live camera through OpenCV's VideoCapture (V4L2 index or path, RTSP, a file, a GStreamer pipeline where
 /// OpenCV has it). Frames are sampled (continuous up to an fps limit, every interval, or on trigger) into a small bounded
 /// queue that drops the oldest frame under overload (counted). No frame for <c>StallSeconds</c> counts as a stall and the
-/// capture is reopened; failures reconnect with exponential backoff. Each capture runs on its own thread, so a read that
-/// never returns cannot wedge the source. Thread-safe for state, trigger and stop.</summary>
+/// capture is reopened; failures reconnect with exponential backoff. Each capture attempt runs on its own thread and each
+/// native call in it has a deadline (<c>OpenTimeoutSeconds</c> for the open, <c>StallSeconds</c> for a read): an attempt
+/// blocked past it inside OpenCV or the kernel is abandoned (counted, logged, published) and its thread left to return
+/// on its own, so nothing in the daemon ever waits on it. Thread-safe for state, trigger and stop.</summary>
 public sealed class CameraSource : IImageSource, IWorkCompletion
 {
+    /// <summary>How long a stop waits for healthy capture threads to return from their current read.</summary>
+    private static readonly TimeSpan StopGrace = TimeSpan.FromSeconds(2);
+
     private readonly SourceOptions _options;
     private readonly ILogger _log;
     private readonly IResultSink _sink;
+    private readonly TimeProvider _time;
     private readonly Channel<ImageWork> _queue;
     private readonly RateMeter _rate = new();
+    private readonly List<CaptureAttempt> _attempts = [];
     private CancellationTokenSource? _cts;
     private Task? _supervisor;
     private Task? _pump;
+    private bool _stopped;
     private long _frames;
     private long _errors;
     private long _dropped;
+    private long _abandoned;
     private long _reportedDropped;
     private long _lastDropReport;
     private long _sequence;
     private long _lastFrameTimestamp;
-    private long _generation;
     private int _triggers;
     private string _state = "stopped";
     private string? _detail;
     private DateTime _triggerFileStamp;
-    private IFrameGrabber? _grabber;
 
-    public CameraSource(SourceOptions options, IResultSink sink, ILogger log)
+    public CameraSource(SourceOptions options, IResultSink sink, ILogger log, TimeProvider? time = null)
     {
         _options = options;
         _sink = sink;
         _log = log;
+        _time = time ?? TimeProvider.System;
         _queue = Channel.CreateBounded<ImageWork>(new BoundedChannelOptions(options.QueueCapacity)
         {
             FullMode = BoundedChannelFullMode.DropOldest,
@@ -73,15 +81,14 @@ public sealed class CameraSource : IImageSource, IWorkCompletion
         return Task.CompletedTask;
     }
 
-    private readonly List<Thread> _threads = [];
-
     public async Task StopAsync(CancellationToken cancellationToken)
     {
-        if (_cts is null)
+        if (_cts is null || _stopped)
         {
             return;
         }
 
+        _stopped = true;
         await _cts.CancelAsync();
         foreach (var t in new[] { _supervisor, _pump })
         {
@@ -91,22 +98,20 @@ public sealed class CameraSource : IImageSource, IWorkCompletion
             }
         }
 
-        // Capture threads stop at their next read; wait for them so no native VideoCapture call outlives the
-        // source (a read racing process or test-host shutdown has crashed the process).
-        Thread[] threads;
-        lock (_threads)
+        // A healthy capture returns at its next frame: wait for it briefly, so no native VideoCapture call outlives the
+        // source needlessly. Never wait on one blocked in native code: the process may exit with it (a background thread).
+        var live = LiveAttempts();
+        foreach (var a in live)
         {
-            threads = [.. _threads];
-            _threads.Clear();
+            a.Retire("stopping");
         }
 
-        await Task.Run(() =>
+        await Task.WhenAll(live.Where(a => !a.Abandoned).Select(a => a.Finished.Task)).WaitAsync(StopGrace, _time, cancellationToken)
+            .ContinueWith(_ => { }, TaskScheduler.Default);
+        foreach (var a in live.Where(a => !a.Finished.Task.IsCompleted))
         {
-            foreach (var t in threads)
-            {
-                t.Join(TimeSpan.FromSeconds(5));
-            }
-        }, CancellationToken.None);
+            await AbandonAsync(a, a.Stage == CaptureStage.Opening ? "open" : "read");
+        }
 
         while (_queue.Reader.TryRead(out var w))
         {
@@ -130,9 +135,13 @@ public sealed class CameraSource : IImageSource, IWorkCompletion
     public SourceState GetState()
     {
         var last = Interlocked.Read(ref _lastFrameTimestamp);
-        double? age = last == 0 ? null : Stopwatch.GetElapsedTime(last).TotalSeconds;
+        double? age = last == 0 ? null : _time.GetElapsedTime(last).TotalSeconds;
         return new SourceState(Id, "camera", _state, Interlocked.Read(ref _frames), _rate.PerSecond, age,
-            Interlocked.Read(ref _errors), Interlocked.Read(ref _dropped), _queue.Reader.Count, _detail);
+            Interlocked.Read(ref _errors), Interlocked.Read(ref _dropped), _queue.Reader.Count, _detail)
+        {
+            AbandonedCaptures = Interlocked.Read(ref _abandoned),
+            StuckCaptures = StuckAttempts().Count,
+        };
     }
 
     public ValueTask CompleteAsync(ImageWork work, WorkOutcome outcome, CancellationToken cancellationToken)
@@ -157,44 +166,51 @@ public sealed class CameraSource : IImageSource, IWorkCompletion
     {
         var delay = _options.ReconnectMinMs;
         var wasUp = false;
+        var number = 0L;
         while (!ct.IsCancellationRequested)
         {
-            var generation = Interlocked.Increment(ref _generation);
-            var opened = new TaskCompletionSource<(int W, int H)?>(TaskCreationOptions.RunContinuationsAsynchronously);
-            var ended = new TaskCompletionSource<string>(TaskCreationOptions.RunContinuationsAsynchronously);
-            var thread = new Thread(() => CaptureLoop(generation, opened, ended, ct)) { IsBackground = true, Name = $"camera-{Id}" };
-            lock (_threads)
+            await WaitWhileTooManyStuckAsync(ct);
+            if (ct.IsCancellationRequested)
             {
-                _threads.RemoveAll(t => !t.IsAlive);
-                _threads.Add(thread);
+                break;
             }
 
-            thread.Start();
-            var size = await opened.Task.WaitAsync(ct).ContinueWith(t => t.IsCompletedSuccessfully ? t.Result : null, TaskScheduler.Default);
+            var attempt = StartAttempt(++number, ct);
+            var openDeadline = TimeSpan.FromSeconds(_options.OpenTimeoutSeconds);
+            await Task.WhenAny(attempt.Opened.Task, Task.Delay(openDeadline, _time, ct));
+            if (ct.IsCancellationRequested)
+            {
+                break;
+            }
+
             string reason;
-            if (size is { } s)
+            if (!attempt.Opened.Task.IsCompleted)
+            {
+                reason = $"open did not return within {_options.OpenTimeoutSeconds} s";
+                await AbandonAsync(attempt, "open");
+            }
+            else if (attempt.Opened.Task.Result is { } s)
             {
                 _state = "streaming";
                 _detail = null;
                 delay = _options.ReconnectMinMs;
-                Log.CameraUp(_log, Id, _options.Uri, s.W, s.H);
+                Log.CameraUp(_log, Id, _options.Uri, s.Width, s.Height);
                 if (!wasUp)
                 {
                     wasUp = true;
-                    await Events.EmitAsync(_sink, _log, new DaemonEvent(EventKinds.SourceUp, "info", $"camera {Id} streaming {s.W}x{s.H}", DateTimeOffset.UtcNow, Id, _options.Uri), ct);
+                    await Events.EmitAsync(_sink, _log, new DaemonEvent(EventKinds.SourceUp, "info", $"camera {Id} streaming {s.Width}x{s.Height}", _time.GetUtcNow(), Id, _options.Uri), ct);
                 }
 
-                reason = await WatchAsync(ended.Task, ct);
+                reason = await WatchAsync(attempt, ct);
             }
             else
             {
-                reason = ended.Task.IsCompleted ? ended.Task.Result : "could not open";
+                reason = await attempt.Ended.Task;
             }
 
-            // Abandon the old capture thread: it stops at its next read and disposes its own capture; backends that
-            // can interrupt a blocked read (ffmpeg) are told to now.
-            Interlocked.Increment(ref _generation);
-            Volatile.Read(ref _grabber)?.Abort(ct.IsCancellationRequested ? "stopping" : reason);
+            // It stops at its next read and disposes its own capture; a backend that can interrupt a blocked read (ffmpeg)
+            // is told to now.
+            attempt.Retire(ct.IsCancellationRequested ? "stopping" : reason);
             if (ct.IsCancellationRequested)
             {
                 break;
@@ -207,32 +223,111 @@ public sealed class CameraSource : IImageSource, IWorkCompletion
             if (wasUp)
             {
                 wasUp = false;
-                await Events.EmitAsync(_sink, _log, new DaemonEvent(EventKinds.SourceDown, "warning", $"camera {Id} down: {reason}", DateTimeOffset.UtcNow, Id, _options.Uri, reason), ct);
+                await Events.EmitAsync(_sink, _log, new DaemonEvent(EventKinds.SourceDown, "warning", $"camera {Id} down: {reason}", _time.GetUtcNow(), Id, _options.Uri, reason), ct);
             }
 
-            await Task.Delay(delay, ct).ContinueWith(_ => { }, TaskScheduler.Default);
+            await Task.Delay(TimeSpan.FromMilliseconds(delay), _time, ct).ContinueWith(_ => { }, TaskScheduler.Default);
             delay = Math.Min(delay * 2, _options.ReconnectMaxMs);
         }
     }
 
-    /// <summary>Waits until the capture ends or stalls; returns why.</summary>
-    private async Task<string> WatchAsync(Task<string> ended, CancellationToken ct)
+    private CaptureAttempt StartAttempt(long number, CancellationToken ct)
+    {
+        var attempt = new CaptureAttempt(number, _time);
+        var thread = new Thread(() => CaptureLoop(attempt, ct)) { IsBackground = true, Name = $"camera-{Id}-{number}" };
+        lock (_attempts)
+        {
+            _attempts.RemoveAll(a => a.Finished.Task.IsCompleted);
+            _attempts.Add(attempt);
+        }
+
+        thread.Start();
+        return attempt;
+    }
+
+    private List<CaptureAttempt> LiveAttempts()
+    {
+        lock (_attempts)
+        {
+            return _attempts.Where(a => !a.Finished.Task.IsCompleted).ToList();
+        }
+    }
+
+    private List<CaptureAttempt> StuckAttempts()
+    {
+        lock (_attempts)
+        {
+            return _attempts.Where(a => a.Stuck).ToList();
+        }
+    }
+
+    /// <summary>Each abandoned attempt holds a thread (and often a device or, inside OpenCV's FFmpeg, a process-wide
+    /// lock), so at most <c>MaxStuckCaptures</c> are left behind; then the source waits for one to return.</summary>
+    private async Task WaitWhileTooManyStuckAsync(CancellationToken ct)
+    {
+        while (!ct.IsCancellationRequested)
+        {
+            var stuck = StuckAttempts();
+            if (stuck.Count < _options.MaxStuckCaptures)
+            {
+                return;
+            }
+
+            _state = "reconnecting";
+            _detail = $"{stuck.Count} capture attempt(s) stuck in native code; waiting for one to return before trying again";
+            await Task.WhenAny(stuck.Select(a => a.Finished.Task).Append(Task.Delay(Timeout.InfiniteTimeSpan, ct)));
+        }
+    }
+
+    /// <summary>Gives up on an attempt blocked in <paramref name="stage"/>: counted, logged, published; its thread is left
+    /// to return on its own and hands over nothing more.</summary>
+    private async Task AbandonAsync(CaptureAttempt attempt, string stage)
+    {
+        if (!attempt.Abandon())
+        {
+            return;
+        }
+
+        var total = Interlocked.Increment(ref _abandoned);
+        var seconds = attempt.InStageFor.TotalSeconds;
+        var stuck = StuckAttempts().Count;
+        Log.CaptureAbandoned(_log, Id, stage, seconds, stuck);
+        await Events.EmitAsync(_sink, _log, new DaemonEvent(EventKinds.CaptureAbandoned, "warning",
+            string.Create(CultureInfo.InvariantCulture, $"camera {Id}: capture {stage} blocked for {seconds:F0} s; attempt abandoned, its thread left behind ({stuck} stuck)"),
+            _time.GetUtcNow(), Id, _options.Uri, stage)
+        {
+            Data = new Dictionary<string, string>
+            {
+                ["stage"] = stage,
+                ["blocked_seconds"] = seconds.ToString("F1", CultureInfo.InvariantCulture),
+                ["abandoned"] = total.ToString(CultureInfo.InvariantCulture),
+                ["stuck"] = stuck.ToString(CultureInfo.InvariantCulture),
+            },
+        }, CancellationToken.None);
+    }
+
+    /// <summary>Waits until the capture ends or stalls; returns why. A stalled capture still inside its read is abandoned.</summary>
+    private async Task<string> WatchAsync(CaptureAttempt attempt, CancellationToken ct)
     {
         var stall = TimeSpan.FromSeconds(_options.StallSeconds);
         while (!ct.IsCancellationRequested)
         {
-            var done = await Task.WhenAny(ended, Task.Delay(TimeSpan.FromMilliseconds(250), ct));
-            if (done == ended)
+            var done = await Task.WhenAny(attempt.Ended.Task, Task.Delay(TimeSpan.FromMilliseconds(250), _time, ct));
+            if (done == attempt.Ended.Task)
             {
-                return ended.Result;
+                return attempt.Ended.Task.Result;
             }
 
             ReportDrops();
-            var last = Interlocked.Read(ref _lastFrameTimestamp);
-            var age = Stopwatch.GetElapsedTime(last);
-            if (last != 0 && age > stall)
+            var age = _time.GetElapsedTime(Interlocked.Read(ref _lastFrameTimestamp));
+            if (age > stall)
             {
                 Log.CameraStalled(_log, Id, age.TotalSeconds);
+                if (attempt.Stage == CaptureStage.Reading)
+                {
+                    await AbandonAsync(attempt, "read");
+                }
+
                 return $"stalled: no frame for {age.TotalSeconds:F0} s";
             }
         }
@@ -243,7 +338,7 @@ public sealed class CameraSource : IImageSource, IWorkCompletion
     /// <summary>Logs and publishes drops at most every 10 s, so an overloaded line does not flood the journal.</summary>
     private void ReportDrops()
     {
-        if (_lastDropReport != 0 && Stopwatch.GetElapsedTime(_lastDropReport) < TimeSpan.FromSeconds(10))
+        if (_lastDropReport != 0 && _time.GetElapsedTime(_lastDropReport) < TimeSpan.FromSeconds(10))
         {
             return;
         }
@@ -252,26 +347,34 @@ public sealed class CameraSource : IImageSource, IWorkCompletion
         var before = Interlocked.Exchange(ref _reportedDropped, total);
         if (total > before)
         {
-            _lastDropReport = Stopwatch.GetTimestamp();
+            _lastDropReport = _time.GetTimestamp();
             Log.FramesDropped(_log, Id, total - before, total);
             _ = Events.EmitAsync(_sink, _log, new DaemonEvent(EventKinds.FrameDrops, "warning",
-                $"camera {Id} dropped {total - before} frame(s) under overload (oldest first); {total} in total", DateTimeOffset.UtcNow, Id, _options.Uri, "overload")
+                $"camera {Id} dropped {total - before} frame(s) under overload (oldest first); {total} in total", _time.GetUtcNow(), Id, _options.Uri, "overload")
             {
                 Data = new Dictionary<string, string> { ["dropped"] = (total - before).ToString(CultureInfo.InvariantCulture), ["total"] = total.ToString(CultureInfo.InvariantCulture) },
             }, CancellationToken.None).AsTask();
         }
     }
 
-    private void CaptureLoop(long generation, TaskCompletionSource<(int, int)?> opened, TaskCompletionSource<string> ended, CancellationToken ct)
+    private void CaptureLoop(CaptureAttempt attempt, CancellationToken ct)
     {
         IFrameGrabber? grabber = null;
         try
         {
             grabber = CameraBackends.Create(_options);
-            Interlocked.Exchange(ref _grabber, grabber);
+            attempt.Grabber = grabber;
             grabber.Open(ct);
-            Interlocked.Exchange(ref _lastFrameTimestamp, Stopwatch.GetTimestamp());
-            opened.TrySetResult((grabber.Info.Width, grabber.Info.Height));
+            attempt.Enter(CaptureStage.Working);
+            if (attempt.Retired)
+            {
+                attempt.Opened.TrySetResult(null);
+                attempt.Ended.TrySetResult("abandoned");
+                return;
+            }
+
+            Interlocked.Exchange(ref _lastFrameTimestamp, _time.GetTimestamp());
+            attempt.Opened.TrySetResult((grabber.Info.Width, grabber.Info.Height));
             var minGap = _options.Sampling switch
             {
                 "interval" => TimeSpan.FromMilliseconds(_options.IntervalMs),
@@ -280,15 +383,23 @@ public sealed class CameraSource : IImageSource, IWorkCompletion
             };
             var lastSent = 0L;
             using var frame = new Mat();
-            while (!ct.IsCancellationRequested && Interlocked.Read(ref _generation) == generation)
+            while (!ct.IsCancellationRequested && !attempt.Retired)
             {
-                if (grabber.Read(frame, ct) is not { } meta || frame.Empty())
+                attempt.Enter(CaptureStage.Reading);
+                var meta = grabber.Read(frame, ct);
+                attempt.Enter(CaptureStage.Working);
+                if (attempt.Retired)
                 {
-                    ended.TrySetResult("end of stream or read failure");
+                    break; // abandoned or replaced while it read: what it read belongs to nobody
+                }
+
+                if (meta is null || frame.Empty())
+                {
+                    attempt.Ended.TrySetResult("end of stream or read failure");
                     return;
                 }
 
-                Interlocked.Exchange(ref _lastFrameTimestamp, Stopwatch.GetTimestamp());
+                Interlocked.Exchange(ref _lastFrameTimestamp, _time.GetTimestamp());
                 bool take;
                 if (_options.Sampling == "trigger")
                 {
@@ -296,7 +407,7 @@ public sealed class CameraSource : IImageSource, IWorkCompletion
                 }
                 else
                 {
-                    take = lastSent == 0 || Stopwatch.GetElapsedTime(lastSent) >= minGap;
+                    take = lastSent == 0 || _time.GetElapsedTime(lastSent) >= minGap;
                 }
 
                 if (!take)
@@ -304,7 +415,7 @@ public sealed class CameraSource : IImageSource, IWorkCompletion
                     continue;
                 }
 
-                lastSent = Stopwatch.GetTimestamp();
+                lastSent = _time.GetTimestamp();
                 var seq = Interlocked.Increment(ref _sequence);
                 var work = new ImageWork
                 {
@@ -312,8 +423,8 @@ public sealed class CameraSource : IImageSource, IWorkCompletion
                     Sequence = seq,
                     ImageId = $"{Id}-{seq:D8}",
                     Frame = frame.Clone(),
-                    FrameKey = $"{Id}-{DateTimeOffset.UtcNow:yyyyMMddTHHmmssfff}-{seq.ToString(CultureInfo.InvariantCulture)}-{Guid.NewGuid():N}",
-                    CapturedUtc = meta.CapturedUtc,
+                    FrameKey = $"{Id}-{_time.GetUtcNow():yyyyMMddTHHmmssfff}-{seq.ToString(CultureInfo.InvariantCulture)}-{Guid.NewGuid():N}",
+                    CapturedUtc = meta.Value.CapturedUtc,
                     ArrivalTimestamp = Stopwatch.GetTimestamp(),
                     Completion = this,
                 };
@@ -322,17 +433,22 @@ public sealed class CameraSource : IImageSource, IWorkCompletion
                 _rate.Mark();
             }
 
-            ended.TrySetResult("stopping");
+            attempt.Ended.TrySetResult("stopping");
         }
         catch (Exception e)
         {
-            opened.TrySetResult(null);
-            ended.TrySetResult(e.Message);
+            attempt.Opened.TrySetResult(null);
+            attempt.Ended.TrySetResult(e.Message);
         }
         finally
         {
-            Interlocked.CompareExchange(ref _grabber, null, grabber);
             grabber?.Dispose();
+            attempt.Enter(CaptureStage.Ended);
+            attempt.Finished.TrySetResult();
+            if (attempt.Abandoned)
+            {
+                Log.AbandonedCaptureReturned(_log, Id, attempt.SinceAbandoned.TotalSeconds, StuckAttempts().Count);
+            }
         }
     }
 

@@ -89,4 +89,11 @@ public interface IImageSink
 
 /// <summary>Status of one source.</summary>
 public sealed record SourceState(string Id, string Type, string State, long Frames, double Fps, double? LastFrameAgeSeconds,
-    long Errors, long Dropped, long Pending, string? Detail);
+    long Errors, long Dropped, long Pending, string? Detail)
+{
+    /// <summary>Camera capture attempts given up since start because an open or read stayed blocked past its deadline.</summary>
+    public long AbandonedCaptures { get; init; }
+
+    /// <summary>Abandoned capture attempts whose thread has not returned yet (each holds a thread, often a device).</summary>
+    public int StuckCaptures { get; init; }
+}

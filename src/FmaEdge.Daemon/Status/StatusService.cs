@@ -58,6 +58,13 @@ public sealed class StatusService(FmaEdgeOptions options, DaemonSession session,
             problems.Add($"source {s.Id}: {s.Detail}");
         }
 
+        // An abandoned capture still blocked holds a thread (and often the device) until it returns; say so even while a
+        // fresh capture streams.
+        foreach (var s in sourceStates.Where(s => s.StuckCaptures > 0))
+        {
+            problems.Add($"source {s.Id}: {s.StuckCaptures} abandoned capture(s) still blocked in native code");
+        }
+
         var outState = sink.State;
         if (!outState.Connected)
         {

@@ -55,6 +55,36 @@ public sealed class ConfigurationTests
     }
 
     [Fact]
+    public void Bind_CameraCaptureDeadlines_DocumentedDefaultsAndBoundsChecked()
+    {
+        using var tmp = new TempFolder("cfg");
+        FmaEdgeOptions Bind(params (string Key, string Value)[] camera)
+        {
+            var overrides = new Dictionary<string, string?>
+            {
+                ["FmaEdge:Sources:0:Id"] = "cam1",
+                ["FmaEdge:Sources:0:Type"] = "camera",
+                ["FmaEdge:Sources:0:Uri"] = "/dev/video0",
+            };
+            foreach (var (k, v) in camera)
+            {
+                overrides[$"FmaEdge:Sources:0:{k}"] = v;
+            }
+
+            return FmaEdgeConfiguration.Bind(FmaEdgeConfiguration.Build(systemConfigDir: Path.Combine(tmp.Path, "none"), overrides: overrides));
+        }
+
+        var cam = Bind().Sources[0];
+        Assert.Equal(20, cam.OpenTimeoutSeconds); // docs/configuration.md, camera sources
+        Assert.Equal(20, cam.StallSeconds);
+        Assert.Equal(2, cam.MaxStuckCaptures);
+        var ex = Assert.Throws<ConfigurationErrorsException>(() => Bind(("OpenTimeoutSeconds", "0"), ("MaxStuckCaptures", "65")));
+        Assert.Contains(ex.Errors, e => e.Contains("FmaEdge:Sources:0:OpenTimeoutSeconds = 0", StringComparison.Ordinal));
+        Assert.Contains(ex.Errors, e => e.Contains("FmaEdge:Sources:0:MaxStuckCaptures = 65", StringComparison.Ordinal));
+        Assert.Equal(2, ex.Errors.Count);
+    }
+
+    [Fact]
     public void Build_OverrideFilesThenEnvironment_LayerInOrder()
     {
         using var tmp = new TempFolder("cfg");

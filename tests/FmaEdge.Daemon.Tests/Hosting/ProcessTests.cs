@@ -22,7 +22,7 @@ public sealed class ProcessTests
         {
             await DaemonHarness.WaitUntilAsync(() => results.ReadResults("line1").Count >= 8, "results before the kill", 60_000);
             first.Kill(); // SIGKILL: no drain, no clean-up
-            await first.WaitForExitAsync();
+            await first.WaitForExitAsync(TimeSpan.FromSeconds(10));
         }
 
         var before = results.ReadResults("line1").Count;
@@ -34,8 +34,8 @@ public sealed class ProcessTests
             using var status = Process.Start(new ProcessStartInfo("dotnet", [Exe, "status", "--socket", Path.Combine(root, "run", "status.sock")]) { RedirectStandardOutput = true })!;
             await status.WaitForExitAsync();
             Assert.Equal(0, status.ExitCode);
-            second.Kill(entireProcessTree: false);
-            await second.WaitForExitAsync();
+            second.Kill();
+            await second.WaitForExitAsync(TimeSpan.FromSeconds(10));
         }
 
         // Every image: exactly one result, or (when the kill fell between commit and move) one result plus a duplicate event.
@@ -65,13 +65,9 @@ public sealed class ProcessTests
         return (config, inbox);
     }
 
-    internal static Process Start(string config) =>
-        Process.Start(new ProcessStartInfo("dotnet", [Exe, "run", "--config", config])
-        {
-            RedirectStandardOutput = false,
-            RedirectStandardError = false,
-            UseShellExecute = false,
-        })!;
+    /// <summary><c>fma-edge run --config</c> as a child process, killed when the test disposes it.</summary>
+    internal static DaemonProcess Start(string config) =>
+        DaemonProcess.Start(new ProcessStartInfo("dotnet", [Exe, "run", "--config", config]));
 
     /// <summary>"FmaEdge:Sources:0:Id" style keys back into a JSON tree (arrays for numeric keys).</summary>
     private static Dictionary<string, object?> ToTree(Dictionary<string, string?> flat)

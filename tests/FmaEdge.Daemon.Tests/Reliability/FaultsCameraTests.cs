@@ -6,6 +6,7 @@ namespace FmaEdge.Daemon.Tests.Reliability;
 /// <summary>Camera faults through the whole in-process daemon: a live MJPEG camera on a named pipe (real images, read by
 /// OpenCV's FFmpeg) that hangs without closing, then vanishes and comes back; results over a real mosquitto, status
 /// through the socket.</summary>
+[Collection(CaptureCollection.Name)]
 public sealed class FaultsCameraTests : IDisposable
 {
     private readonly TempFolder _tmp = new("faults-cam");
@@ -26,6 +27,7 @@ public sealed class FaultsCameraTests : IDisposable
             s["FmaEdge:Sources:1:Uri"] = cam.Path;
             s["FmaEdge:Sources:1:FpsLimit"] = "4";
             s["FmaEdge:Sources:1:StallSeconds"] = "2";
+            s["FmaEdge:Sources:1:OpenTimeoutSeconds"] = "10";
             s["FmaEdge:Sources:1:ReconnectMinMs"] = "200";
             s["FmaEdge:Sources:1:ReconnectMaxMs"] = "1000";
         }));
@@ -45,6 +47,17 @@ public sealed class FaultsCameraTests : IDisposable
         Assert.Equal("watching", stalled.GetProperty("sources")[0].GetProperty("state").GetString()); // the folder source carries on
         await DaemonHarness.WaitUntilAsync(() => floor.Events("source_down").Any(e => e.Json.GetProperty("message").GetString()!.Contains("stalled", StringComparison.Ordinal)),
             "source_down (stalled) on the floor");
+        // The stalled capture is still blocked in its read (the pipe is open, nothing comes): that attempt is abandoned,
+        // counted and published, and its thread left to return when the stream ends.
+        var abandoned = await DaemonHarness.WaitForAsync(() => floor.Events("capture_abandoned").FirstOrDefault(), "capture_abandoned (read) on the floor");
+        Assert.Equal("warning", abandoned.Json.GetProperty("severity").GetString());
+        Assert.Equal("cam1", abandoned.Json.GetProperty("source").GetString());
+        var details = abandoned.Json.GetProperty("details");
+        Assert.Equal("read", details.GetProperty("stage").GetString());
+        Assert.Equal(cam.Path, details.GetProperty("subject").GetString());
+        Assert.True(double.Parse(details.GetProperty("blocked_seconds").GetString()!, System.Globalization.CultureInfo.InvariantCulture) >= 2);
+        var (_, whileStuck) = await FaultRig.StatusAsync(d.Socket);
+        Assert.True(whileStuck.GetProperty("sources")[1].GetProperty("abandonedCaptures").GetInt64() >= 1);
         var upsBefore = floor.Events("source_up").Count;
         // The hung camera is restarted (its old stream ends, a new one starts): the source must pick it up again.
         await cam.VanishAsync();
@@ -78,12 +91,9 @@ public sealed class FaultsCameraTests : IDisposable
         Assert.Equal(results.Select(r => r.Json.GetProperty("image").GetProperty("id").GetString()).Distinct().Count(),
             results.Select(r => r.Json.GetProperty("message_id").GetString()).Distinct().Count());
         Assert.True(st.Errors >= 2, $"both losses counted ({st.Errors})");
+        Assert.True(st.AbandonedCaptures >= 1 && st.StuckCaptures == 0, $"the stalled read abandoned, its thread back ({st.AbandonedCaptures}, {st.StuckCaptures} stuck)");
         var ups = floor.Events("source_up").Count(e => e.Json.GetProperty("source").GetString() == "cam1");
         var downsTotal = floor.Events("source_down").Count(e => e.Json.GetProperty("source").GetString() == "cam1");
         Assert.True(downsTotal >= 2 && ups == downsTotal + 1, $"each loss a source_down paired with a later source_up ({ups} up, {downsTotal} down)");
-
-        // End the stream before the daemon stops, so no capture thread is left blocked on the pipe; later reopens fail fast.
-        await cam.VanishAsync();
-        File.Delete(cam.Path);
     }
 }

@@ -39,8 +39,8 @@ public sealed class FaultsProcessTests : IDisposable
         using (var p = ProcessTests.Start(config))
         {
             await DaemonHarness.WaitUntilAsync(() => floor.DistinctImages >= 3, "first results", 90_000);
-            await Signal(p, "TERM");
-            await p.WaitForExitAsync().WaitAsync(TimeSpan.FromSeconds(45));
+            await p.SignalAsync("TERM");
+            await p.WaitForExitAsync(TimeSpan.FromSeconds(45));
             Assert.Equal(0, p.ExitCode);
             sessionA = floor.Results[0].Json.GetProperty("session").GetString()!;
         }
@@ -68,8 +68,8 @@ public sealed class FaultsProcessTests : IDisposable
             var online = floor.Statuses[^1];
             Assert.Equal("online", online.State);
             Assert.NotEqual(sessionA, online.Json.GetProperty("session").GetString());
-            await Signal(p, "TERM");
-            await p.WaitForExitAsync().WaitAsync(TimeSpan.FromSeconds(45));
+            await p.SignalAsync("TERM");
+            await p.WaitForExitAsync(TimeSpan.FromSeconds(45));
             Assert.Equal(0, p.ExitCode);
         }
 
@@ -96,7 +96,7 @@ public sealed class FaultsProcessTests : IDisposable
             var (code, _) = await FaultRig.StatusAsync(Socket);
             Assert.Equal(0, code);
             first.Kill(); // SIGKILL mid-batch: no drain, no clean-up
-            await first.WaitForExitAsync();
+            await first.WaitForExitAsync(TimeSpan.FromSeconds(10));
             sessionA = floor.Results[0].Json.GetProperty("session").GetString()!;
         }
 
@@ -123,7 +123,7 @@ public sealed class FaultsProcessTests : IDisposable
             Assert.NotEqual(sessionA, floor.Statuses[^1].Json.GetProperty("session").GetString());
             await Task.Delay(500);
             second.Kill();
-            await second.WaitForExitAsync();
+            await second.WaitForExitAsync(TimeSpan.FromSeconds(10));
         }
 
         FaultRig.AssertEachImageOnce(floor.Results, names);
@@ -136,12 +136,5 @@ public sealed class FaultsProcessTests : IDisposable
         Assert.All(floor.Events("duplicate"), e => Assert.False(string.IsNullOrEmpty(e.Json.GetProperty("details").GetProperty("original_message_id").GetString())));
         Assert.Empty(Directory.GetFiles(Path.Combine(inbox, "failed")));
         Assert.Equal(images.Count, Directory.GetFiles(Path.Combine(inbox, "done")).Length);
-    }
-
-    private static async Task Signal(Process p, string signal)
-    {
-        using var kill = Process.Start("kill", [$"-{signal}", p.Id.ToString(CultureInfo.InvariantCulture)]);
-        await kill.WaitForExitAsync();
-        Assert.Equal(0, kill.ExitCode);
     }
 }

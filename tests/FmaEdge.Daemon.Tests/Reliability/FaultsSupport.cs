@@ -460,10 +460,12 @@ internal sealed class SmallTmpfs : IDisposable
 
 /// <summary>A camera on a named pipe (FIFO) streaming multipart MJPEG built from real dataset images, which OpenCV's
 /// built-in FFmpeg reads like a live camera. (An MJPEG-over-HTTP camera was tried first: the x64 OpenCvSharp runtime's
-/// FFmpeg refuses http:// at once, see docs/reliability.md.) It can pause (the pipe stays open, no more frames: a camera
-/// that hangs), vanish (the writer closes) and come back (the writer opens again). The writer never blocks: it opens
-/// and writes with O_NONBLOCK and polls (a blocking open waits for a reader forever, and a blocking write into a pipe
-/// nobody drains cannot be cancelled; either once hung the test host). Thread-safe.</summary>
+/// FFmpeg refuses http:// at once, see docs/reliability.md.) Like a camera server it serves one reader after another
+/// (when a reader goes, it waits for the next); it can pause (the pipe stays open, no more frames: a camera that hangs),
+/// vanish (the writer closes) and come back (the writer opens again). The writer never blocks: it opens and writes with
+/// O_NONBLOCK and polls (a blocking open waits for a reader forever, and a blocking write into a pipe nobody drains
+/// cannot be cancelled; either once hung the test host). Disposing it also releases any reader still blocked opening the
+/// pipe, so no capture thread outlives the test. Thread-safe.</summary>
 internal sealed partial class FifoCamera : IAsyncDisposable
 {
     private const int OWronly = 0x1;
@@ -499,24 +501,46 @@ internal sealed partial class FifoCamera : IAsyncDisposable
     /// <summary>Frames written so far.</summary>
     public long Sent => Interlocked.Read(ref _sent);
 
-    /// <summary>Starts the camera: waits (polling) for a reader, then streams until paused, vanished or the reader goes.</summary>
+    /// <summary>Starts the camera: waits (polling) for a reader, then streams until paused or vanished; a reader that
+    /// goes away is followed by the next one.</summary>
     public void Start()
     {
         _paused = false;
         _cts = new CancellationTokenSource();
         var ct = _cts.Token;
-        _writer = Task.Factory.StartNew(() => Stream(ct), CancellationToken.None, TaskCreationOptions.LongRunning, TaskScheduler.Default);
+        _writer = Task.Factory.StartNew(() => Serve(ct), CancellationToken.None, TaskCreationOptions.LongRunning, TaskScheduler.Default);
     }
 
-    private void Stream(CancellationToken ct)
+    private void Serve(CancellationToken ct)
     {
-        var fd = -1;
         while (!ct.IsCancellationRequested)
         {
-            fd = Open(Path, OWronly | ONonblock);
+            var fd = WaitForReader(ct);
+            if (fd < 0)
+            {
+                return;
+            }
+
+            try
+            {
+                StreamTo(fd, ct);
+            }
+            finally
+            {
+                _ = Close(fd);
+            }
+        }
+    }
+
+    /// <summary>Opens the pipe for writing once a reader has it open; -1 when cancelled.</summary>
+    private int WaitForReader(CancellationToken ct)
+    {
+        while (!ct.IsCancellationRequested)
+        {
+            var fd = Open(Path, OWronly | ONonblock);
             if (fd >= 0)
             {
-                break;
+                return fd;
             }
 
             var errno = Marshal.GetLastPInvokeError();
@@ -524,34 +548,47 @@ internal sealed partial class FifoCamera : IAsyncDisposable
             Thread.Sleep(20); // ENXIO: no reader yet
         }
 
-        if (fd < 0)
-        {
-            return;
-        }
+        return -1;
+    }
 
-        try
+    /// <summary>Streams frames until cancelled or the reader goes away (EPIPE).</summary>
+    private void StreamTo(int fd, CancellationToken ct)
+    {
+        var i = 0;
+        while (!ct.IsCancellationRequested)
         {
-            var i = 0;
-            while (!ct.IsCancellationRequested)
+            if (!_paused)
             {
-                if (!_paused)
+                var jpg = _frames[i++ % _frames.Length];
+                if (!WriteAll(fd, Encoding.ASCII.GetBytes($"--frame\r\nContent-Type: image/jpeg\r\nContent-Length: {jpg.Length}\r\n\r\n"), ct)
+                    || !WriteAll(fd, jpg, ct) || !WriteAll(fd, "\r\n"u8.ToArray(), ct))
                 {
-                    var jpg = _frames[i++ % _frames.Length];
-                    if (!WriteAll(fd, Encoding.ASCII.GetBytes($"--frame\r\nContent-Type: image/jpeg\r\nContent-Length: {jpg.Length}\r\n\r\n"), ct)
-                        || !WriteAll(fd, jpg, ct) || !WriteAll(fd, "\r\n"u8.ToArray(), ct))
-                    {
-                        return; // cancelled, or the reader went away (EPIPE): the camera's connection ended
-                    }
-
-                    Interlocked.Increment(ref _sent);
+                    return;
                 }
 
-                Thread.Sleep(1000 / _fps);
+                Interlocked.Increment(ref _sent);
             }
+
+            Thread.Sleep(1000 / _fps);
         }
-        finally
+    }
+
+    /// <summary>Lets every reader blocked in open() on the pipe through (a writer appears and closes at once, so they read
+    /// end of stream) until no reader has the pipe open, for at most <paramref name="timeout"/>. A capture blocked in
+    /// open would otherwise keep its thread, and OpenCV's process-wide FFmpeg open lock, for the rest of the test run.</summary>
+    public async Task ReleaseBlockedReadersAsync(TimeSpan timeout)
+    {
+        var sw = Stopwatch.StartNew();
+        while (sw.Elapsed < timeout)
         {
+            var fd = Open(Path, OWronly | ONonblock);
+            if (fd < 0)
+            {
+                return; // ENXIO: no reader left (or the pipe is gone)
+            }
+
             _ = Close(fd);
+            await Task.Delay(20);
         }
     }
 
@@ -612,6 +649,7 @@ internal sealed partial class FifoCamera : IAsyncDisposable
     public async ValueTask DisposeAsync()
     {
         await VanishAsync();
+        await ReleaseBlockedReadersAsync(TimeSpan.FromSeconds(10));
         _cts?.Dispose();
     }
 

@@ -4,6 +4,7 @@ using OpenCvSharp;
 
 namespace FmaEdge.Daemon.Tests.Sources;
 
+[Collection(CaptureCollection.Name)]
 public sealed class CameraSourceTests
 {
     [Fact]

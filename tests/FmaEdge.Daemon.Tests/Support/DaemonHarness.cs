@@ -150,4 +150,13 @@ public sealed class DaemonHarness : IAsyncDisposable
             await Task.Delay(50);
         }
     }
+
+    /// <summary>Polls <paramref name="probe"/> until it returns something; fails the test with <paramref name="what"/> on timeout.</summary>
+    public static async Task<T> WaitForAsync<T>(Func<T?> probe, string what, int timeoutMs = 30_000)
+        where T : class
+    {
+        T? found = null;
+        await WaitUntilAsync(() => (found = probe()) is not null, what, timeoutMs);
+        return found!;
+    }
 }
