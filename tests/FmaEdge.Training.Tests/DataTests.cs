@@ -1,4 +1,6 @@
 using FmaEdge.Core.Contract;
+using FmaEdge.Evaluation.Datasets;
+using FmaEdge.TestSupport;
 using FmaEdge.Training.Data;
 using FmaEdge.Vision;
 using OpenCvSharp;
@@ -23,6 +25,26 @@ public class DataTests
         Assert.Equal(all.Tree.Leaves.Count, t1.Images.Select(i => i.Leaf).Distinct().Count());
         // A fixed figure from the seed's hash mixing: pins the split across processes and machines.
         Assert.Equal(DeterministicRandom.Seed(5, 0, 0x5eed), DeterministicRandom.Seed(5, 0, 0x5eed));
+    }
+
+    [Fact]
+    public void LoadWithCalibration_Fraction_DisjointStratifiedAndTheSameForEverySeed()
+    {
+        var source = new DatasetSource { DataDir = TestPaths.DatasetVal, ValFraction = 0.2, CalibFraction = 0.15 };
+
+        var (train0, val0, calib0) = (source with { Seed = 0 }).LoadWithCalibration();
+        var (_, val1, calib1) = (source with { Seed = 1 }).LoadWithCalibration();
+        var (train2, _) = (source with { Seed = 0 }).Load();
+
+        var all = DatasetLoader.ScanFolder(TestPaths.DatasetVal).Images.Count;
+        Assert.Equal(all, train0.Images.Count + val0.Images.Count + calib0.Images.Count);
+        Assert.Empty(calib0.Images.Select(i => i.Path).Intersect(train0.Images.Concat(val0.Images).Select(i => i.Path)));
+        Assert.Equal(calib0.Tree.Leaves.Count, calib0.Images.Select(i => i.Leaf).Distinct().Count());
+        Assert.Equal(train0.Images.Select(i => i.Path), train2.Images.Select(i => i.Path));
+        Assert.NotEqual(val0.Images.Select(i => i.Path).Order(), val1.Images.Select(i => i.Path).Order());
+        // Val moves with the seed; the calibration part is carved from what is left, so it only moves with it.
+        Assert.Empty(calib1.Images.Select(i => i.Path).Intersect(val1.Images.Select(i => i.Path)));
+        Assert.Throws<ArgumentException>(() => (source with { CalibDir = TestPaths.DatasetVal }).LoadWithCalibration());
     }
 
     [Fact]

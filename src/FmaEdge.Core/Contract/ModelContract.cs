@@ -305,6 +305,11 @@ public static class ModelContract
             v.Add($"decoding.target_precision {tp} is outside (0, 1]");
         }
 
+        if (d.Confidence is { } confidence && !(confidence > 0 && confidence < 1))
+        {
+            v.Add($"decoding.confidence {confidence} is outside (0, 1)");
+        }
+
         for (var i = 0; i < d.Thresholds.Count; i++)
         {
             if (!(d.Thresholds[i] >= 0 && d.Thresholds[i] <= 1))

@@ -143,6 +143,11 @@ public sealed record DecodingSpec
     /// <summary>Precision the thresholds were calibrated for, or null when uncalibrated.</summary>
     public double? TargetPrecision { get; init; }
 
+    /// <summary>Confidence with which every level's answers reach <see cref="TargetPrecision"/> on new images from the
+    /// calibration images' distribution (exact binomial bound, see docs/training.md); null when the thresholds are a
+    /// point estimate on the calibration images (models calibrated before this field) or uncalibrated.</summary>
+    public double? Confidence { get; init; }
+
     /// <summary>How many top classes each level reports.</summary>
     public int TopK { get; init; } = 5;
 }

@@ -316,6 +316,7 @@ public sealed class ModelContractTests : IDisposable
         { "path-scoring", ["decoding.path_scoring 'sum' is not product or leaf"] },
         { "top-k", ["decoding.top_k 0 is outside 1..100"] },
         { "target-precision", ["decoding.target_precision 1.5 is outside (0, 1]"] },
+        { "confidence", ["decoding.confidence 1 is outside (0, 1)"] },
         { "output-kind", ["outputs mix logits and probabilities; all levels must have the same kind", "outputs[1].kind 'softmax' is not logits or probabilities"] },
         { "output-kinds-mixed", ["outputs mix logits and probabilities; all levels must have the same kind"] },
         { "output-order", ["outputs[0] is for level 1; outputs must be listed coarse to fine", "outputs[1] is for level 0; outputs must be listed coarse to fine"] },
@@ -356,6 +357,7 @@ public sealed class ModelContractTests : IDisposable
         "path-scoring" => m with { Decoding = m.Decoding with { PathScoring = "sum" } },
         "top-k" => m with { Decoding = m.Decoding with { TopK = 0 } },
         "target-precision" => m with { Decoding = m.Decoding with { TargetPrecision = 1.5 } },
+        "confidence" => m with { Decoding = m.Decoding with { Confidence = 1.0 } },
         "output-kind" => m with { Outputs = [m.Outputs[0], m.Outputs[1] with { Kind = "softmax" }] },
         "output-kinds-mixed" => m with { Outputs = [m.Outputs[0], m.Outputs[1] with { Kind = OutputKinds.Probabilities }] },
         "output-order" => m with { Outputs = [m.Outputs[1], m.Outputs[0]] },
@@ -512,7 +514,7 @@ public sealed class ModelContractTests : IDisposable
         var changed = GoodManifest() with
         {
             Model = GoodManifest().Model with { Id = "second", Version = "2.0.0" },
-            Decoding = GoodManifest().Decoding with { Thresholds = [0.7, 0.45], Temperatures = [1.3, 0.8], TargetPrecision = 0.95, TopK = 3 },
+            Decoding = GoodManifest().Decoding with { Thresholds = [0.7, 0.45], Temperatures = [1.3, 0.8], TargetPrecision = 0.95, Confidence = 0.9, TopK = 3 },
             Training = new JsonObject { ["data"] = new JsonObject { ["train_images"] = 4146 }, ["epochs"] = 30 },
         };
 
@@ -530,6 +532,7 @@ public sealed class ModelContractTests : IDisposable
         Assert.Equal([0.7, 0.45], m.Decoding.Thresholds);
         Assert.Equal([1.3, 0.8], m.Decoding.Temperatures);
         Assert.Equal(0.95, m.Decoding.TargetPrecision);
+        Assert.Equal(0.9, m.Decoding.Confidence);
         Assert.Equal(4146, m.Training!["data"]!["train_images"]!.GetValue<int>());
     }
 

@@ -95,7 +95,7 @@ public sealed class CalibrationTests
         double[] conf = [0.95, 0.9, 0.8, 0.7, 0.6, 0.5];
         bool[] right = [true, true, false, true, true, false];
 
-        var fit = ThresholdCalibrator.Fit(conf.Select(c => new[] { c }).ToList(), right.Select(r => new[] { r }).ToList(), 1, 0.75);
+        var fit = ThresholdCalibrator.Fit(conf.Select(c => new[] { c }).ToList(), right.Select(r => new[] { r }).ToList(), 1, 0.75, confidence: 0);
 
         Assert.Equal([0.6], fit.Thresholds);
         Assert.Equal([5], fit.AcceptedByLevel);
@@ -112,7 +112,7 @@ public sealed class CalibrationTests
         var conf = new List<double[]> { new[] { 0.99, 0.9 }, new[] { 0.95, 0.8 }, new[] { 0.85, 0.7 } };
         var right = new List<bool[]> { new[] { true, true }, new[] { true, false }, new[] { false, true } };
 
-        var fit = ThresholdCalibrator.Fit(conf, right, 2, 1.0);
+        var fit = ThresholdCalibrator.Fit(conf, right, 2, 1.0, confidence: 0);
 
         Assert.Equal([0.95, 0.9], fit.Thresholds);
         Assert.Equal([1, 1], fit.AcceptedByLevel);
@@ -125,7 +125,7 @@ public sealed class CalibrationTests
         var conf = new List<double[]> { new[] { 0.7 }, new[] { 0.6 } };
         var right = new List<bool[]> { new[] { false }, new[] { true } };
 
-        var fit = ThresholdCalibrator.Fit(conf, right, 1, 0.99);
+        var fit = ThresholdCalibrator.Fit(conf, right, 1, 0.99, confidence: 0);
 
         Assert.Equal([1.0], fit.Thresholds);
         Assert.Equal(0.0, fit.Coverage);
@@ -138,7 +138,7 @@ public sealed class CalibrationTests
         var conf = new List<double[]> { new[] { 1.0 }, new[] { 1.0 }, new[] { 0.9 } };
         var right = new List<bool[]> { new[] { true }, new[] { false }, new[] { true } };
 
-        var fit = ThresholdCalibrator.Fit(conf, right, 1, 0.99);
+        var fit = ThresholdCalibrator.Fit(conf, right, 1, 0.99, confidence: 0);
 
         Assert.Equal([1.0], fit.Thresholds);
         Assert.Equal([2], fit.AcceptedByLevel);
@@ -180,7 +180,7 @@ public sealed class CalibrationTests
                 right.Add(r);
             }
 
-            var fit = ThresholdCalibrator.Fit(conf, right, depth, target);
+            var fit = ThresholdCalibrator.Fit(conf, right, depth, target, confidence: 0);
 
             // Apply the decoder's own climbing rule and count answers per level.
             var answered = new int[depth];
@@ -235,7 +235,7 @@ public sealed class CalibrationTests
                 return Enumerable.Range(0, level.Count).Select(i => (float)((i == favoured ? 6 : 0) + rng.NextDouble() * 6)).ToArray();
             }).ToArray()).ToList();
 
-            var result = DecodingCalibrator.Calibrate(tree, new DecodingSpec(), true, outputs, leaves, 0.9);
+            var result = DecodingCalibrator.Calibrate(tree, new DecodingSpec(), true, outputs, leaves, 0.9, confidence: 0);
 
             Assert.Equal(tree.Depth, result.Decoding.Temperatures.Count);
             Assert.Equal(0.9, result.Decoding.TargetPrecision);

@@ -10,14 +10,15 @@ public sealed record CalibrationResult(DecodingSpec Decoding, IReadOnlyList<Temp
     MetricsReport Before, MetricsReport After);
 
 /// <summary>Calibrates a model's decoding from raw held-out outputs: one temperature per level (NLL), then
-/// per-level coarse thresholds for a target precision (see <see cref="ThresholdCalibrator"/>). Pure and
+/// per-level coarse thresholds for a target precision at a stated confidence (see <see cref="ThresholdCalibrator"/>). Pure and
 /// thread-safe; the trainer's ModelCalibrator wraps it with ONNX inference and file rewriting.</summary>
 public static class DecodingCalibrator
 {
     /// <summary>Fits temperatures and thresholds. <paramref name="rawOutputs"/> is [image][level][class] as the
     /// model emits it; <paramref name="trueLeaves"/> the labels. Keeps the other fields of <paramref name="current"/>.</summary>
     public static CalibrationResult Calibrate(CategoryTree tree, DecodingSpec current, bool outputsAreLogits,
-        IReadOnlyList<float[][]> rawOutputs, IReadOnlyList<int> trueLeaves, double targetPrecision = ThresholdCalibrator.DefaultTargetPrecision)
+        IReadOnlyList<float[][]> rawOutputs, IReadOnlyList<int> trueLeaves, double targetPrecision = ThresholdCalibrator.DefaultTargetPrecision,
+        double confidence = ThresholdCalibrator.DefaultConfidence)
     {
         ArgumentNullException.ThrowIfNull(tree);
         ArgumentNullException.ThrowIfNull(current);
@@ -48,8 +49,13 @@ public static class DecodingCalibrator
             Thresholds = Enumerable.Repeat(0.0, tree.Depth).ToList(),
         };
         var records = Decode(new HierarchicalDecoder(tree, tempered, outputsAreLogits), rawOutputs, trueLeaves);
-        var thresholds = ThresholdCalibrator.Fit(tree, records, targetPrecision);
-        var calibrated = tempered with { Thresholds = thresholds.Thresholds.ToList(), TargetPrecision = targetPrecision };
+        var thresholds = ThresholdCalibrator.Fit(tree, records, targetPrecision, confidence);
+        var calibrated = tempered with
+        {
+            Thresholds = thresholds.Thresholds.ToList(),
+            TargetPrecision = targetPrecision,
+            Confidence = confidence > 0 ? confidence : null,
+        };
         var after = HierarchicalMetrics.Compute(tree, Decode(new HierarchicalDecoder(tree, calibrated, outputsAreLogits), rawOutputs, trueLeaves), calibrated.Thresholds);
         return new CalibrationResult(calibrated, fits, thresholds, before, after);
     }

@@ -17,6 +17,14 @@ internal static class EvaluationCommands
 
     private static Option<string> ProvidersOption() => new("--providers") { Description = "Execution providers to try in order (tensorrt,cuda,cpu)", DefaultValueFactory = _ => "cpu" };
 
+    private static Option<double> TargetOption() => new("--target-precision") { Description = "Precision every level's coarse answers must reach", DefaultValueFactory = _ => ThresholdCalibrator.DefaultTargetPrecision };
+
+    private static Option<double> ConfidenceOption() => new("--confidence")
+    {
+        Description = "Probability that the target holds on new images from the same distribution (exact binomial bound); 0 = point estimate on the calibration images, no guarantee",
+        DefaultValueFactory = _ => ThresholdCalibrator.DefaultConfidence,
+    };
+
     private static IReadOnlyList<string> Split(string s) => s.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
 
     public static Command Eval()
@@ -40,16 +48,38 @@ internal static class EvaluationCommands
     {
         var model = ModelOption();
         var data = DataOption("Held-out labelled images (validation set)");
-        var target = new Option<double>("--target-precision") { Description = "Precision the coarse answers must reach", DefaultValueFactory = _ => ThresholdCalibrator.DefaultTargetPrecision };
+        var target = TargetOption();
+        var confidence = ConfidenceOption();
         var output = new Option<string?>("--out") { Description = "Write the calibrated model here (default: rewrite --model in place, atomically)" };
         var batch = BatchOption();
         var providers = ProvidersOption();
         var cmd = new Command("calibrate", "Fit per-level temperatures and coarse-answer thresholds on held-out data and store them in the model file.")
         {
-            model, data, target, output, batch, providers,
+            model, data, target, confidence, output, batch, providers,
         };
-        cmd.SetAction((r, ct) => Task.FromResult(CalibrateCommand.Run(r.GetValue(model)!, r.GetValue(data)!, r.GetValue(target), r.GetValue(output),
+        cmd.SetAction((r, ct) => Task.FromResult(CalibrateCommand.Run(r.GetValue(model)!, r.GetValue(data)!, r.GetValue(target), r.GetValue(confidence), r.GetValue(output),
             r.GetValue(batch), Split(r.GetValue(providers)!), cancellationToken: ct)));
+        return cmd;
+    }
+
+    public static Command CalibrationExperiment()
+    {
+        var model = ModelOption();
+        var data = DataOption("Labelled images to split again and again (e.g. the val set)");
+        var splits = new Option<int>("--splits") { Description = "Random calibration/test splits", DefaultValueFactory = _ => 200 };
+        var seed = new Option<int>("--seed") { Description = "Split i uses seed + i", DefaultValueFactory = _ => 0 };
+        var fraction = new Option<double>("--calib-fraction") { Description = "Share of each leaf's images in the calibration part", DefaultValueFactory = _ => 0.5 };
+        var target = TargetOption();
+        var confidence = ConfidenceOption();
+        var cache = new Option<string?>("--cache") { Description = "JSON file of the model's outputs: read when it matches the model, else written" };
+        var batch = BatchOption();
+        var cmd = new Command("calibration-experiment",
+            "Repeat calibration over random calibration/test splits and count how often test precision falls below the target, point estimate vs guaranteed thresholds.")
+        {
+            model, data, splits, seed, fraction, target, confidence, cache, batch,
+        };
+        cmd.SetAction((r, ct) => Task.FromResult(CalibrationExperimentCommand.Run(r.GetValue(model)!, r.GetValue(data)!, r.GetValue(splits), r.GetValue(seed),
+            r.GetValue(fraction), r.GetValue(target), r.GetValue(confidence), r.GetValue(cache), r.GetValue(batch), cancellationToken: ct)));
         return cmd;
     }
 }

@@ -1,6 +1,7 @@
 using System.CommandLine;
 using FmaEdge.Core.Contract;
 using FmaEdge.Core.Taxonomy;
+using FmaEdge.Evaluation.Calibration;
 using FmaEdge.Training.Data;
 using FmaEdge.Training.Export;
 using FmaEdge.Training.Models;
@@ -14,11 +15,18 @@ namespace FmaEdge.Train.Cli.Commands;
 /// <summary>fma-train train: options -> TrainingOptions -> Trainer -> export -> post-training hook.</summary>
 internal static class TrainCommand
 {
+    /// <summary>Share of each leaf of the training data set aside for calibration by default.</summary>
+    public const double DefaultCalibFraction = 0.15;
+
     internal sealed class Opts
     {
         public readonly Option<string?> Data = new("--data") { Description = "Training images: ROOT/<level 1>/.../<leaf>/*.png (or the base folder of --manifest paths)" };
         public readonly Option<string?> Val = new("--val") { Description = "Separate validation folder with the same tree" };
         public readonly Option<double> ValFraction = new("--val-fraction") { Description = "Hold out this fraction of each leaf for validation (reproducible per seed)", DefaultValueFactory = _ => 0 };
+        public readonly Option<string?> Calib = new("--calib") { Description = "Separate calibration folder with the same tree (temperatures and coarse thresholds are fitted on it)" };
+        public readonly Option<double> CalibFraction = new("--calib-fraction") { Description = "Without --calib: set aside this fraction of each leaf of the training data for calibration (fixed split seed; 0 = calibrate on validation)", DefaultValueFactory = _ => DefaultCalibFraction };
+        public readonly Option<double> TargetPrecision = new("--target-precision") { Description = "Precision every level's coarse answers must reach", DefaultValueFactory = _ => ThresholdCalibrator.DefaultTargetPrecision };
+        public readonly Option<double> Confidence = new("--confidence") { Description = "Probability that the target holds on new images from the same distribution (exact binomial bound); 0 = point estimate, no guarantee", DefaultValueFactory = _ => ThresholdCalibrator.DefaultConfidence };
         public readonly Option<string?> Tree = new("--tree") { Description = "Category tree file (JSON/YAML); pins class order" };
         public readonly Option<string?> Manifest = new("--manifest") { Description = "CSV manifest path,leaf (needs --tree)" };
         public readonly Option<string> Out = new("--out") { Description = "Run folder (model.onnx, history.json, checkpoints/)", Required = true };
@@ -58,7 +66,7 @@ internal static class TrainCommand
 
         public IEnumerable<Option> All() =>
         [
-            Data, Val, ValFraction, Tree, Manifest, Out, Model, Head, HeadHidden, Loss, BCnn, Alphas, Beta, ImgSize, Epochs, Batch, Lr,
+            Data, Val, ValFraction, Calib, CalibFraction, TargetPrecision, Confidence, Tree, Manifest, Out, Model, Head, HeadHidden, Loss, BCnn, Alphas, Beta, ImgSize, Epochs, Batch, Lr,
             WeightDecay, Warmup, GradClip, DropPath, Seed, Device, Pretrained, Balanced, LabelSmoothing, Threads, LoaderThreads,
             NoAugment, NoFlip, NoRotate, Brightness, Contrast, Resize, Interpolation, LrSchedule, WeightDecayOn, Resume, MaxBatches,
         ];
@@ -82,6 +90,8 @@ internal static class TrainCommand
                 Data = new DatasetSource
                 {
                     DataDir = Full(r.GetValue(Data)), ValDir = Full(r.GetValue(Val)), ValFraction = r.GetValue(ValFraction),
+                    CalibDir = Full(r.GetValue(Calib)),
+                    CalibFraction = r.GetValue(Calib) is null ? r.GetValue(CalibFraction) : 0,
                     TreeFile = Full(r.GetValue(Tree)), ManifestCsv = Full(r.GetValue(Manifest)),
                 },
                 RunDir = r.GetValue(Out)!,
@@ -172,7 +182,7 @@ internal static class TrainCommand
             plain.Info($"exported {export.Path} ({export.Model.Bytes / 1024} KiB, sha256 {export.Model.ShortHash}); ONNX Runtime matches TorchSharp within {export.MaxAbsDifference:G2} on {export.VerifiedImages} real images");
 
             // Post-export hook: calibration on val and report.json/report.html (see PostTraining.Run).
-            PostTraining.Run(result, export, plain, cts.Token);
+            PostTraining.Run(result, export, plain, cts.Token, r.GetValue(o.TargetPrecision), r.GetValue(o.Confidence));
             return 0;
         }
         catch (OperationCanceledException)

@@ -8,14 +8,14 @@ using FmaEdge.Vision;
 
 namespace FmaEdge.Training.Calibration;
 
-/// <summary>The handler of <c>fma-train calibrate --model FILE.onnx --data VALDIR|CSV [--target-precision 0.99]
+/// <summary>The handler of <c>fma-train calibrate --model FILE.onnx --data VALDIR|CSV [--target-precision 0.99] [--confidence 0.9]
 /// [--out FILE.onnx] [--batch N] [--providers cpu,cuda,...]</c>. Returns the process exit code. Stateless.</summary>
 public static class CalibrateCommand
 {
     /// <summary>Calibrates and writes the model (in place unless <paramref name="outPath"/> is given), printing
     /// the temperatures, thresholds and the coverage reached.</summary>
     public static int Run(string modelPath, string dataPath, double targetPrecision = ThresholdCalibrator.DefaultTargetPrecision,
-        string? outPath = null, int batchSize = 32, IReadOnlyList<string>? providers = null, TextWriter? output = null, TextWriter? error = null,
+        double confidence = ThresholdCalibrator.DefaultConfidence, string? outPath = null, int batchSize = 32, IReadOnlyList<string>? providers = null, TextWriter? output = null, TextWriter? error = null,
         CancellationToken cancellationToken = default)
     {
         output ??= Console.Out;
@@ -25,6 +25,7 @@ public static class CalibrateCommand
             var options = new CalibrationOptions
             {
                 TargetPrecision = targetPrecision,
+                Confidence = confidence,
                 OutputPath = outPath,
                 Evaluation = new EvaluationOptions
                 {
@@ -53,16 +54,20 @@ public static class CalibrateCommand
         ArgumentNullException.ThrowIfNull(output);
         var fit = run.Fit;
         var tree = run.Written.Tree;
+        var guarantee = fit.Thresholds.Confidence > 0
+            ? string.Create(CultureInfo.InvariantCulture, $"confidence {fit.Thresholds.Confidence * 100:0.##}% ({fit.Thresholds.Method})")
+            : "point estimate (no guarantee on new images)";
         output.WriteLine(string.Create(CultureInfo.InvariantCulture,
-            $"calibrated on {fit.Thresholds.Images} images ({run.Before.Skipped.Count} skipped), target precision {fit.Thresholds.TargetPrecision * 100:0.##}%"));
+            $"calibrated on {fit.Thresholds.Images} images ({run.Before.Skipped.Count} skipped), target precision {fit.Thresholds.TargetPrecision * 100:0.##}%, {guarantee}"));
         for (var l = 0; l < tree.Depth; l++)
         {
             var t = fit.Temperatures[l];
             var p = fit.Thresholds.PrecisionByLevel[l];
             var precision = p is null ? "-" : (p.Value * 100).ToString("0.00", CultureInfo.InvariantCulture) + "%";
             var missed = fit.Thresholds.ReachedTarget[l] ? "" : "  (target missed: ties at confidence 1.0)";
+            var bound = fit.Thresholds.PrecisionLowerBoundByLevel[l] is { } b ? (b * 100).ToString("0.00", CultureInfo.InvariantCulture) + "%" : "-";
             output.WriteLine(string.Create(CultureInfo.InvariantCulture,
-                $"{tree.Levels[l].Name,-22} T={t.Temperature,6:F3} NLL {t.NllBefore:F4}->{t.NllAfter:F4}  threshold {fit.Thresholds.Thresholds[l]:F4}  answers {fit.Thresholds.AcceptedByLevel[l],5} precision {precision}{missed}"));
+                $"{tree.Levels[l].Name,-22} T={t.Temperature,6:F3} NLL {t.NllBefore:F4}->{t.NllAfter:F4}  threshold {fit.Thresholds.Thresholds[l]:F4}  answers {fit.Thresholds.AcceptedByLevel[l],5} precision {precision} (lower bound {bound}){missed}"));
         }
 
         output.WriteLine(string.Create(CultureInfo.InvariantCulture,

@@ -15,6 +15,9 @@ public sealed record CalibrationOptions
     /// <summary>Precision the coarse answers must reach on the calibration set.</summary>
     public double TargetPrecision { get; init; } = ThresholdCalibrator.DefaultTargetPrecision;
 
+    /// <summary>Confidence that every level's precision reaches the target on new images; 0 = point estimate (no guarantee).</summary>
+    public double Confidence { get; init; } = ThresholdCalibrator.DefaultConfidence;
+
     /// <summary>Where to write the calibrated model; null rewrites the input file in place.</summary>
     public string? OutputPath { get; init; }
 
@@ -28,6 +31,11 @@ public sealed record CalibrationOptions
         if (!(TargetPrecision > 0 && TargetPrecision <= 1))
         {
             errors.Add($"target precision {TargetPrecision} is outside (0, 1]");
+        }
+
+        if (!(Confidence >= 0 && Confidence < 1))
+        {
+            errors.Add($"confidence {Confidence} is outside [0, 1) (0 = point estimate, no guarantee)");
         }
 
         errors.AddRange(Evaluation.Validate());
@@ -80,13 +88,15 @@ public static class ModelCalibrator
 
         var model = before.Model;
         var fit = DecodingCalibrator.Calibrate(model.Tree, before.Decoding, EvaluationResult.OutputsAreLogits(model),
-            before.RawOutputs, before.Labels, options.TargetPrecision);
+            before.RawOutputs, before.Labels, options.TargetPrecision, options.Confidence);
         cancellationToken.ThrowIfCancellationRequested();
         var summary = new JsonObject
         {
             ["data"] = before.DataPath,
             ["images"] = before.Images.Count,
             ["target_precision"] = options.TargetPrecision,
+            ["method"] = fit.Thresholds.Method,
+            ["confidence"] = options.Confidence > 0 ? options.Confidence : null,
             ["coverage"] = fit.Thresholds.Coverage,
             ["precision"] = fit.Thresholds.Precision,
             ["nll_before"] = new JsonArray(fit.Temperatures.Select(t => (JsonNode)JsonValue.Create(t.NllBefore)).ToArray()),

@@ -24,9 +24,55 @@ public sealed record DatasetSource
 
     public int Seed { get; init; }
 
-    /// <summary>Loads the training and validation sets (val may be empty). Throws <see cref="TaxonomyException"/>
-    /// listing every data problem, <see cref="ArgumentException"/> for inconsistent options.</summary>
+    /// <summary>A separate calibration folder (same tree): temperatures and coarse thresholds are fitted on it.</summary>
+    public string? CalibDir { get; init; }
+
+    /// <summary>Fraction of each leaf of the training data set aside for calibration when no <see cref="CalibDir"/>
+    /// is given (0 = none: calibration falls back to the validation set). Its split seed is fixed, so
+    /// with a separate validation folder runs with different seeds train on the same images.</summary>
+    public double CalibFraction { get; init; }
+
+    /// <summary>The seed of the calibration carve-out (fixed, see <see cref="CalibFraction"/>).</summary>
+    public const int CalibrationSplitSeed = 0xCA1B;
+
+    /// <summary>Loads the training and validation sets (val may be empty); the training set leaves out the
+    /// calibration part. Throws <see cref="TaxonomyException"/> listing every data problem,
+    /// <see cref="ArgumentException"/> for inconsistent options.</summary>
     public (LabeledDataset Train, LabeledDataset Val) Load()
+    {
+        var (train, val, _) = LoadWithCalibration();
+        return (train, val);
+    }
+
+    /// <summary>Loads training, validation and calibration sets (val and calib may be empty), disjoint.</summary>
+    public (LabeledDataset Train, LabeledDataset Val, LabeledDataset Calib) LoadWithCalibration()
+    {
+        if (CalibDir is not null && CalibFraction > 0)
+        {
+            throw new ArgumentException("give either a calibration folder or a calibration fraction, not both");
+        }
+
+        if (CalibFraction is < 0 or >= 1)
+        {
+            throw new ArgumentException($"calibration fraction {CalibFraction} is outside [0, 1)");
+        }
+
+        var (train, val) = LoadTrainAndVal();
+        if (CalibDir is not null)
+        {
+            return (train, val, DatasetLoader.ScanFolder(CalibDir, train.Tree));
+        }
+
+        if (CalibFraction > 0)
+        {
+            var (rest, calib) = SplitStratified(train, CalibFraction, CalibrationSplitSeed);
+            return (rest, val, calib);
+        }
+
+        return (train, val, train with { Images = [] });
+    }
+
+    private (LabeledDataset Train, LabeledDataset Val) LoadTrainAndVal()
     {
         if (ValDir is not null && ValFraction > 0)
         {

@@ -86,6 +86,11 @@ public static class EvalReport
         {
             ["images"] = t.Images,
             ["target_precision"] = t.TargetPrecision,
+            ["method"] = t.Method,
+            ["confidence"] = t.Confidence > 0 ? t.Confidence : null,
+            ["assumption"] = t.Confidence > 0
+                ? "new images are exchangeable with the calibration images (same distribution: same line, camera and defect mix)"
+                : "none: the thresholds reach the target on the calibration images only",
             ["temperatures"] = new JsonArray(c.Temperatures.Select((f, l) => (JsonNode)new JsonObject
             {
                 ["level"] = l,
@@ -97,6 +102,7 @@ public static class EvalReport
             ["thresholds"] = new JsonArray(t.Thresholds.Select(x => (JsonNode)JsonValue.Create(x)).ToArray()),
             ["accepted_by_level"] = new JsonArray(t.AcceptedByLevel.Select(x => (JsonNode)JsonValue.Create(x)).ToArray()),
             ["precision_by_level"] = new JsonArray(t.PrecisionByLevel.Select(x => x is null ? null : (JsonNode)JsonValue.Create(x.Value)).ToArray()),
+            ["precision_lower_bound_by_level"] = new JsonArray(t.PrecisionLowerBoundByLevel.Select(x => x is null ? null : (JsonNode)JsonValue.Create(x.Value)).ToArray()),
             ["reached_target"] = new JsonArray(t.ReachedTarget.Select(x => (JsonNode)JsonValue.Create(x)).ToArray()),
             ["coverage"] = t.Coverage,
             ["precision"] = t.Precision,

@@ -22,11 +22,19 @@ public static class ReportWriter
     public const string HistoryFileName = "history.json";
 
     /// <summary>Builds the report document, adds the run's learning history and writes both files atomically.</summary>
-    public static ReportFiles Write(string runDir, EvaluationResult evaluation, CalibrationResult? calibration = null)
+    public static ReportFiles Write(string runDir, EvaluationResult evaluation, CalibrationResult? calibration = null, bool fittedOnReportImages = true)
     {
         ArgumentNullException.ThrowIfNull(runDir);
         var doc = EvalReport.Build(evaluation, calibration);
-        doc["history"] = ReadHistory(runDir);
+        if (doc["calibration"] is JsonObject section)
+        {
+            section["fitted_on_report_images"] = fittedOnReportImages;
+        }
+
+        var history = ReadHistory(runDir);
+        doc["history"] = history;
+        // The training machine when the history names it, else this one (an eval-only report).
+        doc["environment"] = (history as JsonObject)?["environment"]?.DeepClone() ?? RunEnvironment.Capture();
         var json = Path.Combine(Path.GetFullPath(runDir), JsonFileName);
         var html = Path.Combine(Path.GetFullPath(runDir), HtmlFileName);
         EvalReport.WriteFile(doc, json);
@@ -187,9 +195,19 @@ public static class ReportWriter
         sb.Append(target is null
             ? "Thresholds are not calibrated (run <code>fma-train calibrate</code>)."
             : $"Climbing from the leaf, the answer stops at the deepest level whose confidence passes its threshold; thresholds were fitted for {Pct(target.Value)} precision.");
+        var confidence = decoding["confidence"]?.GetValue<double?>();
+        if (target is not null)
+        {
+            sb.Append(confidence is { } conf
+                ? $" Method: exact Clopper-Pearson bound with a fixed-sequence scan (Bonferroni over levels): with confidence {Pct(conf)}, every level's answers reach {Pct(target.Value)} precision on new images exchangeable with the calibration images (same line, camera and defect mix)."
+                : " Method: point estimate (no confidence stated): the thresholds reach the target on the calibration images only; expect lower precision on new images.");
+        }
+
         if (calibration is not null)
         {
-            sb.Append(" The thresholds were fitted on these same images, so the precision here is what the fit guarantees, not an independent estimate.");
+            sb.Append(calibration["fitted_on_report_images"]?.GetValue<bool>() == false
+                ? $" The temperatures and thresholds were fitted on {Dbl(calibration, "images"):0} separate calibration images, so the precision here is an independent check (these images chose the epoch, not the thresholds)."
+                : " The thresholds were fitted on these same images, so the precision here is what the fit achieved on them, not an independent estimate.");
         }
 
         sb.Append("</p><table class=\"num\"><thead><tr><th>Level</th><th>Temperature</th><th>Threshold</th><th>Answered at ≥ this depth</th><th>Answered exactly here</th><th>Precision of those</th></tr></thead><tbody>");

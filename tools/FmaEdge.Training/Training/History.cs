@@ -1,4 +1,5 @@
 using System.Text.Json;
+using System.Text.Json.Nodes;
 using System.Text.Json.Serialization;
 
 namespace FmaEdge.Training.Training;
@@ -23,6 +24,10 @@ public sealed class TrainingHistory
     internal static readonly JsonSerializerOptions Json = new() { WriteIndented = true, NumberHandling = JsonNumberHandling.AllowNamedFloatingPointLiterals };
 
     [JsonPropertyName("epochs")] public List<EpochRecord> Epochs { get; init; } = [];
+
+    /// <summary>The machine, thread counts and library versions of the process that wrote the history last
+    /// (see RunEnvironment): a seeded run repeats bit for bit only where these match.</summary>
+    [JsonPropertyName("environment")] public JsonObject? Environment { get; set; }
 
     public void Save(string path)
     {

@@ -8,6 +8,7 @@ using FmaEdge.Training.Losses;
 using FmaEdge.Training.Models;
 using FmaEdge.Training.Native;
 using FmaEdge.Training.Progress;
+using FmaEdge.Training.Reporting;
 using FmaEdge.Vision;
 using TorchSharp;
 using TorchSharp.Modules;
@@ -25,6 +26,10 @@ public sealed record TrainingResult(
     LabeledDataset Val,
     IReadOnlyList<SkippedImage> Skipped)
 {
+    /// <summary>The images set aside for calibration (never trained on, never used to pick the epoch); empty when
+    /// the run has none.</summary>
+    public LabeledDataset? Calib { get; init; }
+
     /// <summary>The checkpoint to ship: best on validation when there is validation data, else the last.</summary>
     public string FinalCheckpoint => BestCheckpoint ?? LastCheckpoint;
 }
@@ -74,7 +79,7 @@ public sealed class Trainer(TrainingOptions options, ITrainingReporter reporter)
             }
         }
 
-        var (train, val) = (opts.Data with { Seed = opts.Seed }).Load();
+        var (train, val, calib) = (opts.Data with { Seed = opts.Seed }).LoadWithCalibration();
         var tree = train.Tree;
         if (resumeState is not null && TaxonomyLoader.ToJson(tree) != resumeState.Tree)
         {
@@ -82,7 +87,7 @@ public sealed class Trainer(TrainingOptions options, ITrainingReporter reporter)
         }
 
         new LossOptions { Kind = opts.LossKind, Alphas = opts.Alphas, LabelSmoothing = opts.LabelSmoothing, Beta = opts.Beta, PLoss = opts.PLoss }.Validate(tree.Depth);
-        reporter.Info($"tree {tree}; {train.Images.Count} training and {val.Images.Count} validation images");
+        reporter.Info($"tree {tree}; {train.Images.Count} training, {val.Images.Count} validation and {calib.Images.Count} calibration images");
 
         var size = opts.Model.ImageSize;
         var pre = new ImagePreprocessor(opts.Preprocess, size, size);
@@ -130,6 +135,7 @@ public sealed class Trainer(TrainingOptions options, ITrainingReporter reporter)
         var historyPath = Path.Combine(runDir, HistoryFile);
         var history = resumeState is not null && File.Exists(historyPath) ? TrainingHistory.Load(historyPath) : new TrainingHistory();
         history.Epochs.RemoveAll(e => e.Epoch > (resumeState?.CompletedEpochs ?? 0));
+        history.Environment = RunEnvironment.Capture(opts.EffectiveThreads, loaderThreads);
         var step = resumeState?.GlobalStep ?? 0;
         var best = resumeState?.BestMetric;
         var bestEpoch = resumeState?.BestEpoch ?? 0;
@@ -170,7 +176,7 @@ public sealed class Trainer(TrainingOptions options, ITrainingReporter reporter)
             reporter.EpochDone(record, opts.Epochs);
         }
 
-        return new TrainingResult(runDir, LastDir(runDir), bestDir, history, train, val, skipped);
+        return new TrainingResult(runDir, LastDir(runDir), bestDir, history, train, val, skipped) { Calib = calib };
     }
 
     /// <summary>Exports a checkpoint of a run to ONNX, verified on up to 32 real validation (else training) images.</summary>
