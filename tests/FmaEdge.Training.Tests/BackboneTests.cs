@@ -9,8 +9,9 @@ using static TorchSharp.torch;
 
 namespace FmaEdge.Training.Tests;
 
-/// <summary>ResNet-50+CBAM and ViT-Tiny/Small: every head and loss trains a step, the export matches TorchSharp on real
-/// images, checkpoints round-trip (BatchNorm statistics included), and full-size parameter counts are the known ones.</summary>
+/// <summary>ResNet-50+CBAM and ViT-Tiny/Small: every head and loss trains a step, checkpoints round-trip (BatchNorm
+/// statistics included), and full-size parameter counts are the known ones. Export parity of every family is in
+/// <see cref="BackboneRegistryTests"/>.</summary>
 public class BackboneTests
 {
     [Theory]
@@ -21,11 +22,11 @@ public class BackboneTests
     [InlineData("vit_tiny", "independent", "ce", 32)]
     [InlineData("vit_tiny", "shared", "dhc", 32)]
     [InlineData("vit_small", "independent", "dhc-soft", 32)]
-    public void TrainStepThenExport_Backbone_MovesWeightsAndMatchesTorchSharpOnRealImages(string backbone, string head, string loss, int size)
+    public void TrainStep_Backbone_MovesWeightsWithFiniteLoss(string backbone, string head, string loss, int size)
     {
         var tree = TestData.Tree;
         manual_seed(5);
-        using var model = new HierarchicalConvNeXt(new ModelConfig { Model = backbone, Head = head, ImageSize = size, HeadHidden = 32 }, tree);
+        using var model = new HierarchicalClassifier(new ModelConfig { Model = backbone, Head = head, ImageSize = size, HeadHidden = 32 }, tree);
         using var before = model.named_parameters().Select(p => p.parameter.detach().clone()).ToList().AsDisposable();
         var (x, targets) = RealBatch(size);
         var options = new TrainingOptions { Model = model.Config };
@@ -43,25 +44,13 @@ public class BackboneTests
 
         var moved = model.named_parameters().Zip(before.Items).Count(p => !TestData.Same(p.First.parameter, p.Second));
         Assert.True(moved > model.parameters().Count() / 2, $"only {moved} parameter tensors moved in a training step");
-        Perturb(model);
-
-        using var dir = new TempFolder("export-" + backbone);
-        var path = Path.Combine(dir.Path, "model.onnx");
-        var images = TestPaths.SampleImages("val", 1);
-        var result = OnnxExporter.Export(model, tree, new ExportDescription { Loss = loss }, path, images);
-
-        Assert.Equal(images.Count, result.VerifiedImages);
-        Assert.InRange(result.MaxAbsDifference, 0, OnnxExporter.DefaultTolerance);
-        var report = ModelContract.Validate(path);
-        Assert.True(report.IsValid, string.Join("; ", report.Violations));
-        Assert.Equal(backbone, report.Model!.Manifest.Model.Architecture);
     }
 
     [Fact]
     public void Checkpoint_ResNetAfterTrainingStep_RoundTripsWeightsAndBatchNormStatistics()
     {
         var tree = TestData.Tree;
-        using var model = new HierarchicalConvNeXt(new ModelConfig { Model = "resnet50_cbam", Head = "independent", ImageSize = 32 }, tree);
+        using var model = new HierarchicalClassifier(new ModelConfig { Model = "resnet50_cbam", Head = "independent", ImageSize = 32 }, tree);
         var (x, _) = RealBatch(32);
         model.train();
         using (var scope = NewDisposeScope())
@@ -92,7 +81,7 @@ public class BackboneTests
     public void ParameterCount_FullSizeBackbones_EqualKnownFigures()
     {
         var tree = TestData.Tree;
-        using (var resnet = new HierarchicalConvNeXt(new ModelConfig { Model = "resnet50_cbam", Head = "flat", ImageSize = 224 }, tree))
+        using (var resnet = new HierarchicalClassifier(new ModelConfig { Model = "resnet50_cbam", Head = "flat", ImageSize = 224 }, tree))
         {
             var cbam = resnet.named_parameters().Where(p => p.name.Contains(".se.", StringComparison.Ordinal)).Sum(p => p.parameter.numel());
             // torchvision/timm resnet50: 25,557,032 parameters with its 2048x1000 classifier (2,049,000).
@@ -113,7 +102,7 @@ public class BackboneTests
         // (dim*1000 + 1000); our backbone is everything but that head.
         foreach (var (name, total, dim) in new[] { ("vit_tiny", 5_717_416L, 192L), ("vit_small", 22_050_664L, 384L) })
         {
-            using var vit = new HierarchicalConvNeXt(new ModelConfig { Model = name, Head = "flat", ImageSize = 224 }, tree);
+            using var vit = new HierarchicalClassifier(new ModelConfig { Model = name, Head = "flat", ImageSize = 224 }, tree);
             Assert.Equal(total - ((dim * 1000) + 1000), vit.ParameterCount(backboneOnly: true));
         }
     }
@@ -122,7 +111,7 @@ public class BackboneTests
     public void Parameters_ResNetAndVit_FollowTimmNames()
     {
         var tree = TestData.Tree;
-        using var resnet = new HierarchicalConvNeXt(new ModelConfig { Model = "resnet50_cbam", Head = "independent", ImageSize = 32 }, tree);
+        using var resnet = new HierarchicalClassifier(new ModelConfig { Model = "resnet50_cbam", Head = "independent", ImageSize = 32 }, tree);
         var r = resnet.named_parameters().ToDictionary(p => p.name, p => p.parameter.shape);
         Assert.Equal([64L, 3, 7, 7], r["conv1.weight"]);
         Assert.Equal([256L, 64, 1, 1], r["layer1.0.downsample.0.weight"]);
@@ -131,7 +120,7 @@ public class BackboneTests
         Assert.Equal([1L, 2, 7, 7], r["layer3.5.se.spatial.conv.conv.weight"]);
         Assert.DoesNotContain("conv1.bias", r.Keys);
 
-        using var vit = new HierarchicalConvNeXt(new ModelConfig { Model = "vit_tiny", Head = "independent", ImageSize = 48 }, tree);
+        using var vit = new HierarchicalClassifier(new ModelConfig { Model = "vit_tiny", Head = "independent", ImageSize = 48 }, tree);
         var v = vit.named_parameters().ToDictionary(p => p.name, p => p.parameter.shape);
         Assert.Equal([1L, 1 + 9, 192], v["pos_embed"]);
         Assert.Equal([1L, 1, 192], v["cls_token"]);
@@ -166,37 +155,6 @@ public class BackboneTests
         var floats = data.Images.SelectMany(i => pre.PreprocessFile(i.Path)).ToArray();
         var targets = Enumerable.Range(0, tree.Depth).Select(l => tensor(data.Images.Select(i => (long)tree.AncestorOfLeaf(i.Leaf, l)).ToArray())).ToArray();
         return (tensor(floats, [data.Images.Count, 3, size, size]), targets);
-    }
-
-    /// <summary>Makes every BatchNorm and bias matter (fresh ResNets zero each block's last BN; fresh BN statistics are
-    /// 0/1), so parity covers every branch and the eval-mode statistics.</summary>
-    private static void Perturb(HierarchicalConvNeXt model)
-    {
-        using var _ = no_grad();
-        manual_seed(7);
-        foreach (var (name, p) in model.named_parameters())
-        {
-            if (name.Contains("bn", StringComparison.Ordinal) || name.Contains("downsample.1", StringComparison.Ordinal))
-            {
-                p.copy_(name.EndsWith("weight", StringComparison.Ordinal) ? rand_like(p) + 0.5 : randn_like(p) * 0.1);
-            }
-            else if (name.EndsWith("bias", StringComparison.Ordinal))
-            {
-                p.copy_(randn_like(p) * 0.1);
-            }
-        }
-
-        foreach (var (name, b) in model.named_buffers())
-        {
-            if (name.EndsWith("running_mean", StringComparison.Ordinal))
-            {
-                b.copy_(randn_like(b) * 0.1);
-            }
-            else if (name.EndsWith("running_var", StringComparison.Ordinal))
-            {
-                b.copy_(rand_like(b) + 0.5);
-            }
-        }
     }
 }
 

@@ -28,7 +28,7 @@ public class GradientTests
         }
 
         manual_seed(7);
-        using var model = new HierarchicalConvNeXt(new ModelConfig { Model = "convnext_atto", Head = head, ImageSize = size, HeadHidden = 32 }, tree);
+        using var model = new HierarchicalClassifier(new ModelConfig { Model = "convnext_atto", Head = head, ImageSize = size, HeadHidden = 32 }, tree);
         // Layer scale 1e-6 would make every block's gradient vanish into rounding; a trained-like scale tests them.
         using (no_grad())
         {
@@ -53,7 +53,7 @@ public class GradientTests
         }
     }
 
-    private static Dictionary<string, Tensor> Gradients(HierarchicalConvNeXt model, Tensor x, long[][] targets, Core.Taxonomy.CategoryTree tree)
+    private static Dictionary<string, Tensor> Gradients(HierarchicalClassifier model, Tensor x, long[][] targets, Core.Taxonomy.CategoryTree tree)
     {
         model.train();
         model.zero_grad();

@@ -13,7 +13,7 @@ public class ModelTests
     public void Forward_EveryHead_GivesLogitsPerLevel(string head)
     {
         var tree = TestData.Tree;
-        using var model = new HierarchicalConvNeXt(new ModelConfig { Model = "convnext_atto", Head = head, ImageSize = 64, HeadHidden = 32 }, tree);
+        using var model = new HierarchicalClassifier(new ModelConfig { Model = "convnext_atto", Head = head, ImageSize = 64, HeadHidden = 32 }, tree);
         model.eval();
         using var scope = NewDisposeScope();
         using var _ = no_grad();
@@ -31,7 +31,7 @@ public class ModelTests
     public void Forward_FlatHead_UpperSoftmaxIsSumOfLeafProbabilities()
     {
         var tree = TestData.Tree;
-        using var model = new HierarchicalConvNeXt(new ModelConfig { Model = "convnext_atto", Head = "flat", ImageSize = 64 }, tree);
+        using var model = new HierarchicalClassifier(new ModelConfig { Model = "convnext_atto", Head = "flat", ImageSize = 64 }, tree);
         model.eval();
         using var scope = NewDisposeScope();
         using var _ = no_grad();
@@ -51,7 +51,7 @@ public class ModelTests
     [Fact]
     public void Parameters_Atto_FollowTimmNamesAndShapes()
     {
-        using var model = new HierarchicalConvNeXt(new ModelConfig { Model = "convnext_atto", Head = "independent", ImageSize = 64 }, TestData.Tree);
+        using var model = new HierarchicalClassifier(new ModelConfig { Model = "convnext_atto", Head = "independent", ImageSize = 64 }, TestData.Tree);
         var shapes = model.named_parameters().ToDictionary(p => p.name, p => p.parameter.shape);
         int[] depths = [2, 2, 6, 2];
         int[] dims = [40, 80, 160, 320];
@@ -104,7 +104,7 @@ public class ModelTests
     [Fact]
     public void Parameters_Tiny_UseLinearMlpAndLayerScaleInit()
     {
-        using var model = new HierarchicalConvNeXt(new ModelConfig { Model = "convnext_tiny", Head = "flat", ImageSize = 64 }, TestData.Tree);
+        using var model = new HierarchicalClassifier(new ModelConfig { Model = "convnext_tiny", Head = "flat", ImageSize = 64 }, TestData.Tree);
         var p = model.named_parameters().ToDictionary(x => x.name, x => x.parameter);
         Assert.Equal(new long[] { 384, 96 }, p["stages.0.blocks.0.mlp.fc1.weight"].shape);
         Assert.Equal(new long[] { 768, 3072 }, p["stages.3.blocks.2.mlp.fc2.weight"].shape);
@@ -118,7 +118,7 @@ public class ModelTests
         for (var seed = 0; seed < 5; seed++)
         {
             manual_seed(seed);
-            using var model = new HierarchicalConvNeXt(new ModelConfig { Model = "convnext_atto", Head = "shared", ImageSize = 64 }, TestData.Tree);
+            using var model = new HierarchicalClassifier(new ModelConfig { Model = "convnext_atto", Head = "shared", ImageSize = 64 }, TestData.Tree);
             foreach (var (name, p) in model.named_parameters())
             {
                 Assert.True(p.isfinite().all().item<bool>(), $"seed {seed}: {name} has non-finite values");

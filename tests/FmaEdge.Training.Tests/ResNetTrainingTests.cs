@@ -23,7 +23,7 @@ public class ResNetTrainingTests
         var images = data.Images[..batchSize];
         var targets = data.Targets.Select(t => t[..batchSize]).ToArray();
         manual_seed(0);
-        using var model = new HierarchicalConvNeXt(new ModelConfig { Model = "resnet50_cbam", Head = "independent", ImageSize = StepBatch.Size }, TestData.Tree);
+        using var model = new HierarchicalClassifier(new ModelConfig { Model = "resnet50_cbam", Head = "independent", ImageSize = StepBatch.Size }, TestData.Tree);
         using var optimizer = Trainer.CreateOptimizer(model, new TrainingOptions { Model = model.Config, LearningRate = 1e-3, WeightDecay = 0.05 });
         using var loss = new HierarchicalLoss(new LossOptions(), TestData.Tree);
         model.train();

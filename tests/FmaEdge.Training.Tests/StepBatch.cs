@@ -33,14 +33,14 @@ internal sealed class StepBatch : IDisposable
         return new StepBatch(tensor(floats, [n, 3, Size, Size]), targets);
     }
 
-    public static HierarchicalConvNeXt Fresh(string head, int seed)
+    public static HierarchicalClassifier Fresh(string head, int seed)
     {
         manual_seed(seed);
-        return new HierarchicalConvNeXt(new ModelConfig { Model = "convnext_atto", Head = head, ImageSize = Size, HeadHidden = 32 }, TestData.Tree);
+        return new HierarchicalClassifier(new ModelConfig { Model = "convnext_atto", Head = head, ImageSize = Size, HeadHidden = 32 }, TestData.Tree);
     }
 
     /// <summary>One AdamW step (the trainer's optimiser set-up) from a seeded initialisation.</summary>
-    public static (HierarchicalConvNeXt Model, (float Total, float[] PerLevel, float Dependence) Value) OneStep(
+    public static (HierarchicalClassifier Model, (float Total, float[] PerLevel, float Dependence) Value) OneStep(
         string head, LossOptions lossOptions, StepBatch batch, int seed, bool bcnn = false)
     {
         var model = Fresh(head, seed);

@@ -97,7 +97,7 @@ internal static class TrainCommand
                 RunDir = r.GetValue(Out)!,
                 Model = new ModelConfig
                 {
-                    Model = Backbones.Canonical(r.GetValue(Model)!), Head = HeadKinds.Parse(r.GetValue(Head)!).Name(),
+                    Model = BackboneRegistry.Canonical(r.GetValue(Model)!), Head = HeadKinds.Parse(r.GetValue(Head)!).Name(),
                     HeadHidden = r.GetValue(HeadHidden), DropPath = r.GetValue(DropPath), ImageSize = r.GetValue(ImgSize),
                 },
                 Loss = r.GetValue(Loss)!,

@@ -40,7 +40,7 @@ public sealed record CompareRow(string Model, string Head, string Loss, int Seed
             _ = LossOptions.ParseKind(l);
         }
 
-        return new CompareRow(Backbones.Canonical(model), HeadKinds.Parse(head).Name(), l, seed);
+        return new CompareRow(BackboneRegistry.Canonical(model), HeadKinds.Parse(head).Name(), l, seed);
     }
 }
 

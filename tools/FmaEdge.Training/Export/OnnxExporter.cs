@@ -28,7 +28,7 @@ public sealed record ExportResult(string Path, double MaxAbsDifference, int Veri
 /// <summary>The export failed verification (contract or numerical parity); nothing was written at the target.</summary>
 public sealed class ExportVerificationException(string message) : Exception(message);
 
-/// <summary>Writes a <see cref="HierarchicalConvNeXt"/> as one self-describing ONNX file (opset 17, dynamic batch,
+/// <summary>Writes a <see cref="HierarchicalClassifier"/> as one self-describing ONNX file (opset 17, dynamic batch,
 /// manifest embedded), then proves it: the file must pass <see cref="ModelContract.Validate(string)"/> and ONNX
 /// Runtime must reproduce TorchSharp's eval output within the tolerance on real images. Written to a temp file
 /// and renamed into place, so readers never see a half-written or unverified model. Stateless; not safe to
@@ -39,7 +39,7 @@ public static class OnnxExporter
     public const double DefaultTolerance = 1e-4;
 
     /// <summary>Builds the manifest for a model (path scoring "leaf" for flat heads, "product" otherwise).</summary>
-    public static ModelManifest BuildManifest(HierarchicalConvNeXt model, CategoryTree tree, ExportDescription d)
+    public static ModelManifest BuildManifest(HierarchicalClassifier model, CategoryTree tree, ExportDescription d)
     {
         var m = ModelManifest.For(tree);
         var size = model.Config.ImageSize;
@@ -54,8 +54,8 @@ public static class OnnxExporter
                 Head = model.Config.Head,
                 Loss = d.Loss,
             },
-            Input = new InputSpec { Name = ConvNeXtGraph.InputName, Height = size, Width = size },
-            Outputs = tree.Levels.Select(l => new OutputSpec { Name = ConvNeXtGraph.OutputName(l.Depth), Level = l.Depth }).ToList(),
+            Input = new InputSpec { Name = ModelGraph.InputName, Height = size, Width = size },
+            Outputs = tree.Levels.Select(l => new OutputSpec { Name = ModelGraph.OutputName(l.Depth), Level = l.Depth }).ToList(),
             Preprocess = d.Preprocess,
             Decoding = m.Decoding with { PathScoring = model.HeadKind == HeadKind.Flat ? PathScorings.Leaf : PathScorings.Product },
             Training = d.Training,
@@ -63,23 +63,23 @@ public static class OnnxExporter
     }
 
     /// <summary>Builds the ONNX model proto with the manifest embedded.</summary>
-    public static ModelProto BuildModel(HierarchicalConvNeXt model, ModelManifest manifest)
+    public static ModelProto BuildModel(HierarchicalClassifier model, ModelManifest manifest)
     {
         var proto = new ModelProto
         {
             IrVersion = 8,
             ProducerName = "fma-train",
             ProducerVersion = typeof(OnnxExporter).Assembly.GetName().Version?.ToString() ?? "0",
-            Graph = ConvNeXtGraph.Build(model),
+            Graph = ModelGraph.Build(model),
         };
-        proto.OpsetImport.Add(new OperatorSetIdProto { Domain = "", Version = ConvNeXtGraph.Opset });
+        proto.OpsetImport.Add(new OperatorSetIdProto { Domain = "", Version = ModelGraph.Opset });
         ModelContract.WriteManifest(proto, manifest);
         return proto;
     }
 
     /// <summary>Exports and verifies on the given real images (preprocessed with the manifest's preprocessing;
     /// unreadable ones skipped; at least one must decode).</summary>
-    public static ExportResult Export(HierarchicalConvNeXt model, CategoryTree tree, ExportDescription description, string outPath,
+    public static ExportResult Export(HierarchicalClassifier model, CategoryTree tree, ExportDescription description, string outPath,
         IReadOnlyList<string> verifyImages, double tolerance = DefaultTolerance)
     {
         var pre = new ImagePreprocessor(description.Preprocess, model.Config.ImageSize, model.Config.ImageSize);
@@ -107,7 +107,7 @@ public static class OnnxExporter
     }
 
     /// <summary>Exports and verifies on an already preprocessed batch (<paramref name="n"/> x 3 x S x S floats).</summary>
-    public static ExportResult Export(HierarchicalConvNeXt model, CategoryTree tree, ExportDescription description, string outPath,
+    public static ExportResult Export(HierarchicalClassifier model, CategoryTree tree, ExportDescription description, string outPath,
         float[] verifyBatch, int n, double tolerance = DefaultTolerance)
     {
         var manifest = BuildManifest(model, tree, description);
@@ -143,7 +143,7 @@ public static class OnnxExporter
     }
 
     /// <summary>Runs both engines on the batch; throws when any logit differs by more than the tolerance.</summary>
-    private static double CompareWithOnnxRuntime(HierarchicalConvNeXt model, string onnxPath, float[] batch, int n, double tolerance)
+    private static double CompareWithOnnxRuntime(HierarchicalClassifier model, string onnxPath, float[] batch, int n, double tolerance)
     {
         var size = model.Config.ImageSize;
         var wasTraining = model.training;

@@ -1,19 +1,44 @@
 using Google.Protobuf;
 using Onnx;
+using TorchSharp;
 using static TorchSharp.torch;
 
 namespace FmaEdge.Training.Export;
 
-/// <summary>Accumulates an ONNX graph: float initializers, nodes with attributes, unique value names.
-/// One builder per export; not thread-safe.</summary>
+/// <summary>Accumulates an ONNX graph for one model: float initializers named as the model registers its tensors, nodes
+/// with attributes, unique value names. One builder per export; not thread-safe.</summary>
 internal sealed class OnnxGraphBuilder
 {
+    private readonly Dictionary<IntPtr, string> _registeredNames = [];
     private int _counter;
+
+    /// <summary>A builder for <paramref name="model"/>: its parameters and buffers become initializers under the names
+    /// its state dict uses, so the graph and checkpoints name every weight alike.</summary>
+    public OnnxGraphBuilder(nn.Module model)
+    {
+        foreach (var (name, p) in model.named_parameters())
+        {
+            _registeredNames[p.Handle] = name;
+        }
+
+        foreach (var (name, b) in model.named_buffers())
+        {
+            _registeredNames[b.Handle] = name;
+        }
+    }
 
     public GraphProto Graph { get; } = new() { Name = "fmaedge" };
 
     /// <summary>A fresh value name with a readable prefix.</summary>
     public string Fresh(string hint) => $"{hint}_{_counter++}";
+
+    /// <summary>The name the model registered <paramref name="t"/> under (its state-dict name).</summary>
+    public string NameOf(Tensor t) => _registeredNames.TryGetValue(t.Handle, out var name)
+        ? name
+        : throw new InvalidOperationException("the graph reads a tensor the model does not register; register it so it has a name");
+
+    /// <summary>Adds one of the model's tensors as an initializer under its registered name.</summary>
+    public string Weight(Tensor t) => Initializer(NameOf(t), t);
 
     /// <summary>Adds a float initializer copied from a tensor (detached, on CPU, contiguous).</summary>
     public string Initializer(string name, Tensor t)
@@ -80,6 +105,16 @@ internal sealed class OnnxGraphBuilder
         node.Attribute.AddRange(attributes);
         Graph.Node.Add(node);
         return output;
+    }
+
+    /// <summary>Exact GELU as opset 17 has no Gelu op: 0.5 * x * (1 + erf(x / sqrt 2)).</summary>
+    public string Gelu(string x)
+    {
+        var scaled = Node("Div", [x, Scalar(MathF.Sqrt(2f))]);
+        var erf = Node("Erf", [scaled]);
+        var plus1 = Node("Add", [erf, Scalar(1f)]);
+        var prod = Node("Mul", [x, plus1]);
+        return Node("Mul", [prod, Scalar(0.5f)]);
     }
 
     public static AttributeProto Ints(string name, params long[] values)

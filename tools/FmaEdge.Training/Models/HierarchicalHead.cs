@@ -1,5 +1,7 @@
+using FmaEdge.Training.Export;
 using TorchSharp;
 using TorchSharp.Modules;
+using static FmaEdge.Training.Export.OnnxGraphBuilder;
 using static TorchSharp.torch;
 using F = TorchSharp.torch.nn.functional;
 
@@ -149,6 +151,50 @@ internal sealed class HierarchicalHead : nn.Module<Tensor, Tensor[]>
                 }
 
                 parentHidden?.Dispose();
+                break;
+        }
+
+        return outputs;
+    }
+
+    /// <summary>The same heads as ONNX nodes on the pooled feature <paramref name="pooled"/>; returns the logits' value
+    /// names per level.</summary>
+    public string[] ToOnnx(OnnxGraphBuilder g, string pooled)
+    {
+        var feat = Norm.ToOnnx(g, pooled);
+        var outputs = new string[LevelSizes.Length];
+        switch (Kind)
+        {
+            case HeadKind.Flat:
+                var leaf = Fc[0].ToOnnx(g, feat);
+                var axis2 = g.Int64Initializer("axes_2", [2]);
+                var z = g.Node("Unsqueeze", [leaf, axis2]);
+                for (var l = 0; l < LevelSizes.Length - 1; l++)
+                {
+                    // Not in the state dict (a non-persistent buffer), so named here as registered above.
+                    var masked = g.Node("Add", [z, g.Initializer($"head.logmask{l}", LogMasks![l])]);
+                    outputs[l] = g.Node("ReduceLogSumExp", [masked], null, Ints("axes", 1), Int("keepdims", 0));
+                }
+
+                outputs[^1] = leaf;
+                break;
+            case HeadKind.Independent:
+                for (var l = 0; l < LevelSizes.Length; l++)
+                {
+                    outputs[l] = Fc[l].ToOnnx(g, feat);
+                }
+
+                break;
+            default:
+                string? parent = null;
+                for (var l = 0; l < LevelSizes.Length; l++)
+                {
+                    var input = parent is null ? feat : g.Node("Concat", [feat, parent], null, Int("axis", 1));
+                    var h = g.Gelu(HiddenLayers![l].ToOnnx(g, input));
+                    outputs[l] = Fc[l].ToOnnx(g, h);
+                    parent = h;
+                }
+
                 break;
         }
 

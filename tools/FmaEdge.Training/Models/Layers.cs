@@ -1,12 +1,15 @@
+using FmaEdge.Training.Export;
 using TorchSharp;
 using TorchSharp.Modules;
+using static FmaEdge.Training.Export.OnnxGraphBuilder;
 using static TorchSharp.torch;
 using F = TorchSharp.torch.nn.functional;
 
 namespace FmaEdge.Training.Models;
 
-/// <summary>A 2-D convolution with explicit weight/bias parameters (names "weight", "bias" as in PyTorch), so
-/// the exporter can read them. Not thread-safe (as every TorchSharp module).</summary>
+/// <summary>A 2-D convolution with explicit weight/bias parameters (names "weight", "bias" as in PyTorch). Each layer
+/// here has its TorchSharp <c>forward</c> and its ONNX <c>ToOnnx</c> side by side. Not thread-safe (as every TorchSharp
+/// module).</summary>
 internal sealed class Conv2dLayer : nn.Module<Tensor, Tensor>
 {
     public Conv2dLayer(string name, int inChannels, int outChannels, int kernel, int stride, int padding, int groups, bool bias = true)
@@ -44,6 +47,11 @@ internal sealed class Conv2dLayer : nn.Module<Tensor, Tensor>
 
     public override Tensor forward(Tensor x) =>
         F.conv2d(x, Weight, Bias, strides: [Stride, Stride], padding: [Padding, Padding], groups: Groups);
+
+    public string ToOnnx(OnnxGraphBuilder g, string x) =>
+        g.Node("Conv", Bias is null ? [x, g.Weight(Weight)] : [x, g.Weight(Weight), g.Weight(Bias)], null,
+            Ints("kernel_shape", Kernel, Kernel), Ints("strides", Stride, Stride),
+            Ints("pads", Padding, Padding, Padding, Padding), Ints("dilations", 1, 1), Int("group", Groups));
 }
 
 /// <summary>LayerNorm over channels. <see cref="ChannelsFirst"/>: input [N,C,H,W] (timm's LayerNorm2d), else
@@ -85,6 +93,47 @@ internal sealed class LayerNormLayer : nn.Module<Tensor, Tensor>
         using var normed = F.layer_norm(nhwc, [Channels], Weight, Bias, Eps);
         return normed.permute(0, 3, 1, 2);
     }
+
+    public string ToOnnx(OnnxGraphBuilder g, string x)
+    {
+        var input = ChannelsFirst ? g.Node("Transpose", [x], null, Ints("perm", 0, 2, 3, 1)) : x;
+        var y = g.Node("LayerNormalization", [input, g.Weight(Weight), g.Weight(Bias)], null,
+            Int("axis", -1), Float("epsilon", (float)Eps));
+        return ChannelsFirst ? g.Node("Transpose", [y], null, Ints("perm", 0, 3, 1, 2)) : y;
+    }
+}
+
+/// <summary>A block's MLP (ConvNeXt's and ViT's): fc1 (C -> 4C), exact GELU, fc2 (4C -> C), on the last axis. Names "fc1",
+/// "fc2". Deliberately Linear (MKL sgemm), not 1x1 convolutions: libtorch 2.10's oneDNN 1x1 convolution gives wrong
+/// outputs for some shapes on the dev machine (ConvKernelTests), though it would be faster. Not thread-safe.</summary>
+internal sealed class MlpLayer : nn.Module<Tensor, Tensor>
+{
+    public MlpLayer(int dim, bool convShaped)
+        : base("mlp")
+    {
+        Fc1 = new LinearLayer("fc1", dim, 4 * dim, convShaped);
+        Fc2 = new LinearLayer("fc2", 4 * dim, dim, convShaped);
+        register_module("fc1", Fc1);
+        register_module("fc2", Fc2);
+    }
+
+    public LinearLayer Fc1 { get; }
+    public LinearLayer Fc2 { get; }
+
+    /// <summary>Components are registered explicitly under timm's names; reflection would add duplicates
+    /// named after the C# properties (and PyBridge/state_dict would export them).</summary>
+    protected override void RegisterComponents()
+    {
+    }
+
+    public override Tensor forward(Tensor x)
+    {
+        using var h = Fc1.forward(x);
+        using var a = F.gelu(h);
+        return Fc2.forward(a);
+    }
+
+    public string ToOnnx(OnnxGraphBuilder g, string x) => Fc2.ToOnnx(g, g.Gelu(Fc1.ToOnnx(g, x)));
 }
 
 /// <summary>A fully connected layer acting on the last axis. With <see cref="ConvShaped"/> the weight is stored
@@ -130,6 +179,15 @@ internal sealed class LinearLayer : nn.Module<Tensor, Tensor>
 
     /// <summary>The weight as an [out, in] matrix (a view for conv-shaped weights).</summary>
     public Tensor Matrix() => ConvShaped ? Weight.view(OutFeatures, InFeatures) : Weight.alias();
+
+    /// <summary>x @ W^T + b on the last axis (any rank); W^T is stored (as "weight_t") so MatMul needs no transpose.</summary>
+    public string ToOnnx(OnnxGraphBuilder g, string x)
+    {
+        using var m = Matrix();
+        using var wt = m.t();
+        var mm = g.Node("MatMul", [x, g.Initializer(g.NameOf(Weight) + "_t", wt)]);
+        return g.Node("Add", [mm, g.Weight(Bias)]);
+    }
 }
 
 /// <summary>BatchNorm over the channel axis of [N,C,H,W] (any memory layout). Parameters "weight", "bias"; buffers
@@ -179,6 +237,12 @@ internal sealed class BatchNormLayer : nn.Module<Tensor, Tensor>
 
         return F.batch_norm(x, RunningMean, RunningVar, Weight, Bias, training, Momentum, Eps);
     }
+
+    /// <summary>Inference-mode BatchNormalization with the running statistics.</summary>
+    public string ToOnnx(OnnxGraphBuilder g, string x) =>
+        g.Node("BatchNormalization",
+            [x, g.Weight(Weight), g.Weight(Bias), g.Weight(RunningMean), g.Weight(RunningVar)], null,
+            Float("epsilon", (float)Eps), Float("momentum", (float)(1 - Momentum)));
 }
 
 /// <summary>Stochastic depth per sample (timm's drop_path): in training, keep the residual branch with probability

@@ -7,18 +7,17 @@ namespace FmaEdge.Training.Models;
 /// <summary>The pretrained file does not fit the model; the message lists every mismatch.</summary>
 public sealed class PretrainedWeightsException(string message) : Exception(message);
 
-/// <summary>Loads timm ConvNeXt weights (safetensors) into the backbone by name. Strict: every backbone
-/// parameter (and head.norm) must be present with the same shape, and the file may hold nothing else except
-/// timm's classifier (head.fc.*), which is never loaded because our heads fit our tree. Stateless.</summary>
+/// <summary>Loads timm weights (safetensors) into the backbone by name, as the family's <see cref="PretrainedLayout"/>
+/// says (ConvNeXt: stem.*, stages.*, head.norm.*). Strict: every such parameter must be present with the same shape, and
+/// the file may hold nothing else except timm's classifier (ConvNeXt: head.fc.*), which is never loaded because our heads
+/// fit our tree. Stateless.</summary>
 public static class PretrainedWeights
 {
     /// <summary>Returns the number of tensors loaded.</summary>
-    public static int Load(HierarchicalConvNeXt model, string safetensorsPath)
+    public static int Load(HierarchicalClassifier model, string safetensorsPath)
     {
-        if (model.Family != BackboneFamily.ConvNeXt)
-        {
-            throw new PretrainedWeightsException($"--pretrained loads timm ConvNeXt weights; {model.Config.Model} has no pretrained loader");
-        }
+        var layout = model.Family.Pretrained
+            ?? throw new PretrainedWeightsException($"--pretrained loads timm ConvNeXt weights; {model.Config.Model} has no pretrained loader");
 
         Dictionary<string, Tensor> file;
         try
@@ -32,7 +31,7 @@ public static class PretrainedWeights
 
         try
         {
-            var ours = model.named_parameters().Where(p => IsBackbone(p.name)).ToDictionary(p => p.name, p => p.parameter);
+            var ours = model.named_parameters().Where(p => layout.Loads(p.name)).ToDictionary(p => p.name, p => p.parameter);
             var problems = new List<string>();
             foreach (var (name, p) in ours)
             {
@@ -46,7 +45,7 @@ public static class PretrainedWeights
                 }
             }
 
-            var extra = file.Keys.Where(k => !ours.ContainsKey(k) && !k.StartsWith("head.fc.", StringComparison.Ordinal)).Order(StringComparer.Ordinal).ToList();
+            var extra = file.Keys.Where(k => !ours.ContainsKey(k) && !k.StartsWith(layout.ClassifierPrefix, StringComparison.Ordinal)).Order(StringComparer.Ordinal).ToList();
             problems.AddRange(extra.Take(20).Select(k => $"not in {model.Config.Model}: {k}"));
             if (extra.Count > 20)
             {
@@ -75,9 +74,4 @@ public static class PretrainedWeights
             }
         }
     }
-
-    /// <summary>Backbone and head.norm: what timm checkpoints share with our models.</summary>
-    public static bool IsBackbone(string name) =>
-        name.StartsWith("stem.", StringComparison.Ordinal) || name.StartsWith("stages.", StringComparison.Ordinal)
-        || name.StartsWith("head.norm.", StringComparison.Ordinal);
 }

@@ -39,7 +39,7 @@ public static class Checkpoint
     public const string OptimizerFile = "optimizer.dat";
     public const string StateFile = "state.json";
 
-    public static void Save(string dir, HierarchicalConvNeXt model, OptimizerHelper? optimizer, CheckpointState state)
+    public static void Save(string dir, HierarchicalClassifier model, OptimizerHelper? optimizer, CheckpointState state)
     {
         var full = Path.GetFullPath(dir);
         var parent = Path.GetDirectoryName(full)!;
@@ -76,11 +76,11 @@ public static class Checkpoint
     }
 
     /// <summary>Rebuilds the model a checkpoint describes and loads its weights (on CPU).</summary>
-    public static (HierarchicalConvNeXt Model, CategoryTree Tree, CheckpointState State) LoadModel(string dirOrStateFile)
+    public static (HierarchicalClassifier Model, CategoryTree Tree, CheckpointState State) LoadModel(string dirOrStateFile)
     {
         var state = ReadState(dirOrStateFile);
         var tree = TaxonomyLoader.FromJson(state.Tree);
-        var model = new HierarchicalConvNeXt(state.Options.Model, tree);
+        var model = new HierarchicalClassifier(state.Options.Model, tree);
         model.load(Path.Combine(Folder(dirOrStateFile), WeightsFile));
         return (model, tree, state);
     }

@@ -108,7 +108,7 @@ public sealed class Trainer(TrainingOptions options, ITrainingReporter reporter)
         }
 
         torch.manual_seed(DeterministicRandom.Seed(opts.Seed, -1));
-        using var model = new HierarchicalConvNeXt(opts.Model, tree);
+        using var model = new HierarchicalClassifier(opts.Model, tree);
         if (resumeState is null && opts.Pretrained is not null)
         {
             var n = PretrainedWeights.Load(model, opts.Pretrained);
@@ -240,7 +240,7 @@ public sealed class Trainer(TrainingOptions options, ITrainingReporter reporter)
         return o.MaxBatchesPerEpoch > 0 ? Math.Min(n, o.MaxBatchesPerEpoch) : n;
     }
 
-    internal static AdamW CreateOptimizer(HierarchicalConvNeXt model, TrainingOptions o)
+    internal static AdamW CreateOptimizer(HierarchicalClassifier model, TrainingOptions o)
     {
         // "weights": no weight decay on biases, norms and layer-scale gammas (1-D tensors), as timm does.
         var all = o.WeightDecayOn == "all";
@@ -283,7 +283,7 @@ public sealed class Trainer(TrainingOptions options, ITrainingReporter reporter)
         return max < n ? order[..max] : order;
     }
 
-    private EpochRecord TrainEpoch(HierarchicalConvNeXt model, AdamW optimizer, HierarchicalLoss loss, ImageCache cache, ImagePreprocessor pre,
+    private EpochRecord TrainEpoch(HierarchicalClassifier model, AdamW optimizer, HierarchicalLoss loss, ImageCache cache, ImagePreprocessor pre,
         CategoryTree tree, TrainingOptions o, int epoch, LearningRateSchedule schedule, double[] levelWeights, int batches, int loaderThreads, Device device,
         ref long step, Action onCancel, CancellationToken ct)
     {
@@ -372,7 +372,7 @@ public sealed class Trainer(TrainingOptions options, ITrainingReporter reporter)
     }
 
     /// <summary>Mean summed per-level cross-entropy and per-level top-1 on a cached set (eval mode, no augmentation).</summary>
-    internal static (double Loss, double[] Top1) Evaluate(HierarchicalConvNeXt model, ImageCache cache, ImagePreprocessor pre, CategoryTree tree,
+    internal static (double Loss, double[] Top1) Evaluate(HierarchicalClassifier model, ImageCache cache, ImagePreprocessor pre, CategoryTree tree,
         TrainingOptions o, int loaderThreads, Device device, CancellationToken ct)
     {
         var wasTraining = model.training;

@@ -1,40 +1,11 @@
+using FmaEdge.Training.Export;
 using TorchSharp;
 using TorchSharp.Modules;
+using static FmaEdge.Training.Export.OnnxGraphBuilder;
 using static TorchSharp.torch;
 using F = TorchSharp.torch.nn.functional;
 
 namespace FmaEdge.Training.Models;
-
-/// <summary>The block's MLP: fc1 (C -> 4C), exact GELU, fc2 (4C -> C), on the channel-last axis. Names "fc1", "fc2".
-/// Deliberately Linear (MKL sgemm), not 1x1 convolutions: libtorch 2.10's oneDNN 1x1 convolution gives wrong
-/// outputs for some shapes on the dev machine (ConvKernelTests), though it would be faster.</summary>
-internal sealed class ConvNeXtMlp : nn.Module<Tensor, Tensor>
-{
-    public ConvNeXtMlp(int dim, bool convShaped)
-        : base("mlp")
-    {
-        Fc1 = new LinearLayer("fc1", dim, 4 * dim, convShaped);
-        Fc2 = new LinearLayer("fc2", 4 * dim, dim, convShaped);
-        register_module("fc1", Fc1);
-        register_module("fc2", Fc2);
-    }
-
-    public LinearLayer Fc1 { get; }
-    public LinearLayer Fc2 { get; }
-
-    /// <summary>Components are registered explicitly under timm's names; reflection would add duplicates
-    /// named after the C# properties (and PyBridge/state_dict would export them).</summary>
-    protected override void RegisterComponents()
-    {
-    }
-
-    public override Tensor forward(Tensor x)
-    {
-        using var h = Fc1.forward(x);
-        using var a = F.gelu(h);
-        return Fc2.forward(a);
-    }
-}
 
 /// <summary>ConvNeXt block: x + drop_path(gamma * mlp(LN(dwconv7x7(x)))), on [N,C,H,W]. Names as timm:
 /// conv_dw, norm, mlp.fc1, mlp.fc2, gamma. Not thread-safe.</summary>
@@ -47,7 +18,7 @@ internal sealed class ConvNeXtBlock : nn.Module<Tensor, Tensor>
         DropPath = dropPath;
         ConvDw = new Conv2dLayer("conv_dw", dim, dim, 7, 1, 3, dim);
         Norm = new LayerNormLayer("norm", dim, 1e-6, channelsFirst: false);
-        Mlp = new ConvNeXtMlp(dim, convMlp);
+        Mlp = new MlpLayer(dim, convMlp);
         register_module("conv_dw", ConvDw);
         register_module("norm", Norm);
         register_module("mlp", Mlp);
@@ -58,7 +29,7 @@ internal sealed class ConvNeXtBlock : nn.Module<Tensor, Tensor>
     public double DropPath { get; }
     public Conv2dLayer ConvDw { get; }
     public LayerNormLayer Norm { get; }
-    public ConvNeXtMlp Mlp { get; }
+    public MlpLayer Mlp { get; }
     /// <summary>Looked up on use: Module.to replaces registered parameters.</summary>
     public Parameter Gamma => get_parameter("gamma")!;
 
@@ -78,6 +49,17 @@ internal sealed class ConvNeXtBlock : nn.Module<Tensor, Tensor>
         using var back = scaled.permute(0, 3, 1, 2);
         using var branch = Models.DropPath.Apply(back, DropPath, training);
         return x.add(branch, Scalars.One);
+    }
+
+    public string ToOnnx(OnnxGraphBuilder g, string x)
+    {
+        var dw = ConvDw.ToOnnx(g, x);
+        var nhwc = g.Node("Transpose", [dw], null, Ints("perm", 0, 2, 3, 1));
+        var n = Norm.ToOnnx(g, nhwc);
+        var m = Mlp.ToOnnx(g, n);
+        var scaled = g.Node("Mul", [m, g.Weight(Gamma)]);
+        var nchw = g.Node("Transpose", [scaled], null, Ints("perm", 0, 3, 1, 2));
+        return g.Node("Add", [x, nchw]);
     }
 }
 
@@ -126,5 +108,20 @@ internal sealed class ConvNeXtStage : nn.Module<Tensor, Tensor>
         }
 
         return h;
+    }
+
+    public string ToOnnx(OnnxGraphBuilder g, string x)
+    {
+        if (DownNorm is not null && DownConv is not null)
+        {
+            x = DownConv.ToOnnx(g, DownNorm.ToOnnx(g, x));
+        }
+
+        foreach (var block in Blocks)
+        {
+            x = block.ToOnnx(g, x);
+        }
+
+        return x;
     }
 }

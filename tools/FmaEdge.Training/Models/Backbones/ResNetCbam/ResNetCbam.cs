@@ -1,5 +1,8 @@
+using FmaEdge.Training.Export;
+using FmaEdge.Training.Native;
 using TorchSharp;
 using TorchSharp.Modules;
+using static FmaEdge.Training.Export.OnnxGraphBuilder;
 using static TorchSharp.torch;
 using F = TorchSharp.torch.nn.functional;
 
@@ -39,6 +42,17 @@ internal sealed class CbamChannel : nn.Module<Tensor, Tensor>
         var sum = Mlp(avg).add(Mlp(max), Scalars.One);
         var gate = sum.sigmoid().unsqueeze(-1).unsqueeze(-1);
         return x.mul(gate).MoveToOuterDisposeScope();
+    }
+
+    public string ToOnnx(OnnxGraphBuilder g, string x)
+    {
+        var avg = g.Node("ReduceMean", [x], null, Ints("axes", 2, 3), Int("keepdims", 1));
+        var max = g.Node("ReduceMax", [x], null, Ints("axes", 2, 3), Int("keepdims", 1));
+        // The MLP is shared: the initializers added for the average serve the maximum too.
+        var a = Fc2.ToOnnx(g, g.Node("Relu", [Fc1.ToOnnx(g, avg)]));
+        var m = g.Node("Conv", [g.Node("Relu", [g.Node("Conv", [max, g.NameOf(Fc1.Weight)])]), g.NameOf(Fc2.Weight)]);
+        var gate = g.Node("Sigmoid", [g.Node("Add", [a, m])]);
+        return g.Node("Mul", [x, gate]);
     }
 
     private Tensor Mlp(Tensor pooled)
@@ -83,6 +97,15 @@ internal sealed class CbamSpatial : nn.Module<Tensor, Tensor>
         using var gate = n.sigmoid();
         return x.mul(gate);
     }
+
+    public string ToOnnx(OnnxGraphBuilder g, string x)
+    {
+        var mean = g.Node("ReduceMean", [x], null, Ints("axes", 1), Int("keepdims", 1));
+        var max = g.Node("ReduceMax", [x], null, Ints("axes", 1), Int("keepdims", 1));
+        var both = g.Node("Concat", [mean, max], null, Int("axis", 1));
+        var s = Bn.ToOnnx(g, Conv.ToOnnx(g, both));
+        return g.Node("Mul", [x, g.Node("Sigmoid", [s])]);
+    }
 }
 
 /// <summary>CBAM (Woo et al. 2018): channel then spatial attention. Names "channel.*", "spatial.*". Not thread-safe.</summary>
@@ -110,6 +133,8 @@ internal sealed class Cbam : nn.Module<Tensor, Tensor>
         using var c = Channel.forward(x);
         return Spatial.forward(c);
     }
+
+    public string ToOnnx(OnnxGraphBuilder g, string x) => Spatial.ToOnnx(g, Channel.ToOnnx(g, x));
 }
 
 /// <summary>ResNet bottleneck (timm's Bottleneck, stride on the 3x3 conv) with CBAM on the residual branch before
@@ -188,19 +213,36 @@ internal sealed class CbamBottleneck : nn.Module<Tensor, Tensor>
         var shortcut = DownConv is not null && DownBn is not null ? DownBn.forward(Pointwise(DownConv, x, Stride)) : x;
         return F.relu(h.add(shortcut, Scalars.One)).MoveToOuterDisposeScope();
     }
+
+    /// <summary>The 1x1 convolutions stay Conv nodes here (the same numbers as <see cref="Pointwise"/>).</summary>
+    public string ToOnnx(OnnxGraphBuilder g, string x)
+    {
+        var h = g.Node("Relu", [Bn1.ToOnnx(g, Conv1.ToOnnx(g, x))]);
+        h = g.Node("Relu", [Bn2.ToOnnx(g, Conv2.ToOnnx(g, h))]);
+        h = Bn3.ToOnnx(g, Conv3.ToOnnx(g, h));
+        h = Attention.ToOnnx(g, h);
+        var shortcut = DownConv is not null && DownBn is not null ? DownBn.ToOnnx(g, DownConv.ToOnnx(g, x)) : x;
+        return g.Node("Relu", [g.Node("Add", [h, shortcut])]);
+    }
 }
 
 /// <summary>ResNet-50 (bottlenecks [3,4,6,3], widths 64..512 x4) with CBAM after each bottleneck; timm's names
-/// (conv1, bn1, layer1..layer4.{b}.*). Its modules are registered on the owning model (so parameter names have no
-/// prefix); this class holds them and runs them. Output: the 2048-wide globally average-pooled feature. Not thread-safe.</summary>
-public sealed class ResNetCbam
+/// (conv1, bn1, layer1..layer4.{b}.*). Output: the 2048-wide globally average-pooled feature. While one exists,
+/// oneDNN is off for the process (see the constructor). Not thread-safe.</summary>
+internal sealed class ResNetCbam : Backbone
 {
+    private readonly bool _oneDnnToRestore;
+
     public static readonly int[] Depths = [3, 4, 6, 3];
     public static readonly int[] Planes = [64, 128, 256, 512];
     public const int StemWidth = 64;
 
-    internal ResNetCbam(double dropPath)
+    public ResNetCbam(double dropPath)
     {
+        // libtorch 2.10's oneDNN kernels give NaN gradients for this network on the dev machine at random steps
+        // (ResNetTrainingTests: 3 of 12 cases per run with oneDNN, none without). The backward pass picks its
+        // kernels when it runs, so oneDNN stays off for the process while a ResNet model exists.
+        _oneDnnToRestore = NativeTuning.SetOneDnn(false);
         Conv1 = new Conv2dLayer("conv1", 3, StemWidth, 7, 2, 3, 1, bias: false);
         Bn1 = new BatchNormLayer("bn1", StemWidth);
         var total = Depths.Sum();
@@ -225,13 +267,13 @@ public sealed class ResNetCbam
         InitWeights();
     }
 
-    public int FeatureDim => Planes[^1] * CbamBottleneck.Expansion;
-    internal Conv2dLayer Conv1 { get; }
-    internal BatchNormLayer Bn1 { get; }
-    internal IReadOnlyList<CbamBottleneck[]> Layers { get; }
+    public override int FeatureDim => Planes[^1] * CbamBottleneck.Expansion;
+    public Conv2dLayer Conv1 { get; }
+    public BatchNormLayer Bn1 { get; }
+    public IReadOnlyList<CbamBottleneck[]> Layers { get; }
 
-    /// <summary>(name, module) pairs for the owner to register: conv1, bn1, layer1..layer4.</summary>
-    internal IEnumerable<(string Name, nn.Module Module)> Modules()
+    /// <summary>conv1, bn1, layer1..layer4.</summary>
+    public override IEnumerable<(string Name, nn.Module Module)> Modules()
     {
         yield return ("conv1", Conv1);
         yield return ("bn1", Bn1);
@@ -242,7 +284,7 @@ public sealed class ResNetCbam
     }
 
     /// <summary>[N,3,H,W] -> pooled feature [N, 2048].</summary>
-    internal Tensor ForwardPooled(Tensor x)
+    public override Tensor ForwardPooled(Tensor x)
     {
         using var scope = NewDisposeScope();
         // Channels-last (NCHW shape, NHWC memory): the 1x1 convolutions are then plain matrix products on contiguous rows.
@@ -262,6 +304,24 @@ public sealed class ResNetCbam
         }
 
         return h.mean([2L, 3L]).MoveToOuterDisposeScope();
+    }
+
+    public override string ToOnnx(OnnxGraphBuilder g, string input)
+    {
+        var x = g.Node("Relu", [Bn1.ToOnnx(g, Conv1.ToOnnx(g, input))]);
+        x = g.Node("MaxPool", [x], null, Ints("kernel_shape", 3, 3), Ints("strides", 2, 2), Ints("pads", 1, 1, 1, 1));
+        foreach (var block in Layers.SelectMany(l => l))
+        {
+            x = block.ToOnnx(g, x);
+        }
+
+        return g.Node("ReduceMean", [x], null, Ints("axes", 2, 3), Int("keepdims", 0));
+    }
+
+    protected override void Dispose(bool disposing)
+    {
+        NativeTuning.SetOneDnn(_oneDnnToRestore);
+        base.Dispose(disposing);
     }
 
     /// <summary>timm's ResNet init: Kaiming-normal (fan_out, ReLU) convolutions, BN weight 1 / bias 0, and the last BN

@@ -1,5 +1,7 @@
+using FmaEdge.Training.Export;
 using TorchSharp;
 using TorchSharp.Modules;
+using static FmaEdge.Training.Export.OnnxGraphBuilder;
 using static TorchSharp.torch;
 using F = TorchSharp.torch.nn.functional;
 
@@ -52,6 +54,27 @@ internal sealed class VitAttention : nn.Module<Tensor, Tensor>
         var o = attn.matmul(v).transpose(1, 2).reshape(n, l, Dim);
         return Proj.forward(o).MoveToOuterDisposeScope();
     }
+
+    /// <summary>Attention as MatMul/Softmax/MatMul per head; reads the shape constants <see cref="VisionTransformer.ToOnnx"/> adds.</summary>
+    public string ToOnnx(OnnxGraphBuilder g, string x)
+    {
+        var qkv = Qkv.ToOnnx(g, x);
+        var split = g.Node("Reshape", [qkv, QkvShape]);
+        var heads = g.Node("Transpose", [split], null, Ints("perm", 2, 0, 3, 1, 4)); // [3, N, H, L, D]
+        var q = g.Node("Gather", [heads, g.Int64Scalar("index_0", 0)], null, Int("axis", 0));
+        var k = g.Node("Gather", [heads, g.Int64Scalar("index_1", 1)], null, Int("axis", 0));
+        var v = g.Node("Gather", [heads, g.Int64Scalar("index_2", 2)], null, Int("axis", 0));
+        var qs = g.Node("Mul", [q, g.Scalar(Scale)]);
+        var kt = g.Node("Transpose", [k], null, Ints("perm", 0, 1, 3, 2));
+        var scores = g.Node("Softmax", [g.Node("MatMul", [qs, kt])], null, Int("axis", -1));
+        var o = g.Node("MatMul", [scores, v]);                                              // [N, H, L, D]
+        var merged = g.Node("Reshape", [g.Node("Transpose", [o], null, Ints("perm", 0, 2, 1, 3)), TokensShape]);
+        return Proj.ToOnnx(g, merged);
+    }
+
+    /// <summary>Names of the graph's int64 shapes [0, -1, 3, heads, head dim] and [0, -1, dim].</summary>
+    internal const string QkvShape = "shape_qkv";
+    internal const string TokensShape = "shape_tokens";
 }
 
 /// <summary>Pre-norm transformer block: x + attn(norm1 x), then x + mlp(norm2 x) (exact GELU, ratio 4), LayerNorm
@@ -65,7 +88,7 @@ internal sealed class VitBlock : nn.Module<Tensor, Tensor>
         Norm1 = new LayerNormLayer("norm1", dim, 1e-6, channelsFirst: false);
         Attn = new VitAttention(dim, heads);
         Norm2 = new LayerNormLayer("norm2", dim, 1e-6, channelsFirst: false);
-        Mlp = new ConvNeXtMlp(dim, convShaped: false);
+        Mlp = new MlpLayer(dim, convShaped: false);
         register_module("norm1", Norm1);
         register_module("attn", Attn);
         register_module("norm2", Norm2);
@@ -76,7 +99,7 @@ internal sealed class VitBlock : nn.Module<Tensor, Tensor>
     public LayerNormLayer Norm1 { get; }
     public VitAttention Attn { get; }
     public LayerNormLayer Norm2 { get; }
-    public ConvNeXtMlp Mlp { get; }
+    public MlpLayer Mlp { get; }
 
     /// <summary>Components are registered explicitly under timm's names; reflection would add duplicates.</summary>
     protected override void RegisterComponents()
@@ -91,15 +114,23 @@ internal sealed class VitBlock : nn.Module<Tensor, Tensor>
         var m = DropPath.Apply(Mlp.forward(Norm2.forward(h)), DropPathRate, training);
         return h.add(m, Scalars.One).MoveToOuterDisposeScope();
     }
+
+    public string ToOnnx(OnnxGraphBuilder g, string x)
+    {
+        var a = Attn.ToOnnx(g, Norm1.ToOnnx(g, x));
+        var h = g.Node("Add", [x, a]);
+        var m = Mlp.ToOnnx(g, Norm2.ToOnnx(g, h));
+        return g.Node("Add", [h, m]);
+    }
 }
 
 /// <summary>Vision Transformer (Dosovitskiy et al. 2021; timm's VisionTransformer with class token): patch 16
 /// embedding, a learned class token, a learned position embedding for the model's input grid (S/16 x S/16 + 1),
 /// pre-norm blocks, final LayerNorm; the feature is the class token. timm's names (patch_embed.proj, cls_token,
-/// pos_embed, blocks.{i}.*, norm), registered on the owning model. Not thread-safe.</summary>
-public sealed class VisionTransformer
+/// pos_embed, blocks.{i}.*, norm). Not thread-safe.</summary>
+internal sealed class VisionTransformer : Backbone
 {
-    internal VisionTransformer(VitSpec spec, int imageSize, double dropPath)
+    public VisionTransformer(VitSpec spec, int imageSize, double dropPath)
     {
         if (imageSize % VitSpec.PatchSize != 0)
         {
@@ -125,30 +156,30 @@ public sealed class VisionTransformer
     /// <summary>Patches per side (image size / 16).</summary>
     public int Grid { get; }
 
-    public int FeatureDim => Spec.Dim;
-    internal Conv2dLayer PatchEmbed { get; }
-    internal Parameter ClsToken { get; }
-    internal Parameter PosEmbed { get; }
-    internal VitBlock[] Blocks { get; }
-    internal LayerNormLayer Norm { get; }
+    public override int FeatureDim => Spec.Dim;
+    public Conv2dLayer PatchEmbed { get; }
+    public Parameter ClsToken { get; }
+    public Parameter PosEmbed { get; }
+    public VitBlock[] Blocks { get; }
+    public LayerNormLayer Norm { get; }
 
-    /// <summary>(name, module) pairs for the owner to register: patch_embed, blocks, norm.</summary>
-    internal IEnumerable<(string Name, nn.Module Module)> Modules()
+    /// <summary>patch_embed, blocks, norm.</summary>
+    public override IEnumerable<(string Name, nn.Module Module)> Modules()
     {
         yield return ("patch_embed", nn.Sequential(("proj", (nn.Module<Tensor, Tensor>)PatchEmbed)));
         yield return ("blocks", new ModuleList<VitBlock>(Blocks));
         yield return ("norm", Norm);
     }
 
-    /// <summary>(name, parameter) pairs for the owner to register: cls_token, pos_embed.</summary>
-    internal IEnumerable<(string Name, Parameter Parameter)> Parameters()
+    /// <summary>cls_token, pos_embed.</summary>
+    public override IEnumerable<(string Name, Parameter Parameter)> Parameters()
     {
         yield return ("cls_token", ClsToken);
         yield return ("pos_embed", PosEmbed);
     }
 
     /// <summary>[N,3,S,S] -> class-token feature [N, dim].</summary>
-    internal Tensor ForwardPooled(Tensor x)
+    public override Tensor ForwardPooled(Tensor x)
     {
         using var scope = NewDisposeScope();
         var n = x.shape[0];
@@ -162,6 +193,31 @@ public sealed class VisionTransformer
 
         h = Norm.forward(h);
         return h.select(1, 0).MoveToOuterDisposeScope();
+    }
+
+    public override string ToOnnx(OnnxGraphBuilder g, string input)
+    {
+        var dim = Spec.Dim;
+        var patches = PatchEmbed.ToOnnx(g, input);
+        var flat = g.Node("Reshape", [patches, g.Int64Initializer("shape_patches", [0, dim, -1])]);
+        var tokens = g.Node("Transpose", [flat], null, Ints("perm", 0, 2, 1));
+
+        // Broadcast the class token to the (dynamic) batch: shape [N, 1, dim] from the input's first dimension.
+        var n = g.Node("Shape", [input], null, Int("start", 0), Int("end", 1));
+        var clsShape = g.Node("Concat", [n, g.Int64Initializer("shape_cls_tail", [1, dim])], null, Int("axis", 0));
+        var cls = g.Node("Expand", [g.Weight(ClsToken), clsShape]);
+        var x = g.Node("Concat", [cls, tokens], null, Int("axis", 1));
+        x = g.Node("Add", [x, g.Weight(PosEmbed)]);
+
+        g.Int64Initializer(VitAttention.QkvShape, [0, -1, 3, Spec.Heads, dim / Spec.Heads]);
+        g.Int64Initializer(VitAttention.TokensShape, [0, -1, dim]);
+        foreach (var block in Blocks)
+        {
+            x = block.ToOnnx(g, x);
+        }
+
+        x = Norm.ToOnnx(g, x);
+        return g.Node("Gather", [x, g.Int64Scalar("index_0", 0)], null, Int("axis", 1));
     }
 
     /// <summary>Resamples a [1, 1 + g*g, C] position embedding (class token first) to another grid, bicubic on the
