@@ -10,6 +10,10 @@
 #                         hot-swap) on the shipped model and on ConvNeXt-T@224, then the fma-train throughput benches
 #   ./build.sh test-stress   the suite 5 times from a private clone with a CPU hog beside it (docs/reliability.md)
 #   ./build.sh soak       the long soak: 20,000 real images through fma-edge run with mosquitto bounced (docs/reliability.md)
+#   ./build.sh arm64-check   fma-edge for linux-arm64 under qemu user-mode emulation: cross-built OpenCvSharpExtern,
+#                         CPU ONNX Runtime, model validate, classify (equal to x86-64 within 1e-4), run until every
+#                         image is published. Not part of `test` (minutes; caches under artifacts/arm64). Needs the
+#                         OpenCvSharp sources once: OPENCVSHARP_SRC=DIR (docs/jetson.md)
 #   ./build.sh deps       only install system packages
 #   ./build.sh format     check code formatting (dotnet format --verify-no-changes)
 set -euo pipefail
@@ -30,6 +34,8 @@ TEST_PKGS=(mosquitto mosquitto-clients ffmpeg)
 SOAK_PKGS=(mosquitto mosquitto-clients jq)
 # The stress run of the suite keeps both cores busy with stress-ng.
 STRESS_PKGS=(stress-ng)
+# The arm64 check: user-mode emulator, cross compiler, JSON comparison (the aarch64 libraries come in a sysroot).
+ARM64_PKGS=(qemu-user-static g++-aarch64-linux-gnu jq)
 
 apt_install() {
   local missing=()
@@ -131,6 +137,7 @@ case "$cmd" in
   bench) build; exec "$ROOT/tools/scripts/bench.sh" "$@" ;;
   test-stress) check_dotnet; apt_install "${RUNTIME_PKGS[@]}" "${TEST_PKGS[@]}" "${STRESS_PKGS[@]}"; exec "$ROOT/tools/scripts/test-stress.sh" "$@" ;;
   soak) build; apt_install "${SOAK_PKGS[@]}"; exec "$ROOT/tools/scripts/soak.sh" "$@" ;;
+  arm64-check) build; apt_install "${ARM64_PKGS[@]}"; exec "$ROOT/tools/scripts/arm64-check.sh" "$@" ;;
   format) check_dotnet; dotnet format FmaEdge.sln --verify-no-changes ;;
-  *) die "unknown command '$cmd' (build, demo, test, test-stress, publish, bench, soak, deps, format)" ;;
+  *) die "unknown command '$cmd' (build, demo, test, test-stress, publish, bench, soak, arm64-check, deps, format)" ;;
 esac

@@ -50,6 +50,21 @@ public sealed record InferenceOptions
             errors.Add("device ids must be >= 0");
         }
 
+        if (TensorRt.MaxBatch < 1 || TensorRt.OptBatch < 1 || TensorRt.OptBatch > TensorRt.MaxBatch)
+        {
+            errors.Add($"tensorrt batch profile needs 1 <= opt_batch ({TensorRt.OptBatch}) <= max_batch ({TensorRt.MaxBatch})");
+        }
+
+        if (TensorRt.BuilderOptimizationLevel is < 0 or > 5)
+        {
+            errors.Add($"tensorrt.builder_optimization_level {TensorRt.BuilderOptimizationLevel} is outside 0..5");
+        }
+
+        if (TensorRt.DlaCore is < -1 or > 7)
+        {
+            errors.Add($"tensorrt.dla_core {TensorRt.DlaCore} is outside -1..7");
+        }
+
         return errors;
     }
 }
@@ -69,11 +84,26 @@ public sealed record TensorRtOptions
     /// <summary>Workspace cap; memory is shared with the CPU on Jetson.</summary>
     public long MaxWorkspaceBytes { get; init; } = 1L << 30;
 
-    /// <summary>Folder for engine and timing caches; a sub-folder per model hash. Null disables caching.</summary>
+    /// <summary>Folder for engine and timing caches; a sub-folder per model hash. Null disables both caches.</summary>
     public string? CacheDir { get; init; }
+
+    /// <summary>Keep built engines in <see cref="CacheDir"/> (a restart then loads instead of rebuilding).</summary>
+    public bool EngineCache { get; init; } = true;
+
+    /// <summary>Keep layer timings in <see cref="CacheDir"/> (a rebuild, e.g. after a TensorRT upgrade, is faster).</summary>
+    public bool TimingCache { get; init; } = true;
 
     /// <summary>Largest batch the engine profile is built for.</summary>
     public int MaxBatch { get; init; } = 8;
+
+    /// <summary>The batch the engine is tuned for (1..<see cref="MaxBatch"/>).</summary>
+    public int OptBatch { get; init; } = 1;
+
+    /// <summary>TensorRT builder optimisation level 0..5 (higher: slower build, maybe faster engine).</summary>
+    public int BuilderOptimizationLevel { get; init; } = 3;
+
+    /// <summary>Deep-learning accelerator core to use (Orin has 0 and 1), or -1 for the GPU only.</summary>
+    public int DlaCore { get; init; } = -1;
 }
 
 /// <summary>CUDA provider settings.</summary>
@@ -94,5 +124,10 @@ public static class ExecutionProviders
     public static readonly IReadOnlyList<string> Known = [TensorRt, Cuda, Cpu];
 }
 
-/// <summary>One attempt to enable a provider: whether it worked and, if not, why.</summary>
-public sealed record ProviderAttempt(string Provider, bool Succeeded, string? Reason);
+/// <summary>One attempt to enable a provider: whether it worked, if not ONNX Runtime's whole reason, and the provider
+/// options that were passed (empty for CPU).</summary>
+public sealed record ProviderAttempt(string Provider, bool Succeeded, string? Reason)
+{
+    /// <summary>The options given to ONNX Runtime for this provider, by ONNX Runtime's own key names.</summary>
+    public IReadOnlyDictionary<string, string> Settings { get; init; } = new Dictionary<string, string>();
+}

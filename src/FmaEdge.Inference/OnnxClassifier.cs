@@ -1,4 +1,3 @@
-using System.Globalization;
 using FmaEdge.Core.Contract;
 using FmaEdge.Core.Decoding;
 using FmaEdge.Vision;
@@ -93,19 +92,22 @@ public sealed class OnnxClassifier : IDisposable
         {
             var provider = chain[i];
             SessionOptions? so = null;
+            IReadOnlyDictionary<string, string> settings = new Dictionary<string, string>();
             try
             {
                 so = BaseOptions(options);
-                AppendProvider(so, provider, options, model);
+                settings = ProviderSettings.For(provider, options, model);
+                ProviderSettings.Append(so, provider, settings);
                 var session = new InferenceSession(bytes, so);
-                attempts.Add(new ProviderAttempt(provider, true, null));
+                attempts.Add(new ProviderAttempt(provider, true, null) { Settings = settings });
                 logger.LogInformation("Model {ModelId} ({Hash}) loaded on {Provider}", model.Manifest.Model.Id, model.ShortHash, provider);
                 return new OnnxClassifier(session, model, provider, attempts);
             }
-            catch (Exception e) when (e is OnnxRuntimeException or EntryPointNotFoundException or DllNotFoundException or InvalidOperationException or TypeInitializationException)
+            catch (Exception e) when (e is OnnxRuntimeException or EntryPointNotFoundException or DllNotFoundException or InvalidOperationException
+                or TypeInitializationException or IOException or UnauthorizedAccessException)
             {
-                var reason = FirstLine(e.Message);
-                attempts.Add(new ProviderAttempt(provider, false, reason));
+                var reason = FullReason(e);
+                attempts.Add(new ProviderAttempt(provider, false, reason) { Settings = settings });
                 logger.LogWarning("Execution provider {Provider} unavailable, falling back: {Reason}", provider, reason);
             }
             finally
@@ -238,66 +240,18 @@ public sealed class OnnxClassifier : IDisposable
         return so;
     }
 
-    private static void AppendProvider(SessionOptions so, string provider, InferenceOptions options, ValidatedModel model)
+    /// <summary>ONNX Runtime's whole message (its first line is often only "[ErrorCode:Fail]"; the library that could
+    /// not be loaded and why come after), with inner exceptions, on one line, bounded so a runaway message cannot
+    /// flood status.</summary>
+    internal static string FullReason(Exception e)
     {
-        var inv = CultureInfo.InvariantCulture;
-        switch (provider)
+        var parts = new List<string>();
+        for (var x = e; x is not null; x = x.InnerException)
         {
-            case ExecutionProviders.TensorRt:
-                {
-                    var t = options.TensorRt;
-                    using var trt = new OrtTensorRTProviderOptions();
-                    var settings = new Dictionary<string, string>
-                    {
-                        ["device_id"] = t.DeviceId.ToString(inv),
-                        ["trt_fp16_enable"] = t.Fp16 ? "1" : "0",
-                        ["trt_layer_norm_fp32_fallback"] = t.LayerNormFp32Fallback ? "1" : "0",
-                        ["trt_max_workspace_size"] = t.MaxWorkspaceBytes.ToString(inv),
-                    };
-                    var input = model.Manifest.Input;
-                    var name = input.Name;
-                    settings["trt_profile_min_shapes"] = $"{name}:1x3x{input.Height}x{input.Width}";
-                    settings["trt_profile_opt_shapes"] = $"{name}:1x3x{input.Height}x{input.Width}";
-                    settings["trt_profile_max_shapes"] = $"{name}:{t.MaxBatch}x3x{input.Height}x{input.Width}";
-                    if (t.CacheDir is not null)
-                    {
-                        var dir = Path.Combine(t.CacheDir, model.ShortHash);
-                        Directory.CreateDirectory(dir);
-                        settings["trt_engine_cache_enable"] = "1";
-                        settings["trt_engine_cache_path"] = dir;
-                        settings["trt_timing_cache_enable"] = "1";
-                        settings["trt_timing_cache_path"] = dir;
-                    }
-
-                    trt.UpdateOptions(settings);
-                    so.AppendExecutionProvider_Tensorrt(trt);
-                    break;
-                }
-
-            case ExecutionProviders.Cuda:
-                {
-                    using var cuda = new OrtCUDAProviderOptions();
-                    var settings = new Dictionary<string, string> { ["device_id"] = options.Cuda.DeviceId.ToString(inv) };
-                    if (options.Cuda.MemoryLimitBytes > 0)
-                    {
-                        settings["gpu_mem_limit"] = options.Cuda.MemoryLimitBytes.ToString(inv);
-                    }
-
-                    cuda.UpdateOptions(settings);
-                    so.AppendExecutionProvider_CUDA(cuda);
-                    break;
-                }
-
-            case ExecutionProviders.Cpu:
-                break;
-            default:
-                throw new InvalidOperationException($"unknown execution provider '{provider}'");
+            parts.AddRange(x.Message.Split('\n', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries));
         }
-    }
 
-    private static string FirstLine(string s)
-    {
-        var line = s.Split('\n', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries).FirstOrDefault() ?? s;
-        return line.Length > 300 ? line[..300] + "..." : line;
+        var reason = string.Join(" ", parts.Distinct());
+        return reason.Length > 4000 ? reason[..4000] + "..." : reason;
     }
 }

@@ -13,6 +13,11 @@ public sealed class BenchOptions
     /// <summary>ONNX Runtime intra-op threads for the ceiling and the daemon (0 = ONNX Runtime's default, one per core).</summary>
     public int Threads { get; set; }
 
+    /// <summary>The one execution provider benchmarked, for the ceiling and the daemon: "cpu" (default), "cuda" or
+    /// "tensorrt". The TensorRT and CUDA settings are the daemon's defaults (fp16 with LayerNorm in fp32, profile up to
+    /// MaxBatch); a provider that cannot load fails the ceiling, which stops the run (nothing is measured on the CPU under its name).</summary>
+    public string Provider { get; set; } = "cpu";
+
     /// <summary>The daemon's Inference:MaxBatch; the ceiling runs at this batch.</summary>
     public int MaxBatch { get; set; } = 8;
 
@@ -55,6 +60,11 @@ public sealed class BenchOptions
         if (!Directory.Exists(Images))
         {
             e.Add($"image folder '{Images}' does not exist");
+        }
+
+        if (!FmaEdge.Inference.ExecutionProviders.Known.Contains(Provider))
+        {
+            e.Add($"--provider '{Provider}' is not one of {string.Join(", ", FmaEdge.Inference.ExecutionProviders.Known)}");
         }
 
         if (Threads is < 0 or > 256)

@@ -37,9 +37,9 @@ public static class BenchRunner
         var loadBefore = LoadAverage();
         var m = model.Manifest;
         progress?.Invoke($"ceiling: bare ONNX Runtime loop, batch {options.MaxBatch}, {options.CeilingSeconds:0.#} s");
-        var ceiling = CeilingBenchmark.Run(model, options.Threads, options.MaxBatch, options.CeilingSeconds, ct);
+        var ceiling = CeilingBenchmark.Run(model, options.Provider, options.Threads, options.MaxBatch, options.CeilingSeconds, ct);
         progress?.Invoke("ceiling: batch 1");
-        var ceiling1 = CeilingBenchmark.Run(model, options.Threads, 1, Math.Max(options.CeilingSeconds / 2, 0.1), ct);
+        var ceiling1 = CeilingBenchmark.Run(model, options.Provider, options.Threads, 1, Math.Max(options.CeilingSeconds / 2, 0.1), ct);
         IReadOnlyList<PreprocessResult> pre = [];
         if (options.PreprocessRepeats > 0)
         {
@@ -67,7 +67,7 @@ public static class BenchRunner
             // The machine may be shared: the ceiling is measured again right after the pipeline run (the daemon idle)
             // and the ratio uses the mean of both, so a load change in between moves both sides alike.
             progress?.Invoke("ceiling again, right after the pipeline run");
-            ceilingAfter = CeilingBenchmark.Run(model, options.Threads, options.MaxBatch, options.CeilingSeconds, ct);
+            ceilingAfter = CeilingBenchmark.Run(model, options.Provider, options.Threads, options.MaxBatch, options.CeilingSeconds, ct);
             pipeline = pipeline with { Ratio = pipeline.ImagesPerSecond / ((ceiling.ImagesPerSecond + ceilingAfter.ImagesPerSecond) / 2) };
             if (options.SwapSeconds > 0)
             {
@@ -100,7 +100,7 @@ public static class BenchRunner
             Machine = new MachineInfo(Environment.ProcessorCount, CpuModel(), RuntimeInformation.OSDescription, RuntimeInformation.FrameworkDescription,
                 OrtEnv.Instance().GetVersionString(), loadBefore, LoadAverage()),
             Model = new BenchModelInfo(Path.GetFullPath(options.Model), m.Model.Id, m.Model.Architecture, model.Sha256, m.Input.Width, m.Input.Height),
-            Settings = new BenchSettings("cpu", options.Threads, options.MaxBatch, options.Count, broker, Path.GetFullPath(options.Images)),
+            Settings = new BenchSettings(options.Provider, options.Threads, options.MaxBatch, options.Count, broker, Path.GetFullPath(options.Images)),
             Ceiling = ceiling,
             CeilingAfter = ceilingAfter,
             CeilingBatch1 = ceiling1,

@@ -1,17 +1,18 @@
 using System.Diagnostics;
 using FmaEdge.Core.Contract;
+using FmaEdge.Inference;
 using Microsoft.ML.OnnxRuntime;
 
 namespace FmaEdge.Cli.Bench;
 
-/// <summary>The ceiling: a bare ONNX Runtime loop on the model with the daemon's session settings (CPU provider, full
+/// <summary>The ceiling: a bare ONNX Runtime loop on the model with the daemon's session settings (the chosen provider, full
 /// graph optimisation, sequential execution, the same intra-op threads), fed one pre-made input tensor, so no decoding,
 /// preprocessing, batching logic or output handling is counted. Stateless.</summary>
 public static class CeilingBenchmark
 {
     /// <summary>Runs batches of <paramref name="batch"/> for about <paramref name="seconds"/> after two warm-up runs
     /// (at least three timed runs).</summary>
-    public static CeilingResult Run(ValidatedModel model, int threads, int batch, double seconds, CancellationToken ct)
+    public static CeilingResult Run(ValidatedModel model, string provider, int threads, int batch, double seconds, CancellationToken ct)
     {
         var input = model.Manifest.Input;
         var len = 3 * input.Height * input.Width;
@@ -26,7 +27,7 @@ public static class CeilingBenchmark
             so.IntraOpNumThreads = threads;
         }
 
-        using var session = new InferenceSession(model.Path, so);
+        using var session = OpenSession(model, so, provider, batch);
         var rng = new Random(0);
         var data = new float[batch * len];
         for (var i = 0; i < data.Length; i++)
@@ -61,5 +62,22 @@ public static class CeilingBenchmark
         var elapsed = times.Sum() / 1000.0;
         return new CeilingResult(batch, times.Count, elapsed, times.Count * batch / elapsed, StageStats.Of(times), cpu.Cores,
             cpu.CpuSeconds * 1000 / (times.Count * batch));
+    }
+
+    /// <summary>A session on <paramref name="provider"/> with the daemon's provider options (profile up to
+    /// <paramref name="batch"/>, no engine cache: a bench measures, it keeps nothing); a provider that cannot load
+    /// stops the bench with ONNX Runtime's reason.</summary>
+    private static InferenceSession OpenSession(ValidatedModel model, SessionOptions so, string provider, int batch)
+    {
+        try
+        {
+            var options = new InferenceOptions { TensorRt = new TensorRtOptions { MaxBatch = Math.Max(batch, 1) } };
+            ProviderSettings.Append(so, provider, ProviderSettings.For(provider, options, model));
+            return new InferenceSession(model.Path, so);
+        }
+        catch (Exception e) when (e is OnnxRuntimeException or DllNotFoundException or EntryPointNotFoundException)
+        {
+            throw new InvalidOperationException($"execution provider {provider} cannot be loaded: {e.Message}", e);
+        }
     }
 }

@@ -64,7 +64,7 @@ public sealed class PipelineBenchmark : IAsyncDisposable
             ["FmaEdge:Paths:StateDir"] = Path.Combine(_root, "state"),
             ["FmaEdge:Paths:ModelsDir"] = ModelsDir,
             ["FmaEdge:Paths:RuntimeDir"] = Path.Combine(_root, "run"),
-            ["FmaEdge:Inference:Providers"] = "cpu",
+            ["FmaEdge:Inference:Providers"] = _o.Provider,
             ["FmaEdge:Inference:IntraOpThreads"] = _o.Threads.ToString(inv),
             ["FmaEdge:Inference:MaxBatch"] = _o.MaxBatch.ToString(inv),
             ["FmaEdge:Models:Active"] = modelCopy,

@@ -19,6 +19,7 @@ public static class BenchCommand
     {
         var model = new Option<string?>("--model", "-m") { Description = "Model file (default: the shipped models/defects-convnext_atto-112.onnx)" };
         var images = new Option<string?>("--images") { Description = "Folder of real PNG/JPEG images, any depth (default: the defect set's val split, else tools/demo/images)" };
+        var provider = new Option<string>("--provider") { Description = "Execution provider for ceiling and daemon: cpu, cuda or tensorrt", DefaultValueFactory = _ => "cpu" };
         var threads = new Option<int>("--threads") { Description = "ONNX Runtime intra-op threads for both ceiling and daemon (0 = one per core)" };
         var batch = new Option<int>("--max-batch") { Description = "The daemon's Inference:MaxBatch; the ceiling runs at this batch", DefaultValueFactory = _ => 8 };
         var ceiling = new Option<double>("--ceiling-seconds") { Description = "Length of the bare ONNX Runtime loop", DefaultValueFactory = _ => 10 };
@@ -32,7 +33,7 @@ public static class BenchCommand
         var timeout = new Option<double>("--timeout") { Description = "Seconds to wait for every result before failing", DefaultValueFactory = _ => 600 };
         var cmd = new Command("bench", "Benchmark the ceiling (bare ONNX Runtime) against the daemon's folder -> MQTT pipeline, preprocessing and hot-swap")
         {
-            model, images, threads, batch, ceiling, count, repeats, swapSeconds, swapLoad, broker, workDir, json, timeout,
+            model, images, provider, threads, batch, ceiling, count, repeats, swapSeconds, swapLoad, broker, workDir, json, timeout,
         };
         cmd.SetAction((parse, ct) =>
         {
@@ -42,6 +43,7 @@ public static class BenchCommand
             {
                 Model = parse.GetValue(model) ?? BenchOptions.DefaultModel(),
                 Images = parse.GetValue(images) ?? BenchOptions.DefaultImages(),
+                Provider = parse.GetValue(provider)!.ToLowerInvariant(),
                 Threads = parse.GetValue(threads),
                 MaxBatch = parse.GetValue(batch),
                 CeilingSeconds = parse.GetValue(ceiling),

@@ -97,6 +97,38 @@ public static class StatusCommand
     }
 
     /// <summary>Renders a snapshot as tables.</summary>
+    /// <summary>One line per provider tried (whole reason when it failed) and the options each was given.</summary>
+    internal static void RenderProviders(IAnsiConsole ansi, ModelStatus? model)
+    {
+        if (model is null)
+        {
+            return;
+        }
+
+        var attempts = model.ProviderAttempts;
+        if (attempts.Count == 0)
+        {
+            // A daemon older than the attempts field: its one-line notes.
+            foreach (var note in model.ProviderNotes)
+            {
+                ansi.MarkupLine("  provider fallback: " + Markup.Escape(note));
+            }
+
+            return;
+        }
+
+        foreach (var a in attempts)
+        {
+            var verdict = a.Succeeded ? "[green]serving[/]" : "[yellow]failed[/]: " + Markup.Escape(a.Reason ?? "");
+            ansi.MarkupLine($"  provider {a.Provider}: {verdict}");
+            if (a.Settings.Count > 0)
+            {
+                ansi.MarkupLine("    options: " + Markup.Escape(string.Join(" ", a.Settings.OrderBy(kv => kv.Key, StringComparer.Ordinal)
+                    .Select(kv => $"{kv.Key}={kv.Value}"))));
+            }
+        }
+    }
+
     public static void Render(IAnsiConsole ansi, StatusSnapshot s)
     {
         var inv = CultureInfo.InvariantCulture;
@@ -125,11 +157,7 @@ public static class StatusCommand
         }
 
         ansi.Write(model);
-        foreach (var note in s.Model?.ProviderNotes ?? [])
-        {
-            // ONNX Runtime's reasons are long; the first words say which library was missing. --json has them whole.
-            ansi.MarkupLine("  provider fallback: " + Markup.Escape(note.Length > 160 ? note[..160] + "..." : note));
-        }
+        RenderProviders(ansi, s.Model);
 
         var sources = new Table().Title("sources").AddColumns("id", "type", "state", "frames", "fps", "last frame", "errors", "dropped", "pending");
         foreach (var src in s.Sources)

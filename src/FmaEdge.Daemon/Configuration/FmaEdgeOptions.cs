@@ -76,6 +76,9 @@ public sealed class InferenceSettings
     /// <summary>CUDA device id for the CUDA and TensorRT providers.</summary>
     public int CudaDevice { get; set; }
 
+    /// <summary>Cap on the CUDA provider's memory arena in MiB (0 = no cap; memory is shared on Jetson).</summary>
+    public int CudaMemoryLimitMiB { get; set; }
+
     /// <summary>Intra-op threads (0 = ONNX Runtime's default: one per core).</summary>
     public int IntraOpThreads { get; set; }
 
@@ -102,6 +105,21 @@ public sealed class TensorRtSettings
 
     /// <summary>Workspace cap in MiB (memory is shared with the CPU on Jetson).</summary>
     public int WorkspaceMiB { get; set; } = 1024;
+
+    /// <summary>Keep built engines under <see cref="CacheDir"/> (a restart loads instead of rebuilding for minutes).</summary>
+    public bool EngineCache { get; set; } = true;
+
+    /// <summary>Keep layer timings under <see cref="CacheDir"/> (speeds up a rebuild).</summary>
+    public bool TimingCache { get; set; } = true;
+
+    /// <summary>The batch size the engine is tuned for; the profile spans 1..MaxBatch.</summary>
+    public int OptBatch { get; set; } = 1;
+
+    /// <summary>TensorRT builder optimisation level 0..5.</summary>
+    public int BuilderOptimizationLevel { get; set; } = 3;
+
+    /// <summary>Orin deep-learning accelerator core (0 or 1), or -1 for the GPU only.</summary>
+    public int DlaCore { get; set; } = -1;
 }
 
 /// <summary>Which model serves and how dropped model files are taken.</summary>

@@ -45,6 +45,10 @@ public static partial class FmaEdgeOptionsValidator
         Range(e, $"{p}:Inference:MaxBatch", inf.MaxBatch, 1, 256);
         Range(e, $"{p}:Inference:WarmUpRuns", inf.WarmUpRuns, 0, 100);
         Range(e, $"{p}:Inference:TensorRt:WorkspaceMiB", inf.TensorRt.WorkspaceMiB, 64, 65536);
+        Range(e, $"{p}:Inference:TensorRt:OptBatch", inf.TensorRt.OptBatch, 1, Math.Max(1, inf.MaxBatch));
+        Range(e, $"{p}:Inference:TensorRt:BuilderOptimizationLevel", inf.TensorRt.BuilderOptimizationLevel, 0, 5);
+        Range(e, $"{p}:Inference:TensorRt:DlaCore", inf.TensorRt.DlaCore, -1, 1);
+        Range(e, $"{p}:Inference:CudaMemoryLimitMiB", inf.CudaMemoryLimitMiB, 0, 1 << 20);
 
         Range(e, $"{p}:Models:StableMs", o.Models.StableMs, 50, 600_000);
         if (o.Models.Active.Length > 0 && !o.Models.Active.EndsWith(".onnx", StringComparison.OrdinalIgnoreCase))

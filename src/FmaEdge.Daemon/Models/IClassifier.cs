@@ -20,6 +20,10 @@ public interface IClassifier : IDisposable
     /// <summary>Why preferred providers were not used, one line each (empty when the first choice loaded).</summary>
     IReadOnlyList<string> ProviderNotes { get; }
 
+    /// <summary>Every provider tried, in order: whether it loaded, ONNX Runtime's whole reason when not, and the
+    /// options it was given.</summary>
+    IReadOnlyList<FmaEdge.Inference.ProviderAttempt> ProviderAttempts { get; }
+
     /// <summary>Floats per image in the input tensor (C*H*W).</summary>
     int TensorLength { get; }
 

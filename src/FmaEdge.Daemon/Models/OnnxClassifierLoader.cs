@@ -51,9 +51,14 @@ public sealed class OnnxClassifierLoader(FmaEdgeOptions options, ILoggerFactory 
                 LayerNormFp32Fallback = inf.TensorRt.LayerNormFp32Fallback,
                 MaxWorkspaceBytes = inf.TensorRt.WorkspaceMiB * 1024L * 1024L,
                 CacheDir = cache,
+                EngineCache = inf.TensorRt.EngineCache,
+                TimingCache = inf.TensorRt.TimingCache,
                 MaxBatch = inf.MaxBatch,
+                OptBatch = inf.TensorRt.OptBatch,
+                BuilderOptimizationLevel = inf.TensorRt.BuilderOptimizationLevel,
+                DlaCore = inf.TensorRt.DlaCore,
             },
-            Cuda = new CudaOptions { DeviceId = inf.CudaDevice },
+            Cuda = new CudaOptions { DeviceId = inf.CudaDevice, MemoryLimitBytes = inf.CudaMemoryLimitMiB * 1024L * 1024L },
         };
     }
 
@@ -66,6 +71,8 @@ public sealed class OnnxClassifierLoader(FmaEdgeOptions options, ILoggerFactory 
 
         public IReadOnlyList<string> ProviderNotes { get; } =
             inner.ProviderAttempts.Where(a => !a.Succeeded).Select(a => $"{a.Provider}: {a.Reason}").ToList();
+
+        public IReadOnlyList<ProviderAttempt> ProviderAttempts => inner.ProviderAttempts;
 
         public int TensorLength => inner.Preprocessor.TensorLength;
 

@@ -34,6 +34,7 @@ public sealed class StatusService(FmaEdgeOptions options, DaemonSession session,
                 rej is null ? null : new ModelRejectionStatus(rej.Path, rej.Reasons, rej.AtUtc) { SetAsideTo = rej.SetAsideTo })
             {
                 Rejected = models.Rejected,
+                ProviderAttempts = slot.Classifier.ProviderAttempts,
             };
             if (rej is not null && rej.AtUtc > slot.ActiveSinceUtc)
             {

@@ -36,6 +36,10 @@ public sealed record ModelStatus(string Id, string Version, string Sha256, strin
 {
     /// <summary>Model files refused since start (each set aside with its reason when it was a hot-swap drop).</summary>
     public long Rejected { get; init; }
+
+    /// <summary>Every execution provider tried for the serving model, in order: loaded or not, ONNX Runtime's whole
+    /// reason when not, and the options it was given (TensorRT precision, caches, profile, workspace, device).</summary>
+    public IReadOnlyList<FmaEdge.Inference.ProviderAttempt> ProviderAttempts { get; init; } = [];
 }
 
 /// <summary>The last refused model file.</summary>

@@ -93,6 +93,8 @@ public sealed class WatchdogTests
         public ValidatedModel Model => inner.Model;
         public string ExecutionProvider => inner.ExecutionProvider;
         public IReadOnlyList<string> ProviderNotes => inner.ProviderNotes;
+
+        public IReadOnlyList<FmaEdge.Inference.ProviderAttempt> ProviderAttempts => inner.ProviderAttempts;
         public int TensorLength => inner.TensorLength;
         public void Preprocess(Mat rgb, Span<float> destination) => inner.Preprocess(rgb, destination);
         public void WarmUp(int batchSize, int runs) => inner.WarmUp(batchSize, runs);
