@@ -115,10 +115,12 @@ for lib in fma-edge libonnxruntime.so libOpenCvSharpExtern.so; do
 done
 say "published ($(since "$t"))"
 
-# Emulated fma-edge: the sysroot stands in for the Jetson's root file system; OpenBLAS/LAPACK live in subfolders
-# that Debian's alternatives would otherwise link into place.
+# Emulated fma-edge: the sysroot stands in for the Jetson's root file system; BLAS/LAPACK live in subfolders that
+# Debian's alternatives would otherwise link into place. The emulated CPU is a Cortex-A76 (ARMv8.2, no SVE), the
+# closest qemu model to the Orin's Cortex-A78AE; ARM64_QEMU_CPU=max emulates every feature qemu knows.
 arm() {
-  QEMU_LD_PREFIX="$SYSROOT" LD_LIBRARY_PATH="/usr/lib/aarch64-linux-gnu/blas:/usr/lib/aarch64-linux-gnu/lapack" \
+  QEMU_CPU="${ARM64_QEMU_CPU:-cortex-a76}" QEMU_LD_PREFIX="$SYSROOT" \
+    LD_LIBRARY_PATH="/usr/lib/aarch64-linux-gnu/blas:/usr/lib/aarch64-linux-gnu/lapack" \
     qemu-aarch64-static "$PUBLISH/fma-edge" "$@"
 }
 WORK="$A/check"
@@ -192,13 +194,12 @@ for f in "$WORK"/images/*.png; do
   mv "$WORK/inbox/$(basename "$f").part" "$WORK/inbox/$(basename "$f")"
 done
 if wait "$WATCH"; then WATCH=""; else WATCH=""; tail -5 "$WORK/watch.txt" >&2; tail -20 "$WORK/daemon.log" >&2; fail "not every result was published"; fi
-published=$(grep -c ' | ' "$WORK/watch.txt" || true)
 run_time=$(since "$t")
 "$X64" status --config "$WORK/fma-edge.json" > "$WORK/status.txt" 2>&1 || true
 done_files=$(find "$WORK/inbox/done" -name '*.png' | wc -l)
 [ "$done_files" -eq "$IMAGES" ] || fail "$done_files of $IMAGES files reached done/"
 kill -TERM "$DAEMON"; wait "$DAEMON" || fail "fma-edge run did not exit cleanly on SIGTERM (see $WORK/daemon.log)"
 trap - EXIT
-say "run: ready after $startup; $IMAGES images published over MQTT in $run_time ($published result lines), all in done/"
+say "run: ready after $startup; all $IMAGES results received over MQTT in $run_time, all $IMAGES files in done/"
 say "status under emulation: $WORK/status.txt"
 say "arm64-check passed in $(since "$T0")"
