@@ -26,10 +26,11 @@ export DOTNET_CLI_TELEMETRY_OPTOUT=1 DOTNET_NOLOGO=1 DOTNET_SKIP_FIRST_TIME_EXPE
 log() { printf '\033[1;34m[build]\033[0m %s\n' "$*" >&2; }
 die() { printf '\033[1;31m[build] error:\033[0m %s\n' "$*" >&2; exit 1; }
 
-# System packages: OpenCvSharp's Linux runtime needs GTK 3; the tests start a real mosquitto broker and serve real
-# network camera streams with ffmpeg (which is also the daemon's decoder for network cameras).
+# System packages: OpenCvSharp's Linux runtime needs GTK 3; the tests start a real mosquitto broker, serve real
+# network camera streams with ffmpeg (which is also the daemon's decoder for network cameras) and check the metrics
+# exposition with promtool (package prometheus).
 RUNTIME_PKGS=(libgtk-3-0)
-TEST_PKGS=(mosquitto mosquitto-clients ffmpeg)
+TEST_PKGS=(mosquitto mosquitto-clients ffmpeg prometheus)
 # The soak also summarises the received results with jq.
 SOAK_PKGS=(mosquitto mosquitto-clients jq)
 # The stress run of the suite keeps both cores busy with stress-ng.

@@ -23,6 +23,7 @@ public sealed class FmaEdgeOptions
     public FmaEdge.Messaging.MqttOptions Mqtt { get; set; } = new();
     public StatusOptions Status { get; set; } = new();
     public HealthOptions Health { get; set; } = new();
+    public MetricsOptions Metrics { get; set; } = new();
     public LoggingSettings Logging { get; set; } = new();
 
     /// <summary>The node name to report: <see cref="NodeName"/> or the machine's host name.</summary>
@@ -263,6 +264,18 @@ public sealed class HealthOptions
 {
     /// <summary>Free space below this (MiB) on the state or source folders makes the node degraded.</summary>
     public long DiskFloorMiB { get; set; } = 512;
+}
+
+/// <summary>The Prometheus/OpenMetrics endpoint (docs/operations.md lists the metrics).</summary>
+public sealed class MetricsOptions
+{
+    /// <summary>Serve <c>http://BindAddress:Port/metrics</c>.</summary>
+    public bool Enabled { get; set; }
+
+    /// <summary>IP address to listen on; loopback unless a scraper on another machine needs it ("0.0.0.0": every interface).</summary>
+    public string BindAddress { get; set; } = "127.0.0.1";
+
+    public int Port { get; set; } = 9464;
 }
 
 /// <summary>Log output. The console (journal under systemd) is always on.</summary>

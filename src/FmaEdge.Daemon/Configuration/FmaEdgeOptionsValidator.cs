@@ -81,6 +81,11 @@ public static partial class FmaEdgeOptionsValidator
         }
 
         Range(e, $"{p}:Health:DiskFloorMiB", o.Health.DiskFloorMiB, 0, 1_000_000);
+        Range(e, $"{p}:Metrics:Port", o.Metrics.Port, 1, 65535);
+        if (!System.Net.IPAddress.TryParse(o.Metrics.BindAddress, out _))
+        {
+            e.Add($"{p}:Metrics:BindAddress '{o.Metrics.BindAddress}' must be an IP address (127.0.0.1, 0.0.0.0 for every interface)");
+        }
 
         if (o.Logging.Level is not ("Verbose" or "Debug" or "Information" or "Warning" or "Error"))
         {

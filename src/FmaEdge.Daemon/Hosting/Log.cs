@@ -104,4 +104,10 @@ public static partial class Log
 
     [LoggerMessage(5002, LogLevel.Error, "Output sink problem ({What}): {Reason}")]
     public static partial void SinkError(ILogger log, string what, string reason);
+
+    [LoggerMessage(5003, LogLevel.Information, "Metrics served at {Url}")]
+    public static partial void MetricsServing(ILogger log, string url);
+
+    [LoggerMessage(5004, LogLevel.Warning, "Metrics scrape failed: {Reason}")]
+    public static partial void MetricsScrapeFailed(ILogger log, string reason);
 }

@@ -1,5 +1,6 @@
 using FmaEdge.Daemon.Configuration;
 using FmaEdge.Daemon.Models;
+using FmaEdge.Daemon.Monitoring;
 using FmaEdge.Daemon.Output;
 using FmaEdge.Daemon.Pipeline;
 using FmaEdge.Daemon.Sources;
@@ -54,6 +55,14 @@ public static class ServiceCollectionExtensions
         services.AddSingleton(sp => new StatusServer(SocketPath(options), sp.GetRequiredService<StatusService>(),
             sp.GetRequiredService<SourceSet>(), sp.GetRequiredService<ILogger<StatusServer>>()));
         services.AddSingleton<FmaEdgeDaemon>();
+        if (options.Metrics.Enabled)
+        {
+            // Before the daemon: a port that cannot be bound stops the start before any image is taken.
+            services.AddSingleton(sp => new DaemonMetrics(options, sp.GetRequiredService<StatusService>(), sp.GetRequiredService<InferencePipeline>(),
+                sp.GetService<MqttPublisher>() is { } publisher ? () => publisher.Health : null));
+            services.AddHostedService(sp => new MetricsEndpoint(options.Metrics, sp.GetRequiredService<DaemonMetrics>(), sp.GetRequiredService<ILogger<MetricsEndpoint>>()));
+        }
+
         services.AddHostedService(sp => sp.GetRequiredService<FmaEdgeDaemon>());
         return services;
     }

@@ -102,8 +102,14 @@ public sealed class InferencePipeline : IImageSink
     public (int Input, int Infer, int Publish) QueueCapacities =>
         (_options.Pipeline.InputCapacity, _options.Pipeline.InferCapacity, _options.Pipeline.PublishCapacity);
 
-    /// <summary>Raised after each image finishes (any outcome); for tests and tools. Must not block.</summary>
+    /// <summary>Raised after each image finishes (any outcome); for tests, tools and metrics. Must not block.</summary>
     public event Action<ImageWork, WorkOutcome>? Finished;
+
+    /// <summary>Raised with the number of images of each inference run (metrics). Must not block.</summary>
+    public event Action<int>? InferenceBatched;
+
+    /// <summary>Raised with the number of results stored in each group commit (metrics). Must not block.</summary>
+    public event Action<int>? CommitBatched;
 
     public async ValueTask WriteAsync(ImageWork work, CancellationToken cancellationToken)
     {
@@ -373,6 +379,7 @@ public sealed class InferencePipeline : IImageSink
                         var ms = Stopwatch.GetElapsedTime(t).TotalMilliseconds;
                         Interlocked.Increment(ref _batches);
                         Interlocked.Add(ref _batchedImages, runnable.Count);
+                        InferenceBatched?.Invoke(runnable.Count);
                         for (var i = 0; i < runnable.Count; i++)
                         {
                             runnable[i].Prediction = predictions[i];
@@ -479,6 +486,10 @@ public sealed class InferencePipeline : IImageSink
         }
 
         var batch = toCommit.Count == 0 ? null : await _sink.CommitResultsAsync(toCommit, ct);
+        if (batch is { Stored.Count: > 0 })
+        {
+            CommitBatched?.Invoke(batch.Stored.Count);
+        }
         var outcomes = new WorkOutcome[items.Count];
         var k = 0;
         for (var i = 0; i < items.Count; i++)

@@ -61,6 +61,9 @@ public sealed class LatencyRecorder
     private readonly double[] _ring = new double[2048];
     private long _count;
 
+    /// <summary>Raised with every sample in milliseconds (the metrics endpoint's histograms). Must not block.</summary>
+    public event Action<double>? Recorded;
+
     /// <summary>Records one sample in milliseconds.</summary>
     public void Record(double ms)
     {
@@ -69,6 +72,8 @@ public sealed class LatencyRecorder
             _ring[_count % _ring.Length] = ms;
             _count++;
         }
+
+        Recorded?.Invoke(ms);
     }
 
     /// <summary>Samples recorded since start.</summary>
