@@ -98,7 +98,7 @@ public sealed class MetricsUnderLoadTests
         finally
         {
             daemon.Kill();
-            await daemon.WaitForExitAsync();
+            await daemon.WaitForExitAsync(TimeSpan.FromSeconds(30));
         }
     }
 
