@@ -36,9 +36,9 @@ public static class Program
         var interval = int.Parse(args[5], System.Globalization.CultureInfo.InvariantCulture);
         for (var i = 0; i < count; i++)
         {
-            var r = Samples.Result(pub, "cam", i);
+            var r = Samples.Result("cam", i);
             var c = pub.CommitResult(r, $"{pub.Session}/frame-{i}");
-            Console.Out.WriteLine($"{(c.IsDuplicate ? "DUPLICATE" : "COMMITTED")} {i} {r.MessageId}");
+            Console.Out.WriteLine($"{(c.IsDuplicate ? "DUPLICATE" : "COMMITTED")} {i} {c.MessageId}");
             Console.Out.Flush();
             await Task.Delay(interval);
         }
@@ -54,7 +54,7 @@ public static class Program
         await using var pub = new MqttPublisher(options, "bench");
         await pub.StartAsync(CancellationToken.None);
         await Wait.ConnectedAsync(pub, 30);
-        var results = Enumerable.Range(0, n).Select(i => Samples.Result(pub, "cam", i)).ToList();
+        var results = Enumerable.Range(0, n).Select(i => Samples.Result("cam", i)).ToList();
         var commitMs = new double[n];
         var total = System.Diagnostics.Stopwatch.StartNew();
         for (var i = 0; i < n; i++)
@@ -84,7 +84,7 @@ public static class Program
         await pub.StartAsync(CancellationToken.None);
         for (var i = 0; i < n; i++)
         {
-            pub.CommitResult(Samples.Result(pub, "cam", i));
+            pub.CommitResult(Samples.Result("cam", i));
         }
 
         var sw = System.Diagnostics.Stopwatch.StartNew();

@@ -434,9 +434,8 @@ public sealed class ModelManager : IAsyncDisposable
         var m = slot.Classifier.Model;
         try
         {
-            await _sink.PublishModelAsync(new ModelDescription(m.Manifest.Model.Id, m.Manifest.Model.Version, m.Sha256, m.Path,
-                slot.Classifier.ExecutionProvider, m.Tree.Levels.Select(l => l.Name).ToList(), m.Manifest.Decoding.Thresholds,
-                m.Manifest.Taxonomy?.DeepClone(), slot.ActiveSinceUtc), ct);
+            await _sink.PublishModelAsync(FmaEdge.Messaging.Contract.ModelMessage.From(m, slot.Classifier.ExecutionProvider,
+                providerNotes: slot.Classifier.ProviderNotes, loadedAt: slot.ActiveSinceUtc), ct);
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException or InvalidOperationException)
         {

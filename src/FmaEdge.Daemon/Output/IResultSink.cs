@@ -1,4 +1,5 @@
 using FmaEdge.Core.Decoding;
+using FmaEdge.Messaging.Contract;
 
 namespace FmaEdge.Daemon.Output;
 
@@ -20,7 +21,8 @@ public interface IResultSink : IAsyncDisposable
     /// <summary>Durably records the result (it survives kill -9 once this returns) and queues it for delivery, unless a
     /// result with the same (<see cref="ImageResult.SourceId"/>, <see cref="ImageResult.FileKey"/>) was committed before:
     /// then nothing is stored and the outcome says <see cref="CommitOutcome.Duplicate"/> with the first message id.
-    /// The check and the insert are atomic.</summary>
+    /// The sink owns result identity: it assigns the message id and the per-source sequence number in the same durable
+    /// write, so a result that is not stored takes no number. The check and the insert are atomic.</summary>
     ValueTask<CommitResult> CommitResultAsync(ImageResult result, CancellationToken cancellationToken);
 
     /// <summary>Durably records several results handed over together (what the pipeline has ready at once), in order.
@@ -53,8 +55,8 @@ public interface IResultSink : IAsyncDisposable
     /// <summary>Publishes the retained node status (online, version, session, model). Latest value wins.</summary>
     ValueTask PublishStatusAsync(NodeStatus status, CancellationToken cancellationToken);
 
-    /// <summary>Publishes the retained active-model description. Latest value wins.</summary>
-    ValueTask PublishModelAsync(ModelDescription model, CancellationToken cancellationToken);
+    /// <summary>Publishes the retained active-model description (built by <see cref="ModelMessage.From"/>). Latest value wins.</summary>
+    ValueTask PublishModelAsync(ModelMessage model, CancellationToken cancellationToken);
 
     /// <summary>Publishes periodic statistics (the whole status snapshot: counts, per-source state, latency percentiles,
     /// disk). Not stored while offline: stale stats are worthless. Never throws for a delivery problem.</summary>
@@ -77,8 +79,9 @@ public enum CommitOutcome
     Duplicate,
 }
 
-/// <summary>Outcome of a commit; <see cref="OriginalMessageId"/> names the earlier result for duplicates.</summary>
-public sealed record CommitResult(CommitOutcome Outcome, string? OriginalMessageId = null);
+/// <summary>Outcome of a commit: the message id the sink assigned and the result's per-source sequence number, or for a
+/// duplicate the earlier result's message id (and sequence 0: nothing was stored).</summary>
+public sealed record CommitResult(CommitOutcome Outcome, string MessageId, long Sequence = 0);
 
 /// <summary>Outcome of <see cref="IResultSink.CommitResultsAsync"/>: outcomes of the first <c>Stored.Count</c> results;
 /// a non-null <see cref="Failure"/> means the rest were not stored.</summary>
@@ -92,19 +95,12 @@ public sealed record BatchCommit(IReadOnlyList<CommitResult> Stored, Exception? 
 /// <param name="Detail">Why not connected, cap reached, etc.; null when all is well.</param>
 public sealed record SinkState(string Kind, bool Connected, string Endpoint, long OutboxDepth, string? Detail = null);
 
-/// <summary>One classified image, everything a result message carries. Immutable.</summary>
+/// <summary>One classified image, everything a result message carries except its identity (message id, session,
+/// sequence), which the sink assigns when it stores it. Immutable.</summary>
 public sealed record ImageResult
 {
-    /// <summary>Unique id of this result (a GUID in "N" format).</summary>
-    public required string MessageId { get; init; }
     public required string Node { get; init; }
-
-    /// <summary>Daemon session: changes at every start, pairs results with the status birth.</summary>
-    public required string Session { get; init; }
     public required string SourceId { get; init; }
-
-    /// <summary>Per-source sequence number, 1-based, increasing in arrival order within a session.</summary>
-    public required long Sequence { get; init; }
 
     /// <summary>File name for folder sources, frame id for cameras.</summary>
     public required string ImageId { get; init; }
@@ -115,11 +111,17 @@ public sealed record ImageResult
     /// <summary>SHA-256 of the image bytes (encoded file, or the raw frame for cameras), lower-case hex.</summary>
     public required string Sha256 { get; init; }
 
+    /// <summary>Size of what <see cref="Sha256"/> hashed: the file's bytes, or the raw frame's.</summary>
+    public required long ImageBytes { get; init; }
+
     /// <summary>De-duplication key within the source: the SHA-256 for files, a unique frame key for cameras.</summary>
     public required string FileKey { get; init; }
     public required DateTimeOffset CapturedUtc { get; init; }
     public required DateTimeOffset ClassifiedUtc { get; init; }
     public required string ModelId { get; init; }
+
+    /// <summary>The model manifest's version; null when the manifest has none.</summary>
+    public string? ModelVersion { get; init; }
     public required string ModelSha256 { get; init; }
     public required string ExecutionProvider { get; init; }
     public required int Width { get; init; }
@@ -170,7 +172,3 @@ public static class EventKinds
 /// <summary>The retained status fact: online/offline with version, session and the serving model.</summary>
 public sealed record NodeStatus(string Node, bool Online, string Version, string Session, DateTimeOffset SinceUtc,
     string? ModelId, string? ModelSha256, string Health);
-
-/// <summary>The retained active-model fact.</summary>
-public sealed record ModelDescription(string ModelId, string Version, string Sha256, string Path, string ExecutionProvider,
-    IReadOnlyList<string> Levels, IReadOnlyList<double> Thresholds, System.Text.Json.Nodes.JsonNode? Taxonomy, DateTimeOffset ActiveSinceUtc);

@@ -1,10 +1,12 @@
 using System.Text.Json;
 using System.Text.Json.Serialization;
+using FmaEdge.Messaging.Contract;
 
 namespace FmaEdge.Daemon.Output;
 
 /// <summary>An <see cref="IResultSink"/> that writes each result as a JSON file under
-/// <c>&lt;root&gt;/results/&lt;source&gt;/&lt;n&gt;.json</c> (n counts commits, so file order is commit order), a journal entry per
+/// <c>&lt;root&gt;/results/&lt;source&gt;/&lt;n&gt;.json</c> (n counts commits, so file order is commit order; the file carries
+/// n as <c>sequence</c> and a UUID v7 <c>messageId</c>, both assigned in the commit), a journal entry per
 /// file key under <c>&lt;root&gt;/journal/&lt;source&gt;/</c>, events to <c>events.jsonl</c>, and the retained facts to
 /// <c>status.json</c> and <c>model.json</c>. Files are fsynced before a commit returns. For tests and offline nodes.
 /// Thread-safe (one lock).</summary>
@@ -22,9 +24,12 @@ public sealed class JsonFolderResultSink : IResultSink
     private readonly string _root;
     private readonly Lock _gate = new();
     private readonly Dictionary<string, long> _counters = new(StringComparer.Ordinal);
+    private readonly MessageIdGenerator _ids = new();
+    private readonly TimeProvider _time;
 
-    public JsonFolderResultSink(string root)
+    public JsonFolderResultSink(string root, TimeProvider? time = null)
     {
+        _time = time ?? TimeProvider.System;
         _root = Path.GetFullPath(root);
         Directory.CreateDirectory(_root);
     }
@@ -93,11 +98,15 @@ public sealed class JsonFolderResultSink : IResultSink
                 n = Directory.GetFiles(dir, "*.json").Length;
             }
 
+            var messageId = _ids.Next(_time.GetUtcNow());
+            var record = JsonSerializer.SerializeToNode(result, Json)!.AsObject();
+            record["messageId"] = messageId;
+            record["sequence"] = n + 1;
+            WriteDurably(Path.Combine(dir, $"{n + 1:D10}.json"), JsonSerializer.SerializeToUtf8Bytes(record, Json));
             _counters[result.SourceId] = ++n;
-            WriteDurably(Path.Combine(dir, $"{n:D10}.json"), JsonSerializer.SerializeToUtf8Bytes(result, Json));
             Directory.CreateDirectory(Path.GetDirectoryName(journal)!);
-            WriteDurably(journal, System.Text.Encoding.UTF8.GetBytes(result.MessageId));
-            return ValueTask.FromResult(new CommitResult(CommitOutcome.Committed));
+            WriteDurably(journal, System.Text.Encoding.UTF8.GetBytes(messageId));
+            return ValueTask.FromResult(new CommitResult(CommitOutcome.Committed, messageId, n));
         }
     }
 
@@ -122,7 +131,7 @@ public sealed class JsonFolderResultSink : IResultSink
         return ValueTask.CompletedTask;
     }
 
-    public ValueTask PublishModelAsync(ModelDescription model, CancellationToken cancellationToken)
+    public ValueTask PublishModelAsync(ModelMessage model, CancellationToken cancellationToken)
     {
         lock (_gate)
         {

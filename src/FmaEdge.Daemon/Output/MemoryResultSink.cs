@@ -1,4 +1,5 @@
 using System.Collections.Concurrent;
+using FmaEdge.Messaging.Contract;
 
 namespace FmaEdge.Daemon.Output;
 
@@ -7,10 +8,15 @@ namespace FmaEdge.Daemon.Output;
 public sealed class MemoryResultSink : IResultSink
 {
     private readonly ConcurrentQueue<ImageResult> _results = new();
+    private readonly ConcurrentDictionary<string, ImageResult> _byId = new(StringComparer.Ordinal);
     private readonly ConcurrentQueue<DaemonEvent> _events = new();
+    private readonly MessageIdGenerator _ids = new();
 
     /// <summary>Results in commit order.</summary>
     public IReadOnlyList<ImageResult> Results => _results.ToArray();
+
+    /// <summary>Results by the message id their commit was given.</summary>
+    public IReadOnlyDictionary<string, ImageResult> ResultsById => _byId;
 
     /// <summary>Events in publish order.</summary>
     public IReadOnlyList<DaemonEvent> Events => _events.ToArray();
@@ -23,8 +29,10 @@ public sealed class MemoryResultSink : IResultSink
 
     public ValueTask<CommitResult> CommitResultAsync(ImageResult result, CancellationToken cancellationToken)
     {
+        var id = _ids.Next(DateTimeOffset.UtcNow);
+        _byId[id] = result;
         _results.Enqueue(result);
-        return ValueTask.FromResult(new CommitResult(CommitOutcome.Committed));
+        return ValueTask.FromResult(new CommitResult(CommitOutcome.Committed, id, _results.Count));
     }
 
     public ValueTask PublishEventAsync(DaemonEvent evt, CancellationToken cancellationToken)
@@ -35,7 +43,7 @@ public sealed class MemoryResultSink : IResultSink
 
     public ValueTask PublishStatusAsync(NodeStatus status, CancellationToken cancellationToken) => ValueTask.CompletedTask;
 
-    public ValueTask PublishModelAsync(ModelDescription model, CancellationToken cancellationToken) => ValueTask.CompletedTask;
+    public ValueTask PublishModelAsync(ModelMessage model, CancellationToken cancellationToken) => ValueTask.CompletedTask;
 
     public ValueTask PublishStatsAsync(Status.StatusSnapshot stats, CancellationToken cancellationToken) => ValueTask.CompletedTask;
 

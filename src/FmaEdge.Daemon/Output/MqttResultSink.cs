@@ -34,17 +34,18 @@ public sealed class MqttResultSink(MqttPublisher publisher) : IResultSink
         }
     }
 
+    // Identity (message id, session, seq) and node are the publisher's: assigned when the outbox stores the result.
     private static ResultMessage ToMessage(ImageResult r) => ResultMessage.From(
         r.Prediction,
-        new ResultOrigin(r.Session, r.Node, r.SourceId, r.Sequence, r.CapturedUtc),
-        new ImageRef(r.ImageId, r.ImagePath, r.Sha256, null, r.Width, r.Height),
-        new ModelRef(r.ModelId, null, r.ModelSha256, r.ExecutionProvider),
-        new MsgLatency(r.Latency.DecodeMs, r.Latency.PreprocessMs, r.Latency.InferMs, r.Latency.TotalMs),
-        r.MessageId);
+        r.SourceId,
+        r.CapturedUtc,
+        new ImageRef(r.ImageId, r.ImagePath, r.Sha256, r.ImageBytes, r.Width, r.Height),
+        new ModelRef(r.ModelId, r.ModelVersion, r.ModelSha256, r.ExecutionProvider),
+        new MsgLatency(r.Latency.DecodeMs, r.Latency.PreprocessMs, r.Latency.InferMs, r.Latency.TotalMs));
 
     private static CommitResult ToOutcome(JournalCommit c) => c.Status == CommitStatus.Enqueued
-        ? new CommitResult(CommitOutcome.Committed)
-        : new CommitResult(CommitOutcome.Duplicate, c.OriginalMessageId);
+        ? new CommitResult(CommitOutcome.Committed, c.MessageId, c.Seq)
+        : new CommitResult(CommitOutcome.Duplicate, c.OriginalMessageId ?? c.MessageId);
 
     public async ValueTask PublishStatsAsync(FmaEdge.Daemon.Status.StatusSnapshot s, CancellationToken cancellationToken)
     {
@@ -53,7 +54,6 @@ public sealed class MqttResultSink(MqttPublisher publisher) : IResultSink
         {
             Node = s.Node,
             Session = s.Session,
-            Timestamp = DateTimeOffset.UtcNow,
             UptimeSeconds = s.UptimeSeconds,
             Health = s.Health,
             ImagesProcessed = s.Counts.Processed,
@@ -105,18 +105,8 @@ public sealed class MqttResultSink(MqttPublisher publisher) : IResultSink
         }
     }
 
-    public async ValueTask PublishModelAsync(ModelDescription m, CancellationToken cancellationToken) =>
-        await publisher.SetModelAsync(new ModelMessage
-        {
-            Id = m.ModelId,
-            Version = m.Version,
-            Sha256 = m.Sha256,
-            ExecutionProvider = m.ExecutionProvider,
-            Levels = m.Levels,
-            Thresholds = m.Thresholds,
-            Taxonomy = m.Taxonomy?.DeepClone(),
-            LoadedAt = m.ActiveSinceUtc,
-        }, cancellationToken);
+    public async ValueTask PublishModelAsync(ModelMessage model, CancellationToken cancellationToken) =>
+        await publisher.SetModelAsync(model, cancellationToken);
 
     public SinkState State
     {

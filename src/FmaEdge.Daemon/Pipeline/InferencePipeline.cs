@@ -26,7 +26,6 @@ public sealed class InferencePipeline : IImageSink
     private readonly ILogger _log;
     private readonly TimeProvider _time;
     private readonly string _node;
-    private readonly string _session;
     private readonly DecodeLimits _limits;
     private readonly Channel<ImageWork> _input;
     private readonly Channel<Item> _toInfer;
@@ -55,7 +54,6 @@ public sealed class InferencePipeline : IImageSink
         _log = log;
         _time = time ?? TimeProvider.System;
         _node = options.EffectiveNodeName;
-        _session = session.Id;
         _limits = new DecodeLimits { MaxBytes = options.Pipeline.MaxImageBytes };
         var p = options.Pipeline;
         _input = Channel.CreateBounded<ImageWork>(new BoundedChannelOptions(p.InputCapacity) { SingleReader = true, FullMode = BoundedChannelFullMode.Wait });
@@ -237,6 +235,7 @@ public sealed class InferencePipeline : IImageSink
                 }
 
                 item.Sha256 = Convert.ToHexStringLower(SHA256.HashData(bytes));
+                item.Bytes = bytes.Length;
                 item.FileKey = item.Sha256;
                 string? original;
                 try
@@ -263,7 +262,7 @@ public sealed class InferencePipeline : IImageSink
             else
             {
                 using var frame = work.Frame ?? throw new InvalidOperationException("work item without file or frame");
-                item.Sha256 = HashFrame(frame);
+                (item.Sha256, item.Bytes) = HashFrame(frame);
                 item.FileKey = work.FrameKey ?? item.Sha256;
                 item.Rgb = ImageDecoder.ToRgb8(frame);
             }
@@ -289,7 +288,7 @@ public sealed class InferencePipeline : IImageSink
         }
     }
 
-    private static string HashFrame(Mat frame)
+    private static (string Sha256, long Bytes) HashFrame(Mat frame)
     {
         if (!frame.IsContinuous())
         {
@@ -300,7 +299,7 @@ public sealed class InferencePipeline : IImageSink
         unsafe
         {
             var span = new ReadOnlySpan<byte>((void*)frame.Data, checked((int)(frame.Total() * frame.ElemSize())));
-            return Convert.ToHexStringLower(SHA256.HashData(span));
+            return (Convert.ToHexStringLower(SHA256.HashData(span)), span.Length);
         }
     }
 
@@ -535,18 +534,17 @@ public sealed class InferencePipeline : IImageSink
         var w = item.Work;
         return new ImageResult
         {
-            MessageId = Guid.NewGuid().ToString("N"),
             Node = _node,
-            Session = _session,
             SourceId = w.SourceId,
-            Sequence = w.Sequence,
             ImageId = w.ImageId,
             ImagePath = w.FilePath ?? w.ImageId,
             Sha256 = item.Sha256!,
+            ImageBytes = item.Bytes,
             FileKey = item.FileKey!,
             CapturedUtc = w.CapturedUtc,
             ClassifiedUtc = _time.GetUtcNow(),
             ModelId = item.Model!.Model.Manifest.Model.Id,
+            ModelVersion = string.IsNullOrEmpty(item.Model.Model.Manifest.Model.Version) ? null : item.Model.Model.Manifest.Model.Version,
             ModelSha256 = item.Model.Model.Sha256,
             ExecutionProvider = item.Model.ExecutionProvider,
             Width = item.Width,
@@ -581,7 +579,7 @@ public sealed class InferencePipeline : IImageSink
 
         if (commit.Outcome == CommitOutcome.Duplicate)
         {
-            return await ReportDuplicateAsync(item, commit.OriginalMessageId, ct);
+            return await ReportDuplicateAsync(item, commit.MessageId, ct);
         }
 
         var w = item.Work;
@@ -591,7 +589,7 @@ public sealed class InferencePipeline : IImageSink
         InferLatency.Record(item.InferMs);
         TotalLatency.Record(result.Latency.TotalMs);
         Log.Classified(_log, w.SourceId, w.ImageId, p.Path[^1].Label, p.Path[^1].Confidence, result.Latency.TotalMs);
-        return new WorkOutcome(WorkStatus.Published, MessageId: result.MessageId);
+        return new WorkOutcome(WorkStatus.Published, MessageId: commit.MessageId);
     }
 
     private async ValueTask<WorkOutcome> ReportDuplicateAsync(Item item, string? original, CancellationToken ct)
@@ -615,6 +613,7 @@ public sealed class InferencePipeline : IImageSink
         public float[]? Tensor { get; set; }
         public long Generation { get; set; }
         public string? Sha256 { get; set; }
+        public long Bytes { get; set; }
         public string? FileKey { get; set; }
         public int Width { get; set; }
         public int Height { get; set; }
@@ -648,9 +647,17 @@ public sealed class InferencePipeline : IImageSink
     }
 }
 
-/// <summary>The identity of this daemon run: a fresh id at every start. Immutable.</summary>
+/// <summary>The identity of this daemon run: a fresh UUID v7 (32 hex digits, as every id in docs/mqtt.md) at every
+/// start. Immutable.</summary>
 public sealed class DaemonSession
 {
-    public string Id { get; } = DateTimeOffset.UtcNow.ToString("yyyyMMdd'T'HHmmss'Z'-") + Guid.NewGuid().ToString("N")[..8];
-    public DateTimeOffset StartedUtc { get; } = DateTimeOffset.UtcNow;
+    public DaemonSession(TimeProvider? time = null)
+    {
+        StartedUtc = (time ?? TimeProvider.System).GetUtcNow();
+        Id = FmaEdge.Messaging.Contract.MessageIdGenerator.NewId(StartedUtc);
+    }
+
+    public DateTimeOffset StartedUtc { get; }
+
+    public string Id { get; }
 }

@@ -45,9 +45,9 @@ public sealed class OneShotClassifier(FmaEdgeOptions options, ILoggerFactory? lo
         }
 
         await pipeline.DrainAsync(cancellationToken);
-        var results = sink.Results.ToDictionary(r => r.Sequence);
+        var results = sink.ResultsById;
         var items = outcomes.OrderBy(kv => kv.Key).Select(kv => new OneShotItem(kv.Value.Work.FilePath!, kv.Value.Outcome,
-            results.GetValueOrDefault(kv.Key))).ToList();
+            kv.Value.Outcome.MessageId is { } id ? results.GetValueOrDefault(id) : null)).ToList();
         var m = models.Current!.Classifier;
         return new OneShotReport(m.Model.Manifest.Model.Id, m.Model.Sha256, m.ExecutionProvider, m.ProviderNotes, items,
             new Dictionary<string, LatencySummary>

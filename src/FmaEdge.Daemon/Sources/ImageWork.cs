@@ -7,6 +7,9 @@ namespace FmaEdge.Daemon.Sources;
 public sealed class ImageWork
 {
     public required string SourceId { get; init; }
+
+    /// <summary>Arrival number within the source (orders reports and frame keys). Not the published <c>seq</c>: the sink
+    /// assigns that when it stores a result, so images that give no result take no number.</summary>
     public required long Sequence { get; init; }
     public required string ImageId { get; init; }
 

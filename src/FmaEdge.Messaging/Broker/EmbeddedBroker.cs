@@ -126,9 +126,9 @@ public sealed partial class EmbeddedBroker : IHostedService, IAsyncDisposable
         _gate.Dispose();
     }
 
-    [LoggerMessage(EventId = 3101, Level = LogLevel.Information, Message = "Embedded MQTT broker listening on {Address}:{Port}")]
+    [LoggerMessage(EventId = 6100, Level = LogLevel.Information, Message = "Embedded MQTT broker listening on {Address}:{Port}")]
     private static partial void LogStarted(ILogger logger, string address, int port);
 
-    [LoggerMessage(EventId = 3102, Level = LogLevel.Information, Message = "Embedded MQTT broker stopped")]
+    [LoggerMessage(EventId = 6101, Level = LogLevel.Information, Message = "Embedded MQTT broker stopped")]
     private static partial void LogStopped(ILogger logger);
 }

@@ -3,8 +3,9 @@ using FmaEdge.Core.Decoding;
 namespace FmaEdge.Messaging.Contract;
 
 /// <summary>One classified image, as published on <c>&lt;prefix&gt;/&lt;source&gt;/result</c> (QoS 1, not
-/// retained). Immutable; <see cref="Historical"/> and <see cref="PublishedAt"/> are set by the publisher when
-/// the message actually leaves the outbox. Schema: docs/mqtt.md.</summary>
+/// retained). Immutable. Its identity (<see cref="MessageId"/>, <see cref="Session"/>, <see cref="Seq"/>) is assigned
+/// by the outbox in the transaction that stores it, and <see cref="Historical"/> and <see cref="PublishedAt"/> when it
+/// actually leaves; <see cref="From"/> leaves them empty. Schema: docs/mqtt.md.</summary>
 public sealed record ResultMessage
 {
     /// <summary>Payload schema name and version; bumped only on breaking changes.</summary>
@@ -12,16 +13,18 @@ public sealed record ResultMessage
 
     public string Schema { get; init; } = CurrentSchema;
 
-    /// <summary>Unique id of this message (UUID v7, time-ordered). Consumers de-duplicate on it.</summary>
-    public required string MessageId { get; init; }
+    /// <summary>Unique id of this message (UUID v7, each greater than the last). Consumers order and de-duplicate on
+    /// it. Assigned at commit.</summary>
+    public string MessageId { get; init; } = "";
 
-    /// <summary>Id of the daemon run that produced the result (new at every start).</summary>
-    public required string Session { get; init; }
+    /// <summary>Id of the daemon run that committed the result (a UUID v7, new at every start). Assigned at commit.</summary>
+    public string Session { get; init; } = "";
 
-    /// <summary>Per-source sequence number within <see cref="Session"/>, from 1, without gaps.</summary>
-    public required long Seq { get; init; }
+    /// <summary>Per (session, source) sequence number, 1, 2, 3 ... in commit order without gaps. Assigned at commit.</summary>
+    public long Seq { get; init; }
 
-    public required string Node { get; init; }
+    /// <summary>Node name. Filled by the publisher at commit.</summary>
+    public string Node { get; init; } = "";
 
     public required string Source { get; init; }
 
@@ -62,17 +65,18 @@ public sealed record ResultMessage
     /// <summary>Message id of the earlier publication when <see cref="Duplicate"/> is true.</summary>
     public string? DuplicateOf { get; init; }
 
-    /// <summary>Builds a result from a decoded prediction. <paramref name="messageId"/> defaults to a new UUID v7.</summary>
+    /// <summary>Builds a result from a decoded prediction, without identity (the commit assigns it).
+    /// <paramref name="capturedAt"/> is the camera frame time or the file arrival time.</summary>
     public static ResultMessage From(
         HierarchicalPrediction prediction,
-        ResultOrigin origin,
+        string source,
+        DateTimeOffset capturedAt,
         ImageRef image,
         ModelRef model,
-        StageLatency latency,
-        string? messageId = null)
+        StageLatency latency)
     {
         ArgumentNullException.ThrowIfNull(prediction);
-        ArgumentNullException.ThrowIfNull(origin);
+        ArgumentException.ThrowIfNullOrEmpty(source);
         var levels = prediction.Levels.Select(l => new LevelResult(
             l.Level, l.LevelName, l.Index, l.Label, l.Path, Round(l.Confidence),
             l.TopK.Select(c => new ScoredClass(c.Index, c.Label, c.Path, Round(c.Probability))).ToList())).ToList();
@@ -82,12 +86,8 @@ public sealed record ResultMessage
         var deepest = coarseNodes.Count == 0 ? null : coarseNodes[^1];
         return new ResultMessage
         {
-            MessageId = messageId ?? NewMessageId(),
-            Session = origin.Session,
-            Seq = origin.Seq,
-            Node = origin.Node,
-            Source = origin.Source,
-            CapturedAt = origin.CapturedAt.ToUniversalTime(),
+            Source = source,
+            CapturedAt = capturedAt.ToUniversalTime(),
             Image = image,
             Model = model,
             Levels = levels,
@@ -99,17 +99,11 @@ public sealed record ResultMessage
         };
     }
 
-    /// <summary>A new unique, time-ordered message id (UUID v7, 32 hex digits without dashes).</summary>
-    public static string NewMessageId() => Guid.CreateVersion7().ToString("N");
-
     private static AnswerNode ToNode(NodeAnswer n) => new(n.Level, n.LevelName, n.Index, n.Label, n.Path, Round(n.Confidence));
 
     // Six decimals keep payloads short; probabilities are float32 anyway.
     private static double Round(float v) => Math.Round(v, 6);
 }
-
-/// <summary>Who produced a result and when: session, node, source, per-source sequence and capture time.</summary>
-public sealed record ResultOrigin(string Session, string Node, string Source, long Seq, DateTimeOffset CapturedAt);
 
 /// <summary>The classified image: an id (file name or frame id), its path or URI, its SHA-256 (hex) and size.</summary>
 public sealed record ImageRef(string Id, string? Path, string? Sha256, long? Bytes = null, int? Width = null, int? Height = null);

@@ -27,16 +27,17 @@ public enum DuplicatePolicy
     PublishMarked,
 }
 
-/// <summary>The outcome of a commit: the status, the message id queued (or the earlier one when skipped), the
-/// earlier message id for duplicates, and the outbox sequence (0 when nothing was queued).</summary>
-public sealed record JournalCommit(CommitStatus Status, string MessageId, string? OriginalMessageId, long OutboxSeq)
+/// <summary>The outcome of a commit: the status, the message id queued (or the earlier one when skipped), its per
+/// (session, source) sequence number (0 when nothing was queued), the earlier message id for duplicates, and the outbox
+/// row id (0 when nothing was queued).</summary>
+public sealed record JournalCommit(CommitStatus Status, string MessageId, long Seq, string? OriginalMessageId, long OutboxRowId)
 {
     /// <summary>True when the file had been published before.</summary>
     public bool IsDuplicate => Status != CommitStatus.Enqueued;
 }
 
-/// <summary>A queued message as stored.</summary>
-public sealed record OutboxRow(long Seq, string Kind, string Topic, string MessageId, string Session, long Generation,
+/// <summary>A queued message as stored; <see cref="RowId"/> is its place in the queue (not the result's <c>seq</c>).</summary>
+public sealed record OutboxRow(long RowId, string Kind, string Topic, string MessageId, string Session, long Generation,
     long EnqueuedUnixMs, byte[] Payload);
 
 /// <summary>Raised in the result of an insert that had to drop messages to stay under the cap.</summary>
@@ -46,9 +47,12 @@ public sealed record CapDrop(int Dropped, long DroppedBytes);
 public readonly record struct ResultToCommit(string Topic, ResultMessage Message, string? FileKey);
 
 /// <summary>The durable store-and-forward queue and the published journal, in one SQLite file (WAL,
-/// synchronous=FULL): a row is on disk before Enqueue/CommitResult returns, so it survives a crash, kill -9 or
-/// power loss, and a journal entry is written in the same transaction as its outbox row. Rows come back in
-/// insertion order (AUTOINCREMENT sequence) and leave only through <see cref="Remove"/>.
+/// synchronous=FULL): a row is on disk before EnqueueEvent/CommitResult returns, so it survives a crash, kill -9 or
+/// power loss, and a journal entry is written in the same transaction as its outbox row. It is the one owner of
+/// message identity: each stored message gets its <c>message_id</c> (a UUID v7 greater than every earlier one, also
+/// across restarts) and each stored result its <c>seq</c> (per session and source, 1, 2, 3 ...) in the transaction that
+/// stores it, so a failed commit takes no number and a replay keeps the identity it was stored with. Rows come back in
+/// insertion order (AUTOINCREMENT row id) and leave only through <see cref="Remove"/>.
 /// Thread-safe: one connection behind one lock.</summary>
 public sealed class SqliteOutbox : IDisposable
 {
@@ -63,17 +67,21 @@ public sealed class SqliteOutbox : IDisposable
     private readonly TimeProvider _time;
     private readonly long _maxMessages;
     private readonly long _maxBytes;
+    private readonly MessageIdGenerator _ids;
     private long _depth;
     private long _bytes;
     private long _droppedByCap;
     private bool _disposed;
 
-    /// <summary>Opens (or creates) the store. A file that is not a readable SQLite database is renamed to
+    /// <summary>Opens (or creates) the store for the daemon run <paramref name="session"/> (stamped on every message
+    /// stored through this instance). A file that is not a readable SQLite database is renamed to
     /// "*.corrupt-&lt;time&gt;" and a fresh store is created; <see cref="Recovery"/> then says so.</summary>
-    public SqliteOutbox(string path, long maxMessages, long maxBytes, TimeProvider? time = null)
+    public SqliteOutbox(string path, string session, long maxMessages, long maxBytes, TimeProvider? time = null)
     {
         ArgumentException.ThrowIfNullOrWhiteSpace(path);
+        ArgumentException.ThrowIfNullOrWhiteSpace(session);
         Path = System.IO.Path.GetFullPath(path);
+        Session = session;
         _time = time ?? TimeProvider.System;
         _maxMessages = maxMessages;
         _maxBytes = maxBytes;
@@ -100,15 +108,19 @@ public sealed class SqliteOutbox : IDisposable
         }
 
         using var cmd = _db.CreateCommand();
-        cmd.CommandText = "SELECT COUNT(*), COALESCE(SUM(bytes), 0) FROM outbox";
+        cmd.CommandText = "SELECT COUNT(*), COALESCE(SUM(bytes), 0), (SELECT value FROM meta WHERE key = 'last_message_id') FROM outbox";
         using var r = cmd.ExecuteReader();
         r.Read();
         _depth = r.GetInt64(0);
         _bytes = r.GetInt64(1);
+        _ids = new MessageIdGenerator(r.IsDBNull(2) ? null : r.GetString(2));
     }
 
     /// <summary>Full path of the database file.</summary>
     public string Path { get; }
+
+    /// <summary>The daemon run whose messages this instance stores.</summary>
+    public string Session { get; }
 
     /// <summary>Non-null when the file was found corrupt at open and replaced.</summary>
     public string? Recovery { get; }
@@ -149,23 +161,37 @@ public sealed class SqliteOutbox : IDisposable
         }
     }
 
-    /// <summary>Queues one message; returns its sequence and any cap drop it caused.</summary>
-    public (long Seq, CapDrop? Drop) Enqueue(string kind, string topic, string messageId, string session, long generation, byte[] payload)
+    /// <summary>Queues one event with its identity: a new message id and this store's session (a session already set is
+    /// kept). Returns the event as stored, its row id and any cap drop it caused.</summary>
+    public (EventMessage Stored, long RowId, CapDrop? Drop) EnqueueEvent(string topic, EventMessage message, long generation)
     {
+        ArgumentNullException.ThrowIfNull(message);
         lock (_gate)
         {
             ThrowIfDisposed();
             using var tx = _db.BeginTransaction();
+            var stored = message with
+            {
+                MessageId = _ids.Next(_time.GetUtcNow()),
+                Session = string.IsNullOrEmpty(message.Session) ? Session : message.Session,
+            };
+            var payload = MessageJson.Serialize(stored);
             var drop = MakeRoom(tx, payload.Length);
-            var seq = Insert(tx, kind, topic, messageId, session, generation, payload);
+            var rowId = Insert(tx, KindEvent, topic, stored.MessageId, stored.Session, generation, payload);
+            SaveLastMessageId(tx);
             tx.Commit();
             Account(payload.Length, drop);
-            return (seq, drop);
+            return (stored, rowId, drop);
         }
     }
 
-    /// <summary>Journals (source, fileKey) -> message id and queues the result, in one transaction. When the key
-    /// is already journalled, applies <paramref name="policy"/>. With a null/empty file key it only queues.</summary>
+    /// <summary>A message id for a message that is sent without being stored (an event while the store cannot write):
+    /// from the same sequence of ids as the stored ones, so it is unique and in order with them.</summary>
+    public string NewUnstoredMessageId() => _ids.Next(_time.GetUtcNow());
+
+    /// <summary>Assigns the result its identity (message id, this session, the source's next seq), journals
+    /// (source, fileKey) -> message id and queues it, in one transaction. When the key is already journalled, applies
+    /// <paramref name="policy"/> (a skipped result takes no number). With a null/empty file key it only queues.</summary>
     public (JournalCommit Commit, CapDrop? Drop) CommitResult(string topic, ResultMessage message, string? fileKey,
         DuplicatePolicy policy, long generation)
     {
@@ -174,9 +200,10 @@ public sealed class SqliteOutbox : IDisposable
         return (commits[0], drop);
     }
 
-    /// <summary>Group commit: journals and queues every result in one transaction, so one fsync covers them all.
-    /// All or nothing: when it throws (disk full, ...) none of them is stored. Each result is judged as if committed
-    /// alone in order: a file key repeated inside the batch is a duplicate of its first occurrence.</summary>
+    /// <summary>Group commit: assigns identities, journals and queues every result in one transaction, so one fsync
+    /// covers them all. All or nothing: when it throws (disk full, ...) none of them is stored and no seq was taken.
+    /// Each result is judged as if committed alone in order: a file key repeated inside the batch is a duplicate of its
+    /// first occurrence.</summary>
     public (IReadOnlyList<JournalCommit> Commits, CapDrop? Drop) CommitResults(IReadOnlyList<ResultToCommit> results, DuplicatePolicy policy, long generation)
     {
         ArgumentNullException.ThrowIfNull(results);
@@ -198,15 +225,22 @@ public sealed class SqliteOutbox : IDisposable
                         original = LookupJournal(tx, message.Source, fileKey);
                         if (original is not null && policy == DuplicatePolicy.Skip)
                         {
-                            commits.Add(new JournalCommit(CommitStatus.DuplicateSkipped, original, original, 0));
+                            commits.Add(new JournalCommit(CommitStatus.DuplicateSkipped, original, 0, original, 0));
                             continue;
                         }
                     }
 
-                    var toStore = original is null ? message : message with { Duplicate = true, DuplicateOf = original };
+                    var toStore = message with
+                    {
+                        MessageId = _ids.Next(_time.GetUtcNow()),
+                        Session = Session,
+                        Seq = NextSeq(tx, message.Source),
+                        Duplicate = original is not null,
+                        DuplicateOf = original,
+                    };
                     var payload = MessageJson.Serialize(toStore);
                     var drop = MakeRoom(tx, payload.Length);
-                    var seq = Insert(tx, KindResult, topic, message.MessageId, message.Session, generation, payload);
+                    var rowId = Insert(tx, KindResult, topic, toStore.MessageId, Session, generation, payload);
                     Account(payload.Length, drop);
                     drops = drop is null ? drops : new CapDrop((drops?.Dropped ?? 0) + drop.Dropped, (drops?.DroppedBytes ?? 0) + drop.DroppedBytes);
                     if (!string.IsNullOrEmpty(fileKey) && original is null)
@@ -216,14 +250,16 @@ public sealed class SqliteOutbox : IDisposable
                         j.CommandText = "INSERT INTO journal(source, file_key, message_id, committed_ms) VALUES ($s, $k, $m, $t)";
                         j.Parameters.AddWithValue("$s", message.Source);
                         j.Parameters.AddWithValue("$k", fileKey);
-                        j.Parameters.AddWithValue("$m", message.MessageId);
+                        j.Parameters.AddWithValue("$m", toStore.MessageId);
                         j.Parameters.AddWithValue("$t", _time.GetUtcNow().ToUnixTimeMilliseconds());
                         j.ExecuteNonQuery();
                     }
 
-                    commits.Add(new JournalCommit(original is null ? CommitStatus.Enqueued : CommitStatus.DuplicateEnqueued, message.MessageId, original, seq));
+                    commits.Add(new JournalCommit(original is null ? CommitStatus.Enqueued : CommitStatus.DuplicateEnqueued, toStore.MessageId,
+                        toStore.Seq, original, rowId));
                 }
 
+                SaveLastMessageId(tx);
                 tx.Commit();
             }
             catch
@@ -246,15 +282,15 @@ public sealed class SqliteOutbox : IDisposable
         }
     }
 
-    /// <summary>Up to <paramref name="max"/> pending rows with a sequence above <paramref name="afterSeq"/>, oldest first.</summary>
-    public IReadOnlyList<OutboxRow> Peek(int max, long afterSeq = 0)
+    /// <summary>Up to <paramref name="max"/> pending rows with a row id above <paramref name="afterRowId"/>, oldest first.</summary>
+    public IReadOnlyList<OutboxRow> Peek(int max, long afterRowId = 0)
     {
         lock (_gate)
         {
             ThrowIfDisposed();
             using var cmd = _db.CreateCommand();
             cmd.CommandText = "SELECT seq, kind, topic, message_id, session, gen, enqueued_ms, payload FROM outbox WHERE seq > $a ORDER BY seq LIMIT $n";
-            cmd.Parameters.AddWithValue("$a", afterSeq);
+            cmd.Parameters.AddWithValue("$a", afterRowId);
             cmd.Parameters.AddWithValue("$n", max);
             using var r = cmd.ExecuteReader();
             var rows = new List<OutboxRow>();
@@ -325,12 +361,21 @@ public sealed class SqliteOutbox : IDisposable
         }
     }
 
-    /// <summary>Deletes journal entries committed before <paramref name="olderThan"/>; returns how many.</summary>
+    /// <summary>Deletes journal entries committed before <paramref name="olderThan"/>, and the seq counters of other
+    /// sessions not used since then; returns how many journal entries went.</summary>
     public int PruneJournal(DateTimeOffset olderThan)
     {
         lock (_gate)
         {
             ThrowIfDisposed();
+            using (var seqs = _db.CreateCommand())
+            {
+                seqs.CommandText = "DELETE FROM result_seq WHERE session <> $s AND updated_ms < $t";
+                seqs.Parameters.AddWithValue("$s", Session);
+                seqs.Parameters.AddWithValue("$t", olderThan.ToUnixTimeMilliseconds());
+                seqs.ExecuteNonQuery();
+            }
+
             using var cmd = _db.CreateCommand();
             cmd.CommandText = "DELETE FROM journal WHERE committed_ms < $t";
             cmd.Parameters.AddWithValue("$t", olderThan.ToUnixTimeMilliseconds());
@@ -398,7 +443,14 @@ public sealed class SqliteOutbox : IDisposable
                     committed_ms INTEGER NOT NULL,
                     PRIMARY KEY(source, file_key)) WITHOUT ROWID;
                 CREATE INDEX IF NOT EXISTS journal_committed ON journal(committed_ms);
-                PRAGMA user_version = 1;
+                CREATE TABLE IF NOT EXISTS result_seq(
+                    session TEXT NOT NULL,
+                    source TEXT NOT NULL,
+                    last_seq INTEGER NOT NULL,
+                    updated_ms INTEGER NOT NULL,
+                    PRIMARY KEY(session, source)) WITHOUT ROWID;
+                CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;
+                PRAGMA user_version = 2;
                 PRAGMA quick_check;
                 """;
             cmd.ExecuteNonQuery();
@@ -419,6 +471,32 @@ public sealed class SqliteOutbox : IDisposable
         cmd.Parameters.AddWithValue("$s", source);
         cmd.Parameters.AddWithValue("$k", fileKey);
         return cmd.ExecuteScalar() as string;
+    }
+
+    // The source's next seq in this session, taken inside the caller's transaction: a rollback gives the number back.
+    private long NextSeq(SqliteTransaction tx, string source)
+    {
+        using var cmd = _db.CreateCommand();
+        cmd.Transaction = tx;
+        cmd.CommandText = """
+            INSERT INTO result_seq(session, source, last_seq, updated_ms) VALUES ($s, $src, 1, $t)
+            ON CONFLICT(session, source) DO UPDATE SET last_seq = last_seq + 1, updated_ms = $t
+            RETURNING last_seq
+            """;
+        cmd.Parameters.AddWithValue("$s", Session);
+        cmd.Parameters.AddWithValue("$src", source);
+        cmd.Parameters.AddWithValue("$t", _time.GetUtcNow().ToUnixTimeMilliseconds());
+        return (long)cmd.ExecuteScalar()!;
+    }
+
+    // Remembers the last message id, so ids keep increasing after a restart even when the clock stepped back.
+    private void SaveLastMessageId(SqliteTransaction tx)
+    {
+        using var cmd = _db.CreateCommand();
+        cmd.Transaction = tx;
+        cmd.CommandText = "INSERT INTO meta(key, value) VALUES ('last_message_id', $v) ON CONFLICT(key) DO UPDATE SET value = $v";
+        cmd.Parameters.AddWithValue("$v", _ids.Last);
+        cmd.ExecuteNonQuery();
     }
 
     private long Insert(SqliteTransaction tx, string kind, string topic, string messageId, string session, long generation, byte[] payload)

@@ -41,7 +41,6 @@ public sealed partial class MqttPublisher : IHostedService, IAsyncDisposable
     private readonly MqttConnectOptionsFactory _connectOptions;
     private readonly IMqttClient _client;
     private readonly string _broker;
-    private readonly ConcurrentDictionary<string, long> _sequences = new(StringComparer.Ordinal);
     private readonly SemaphoreSlim _wake = new(0, 1);
     private readonly Lock _stateGate = new();
     private readonly List<Channel<ConnectionStateChange>> _watchers = [];
@@ -80,13 +79,13 @@ public sealed partial class MqttPublisher : IHostedService, IAsyncDisposable
         _log = (ILogger?)logger ?? NullLogger.Instance;
         _time = time ?? TimeProvider.System;
         Version = version;
-        Session = session ?? ResultMessage.NewMessageId();
+        Session = session ?? MessageIdGenerator.NewId(_time.GetUtcNow());
         Node = _o.EffectiveNodeName;
         Topics = new Topics(_o.TopicPrefix, Node);
         _startedAt = _time.GetUtcNow();
         _connectOptions = new MqttConnectOptionsFactory(_o);
         _broker = _connectOptions.Describe();
-        _outbox = new SqliteOutbox(_o.OutboxPath, _o.OutboxMaxMessages, _o.OutboxMaxBytes, _time);
+        _outbox = new SqliteOutbox(_o.OutboxPath, Session, _o.OutboxMaxMessages, _o.OutboxMaxBytes, _time);
         if (_outbox.Recovery is { } recovery)
         {
             LogOutboxRecovered(_log, recovery);
@@ -170,15 +169,9 @@ public sealed partial class MqttPublisher : IHostedService, IAsyncDisposable
         }
     }
 
-    /// <summary>The next sequence number of a source in this session (1, 2, 3 ...).</summary>
-    public long NextSequence(string source) => _sequences.AddOrUpdate(source, 1, static (_, v) => v + 1);
-
-    /// <summary>Builds a result for this node and session with the next sequence number of the source.</summary>
-    public ResultMessage CreateResult(HierarchicalPrediction prediction, string source, DateTimeOffset capturedAt,
-        ImageRef image, ModelRef model, StageLatency latency) =>
-        ResultMessage.From(prediction, new ResultOrigin(Session, Node, source, NextSequence(source), capturedAt), image, model, latency);
-
-    /// <summary>Durably queues a result for &lt;prefix&gt;/&lt;source&gt;/result and, when
+    /// <summary>Durably queues a result (built by <see cref="ResultMessage.From"/>) for &lt;prefix&gt;/&lt;source&gt;/result
+    /// with its identity assigned in the storing transaction: a new message id, this session, the source's next seq, this
+    /// node, the commit time as enqueued_at. When
     /// <paramref name="fileKey"/> is given, journals (source, fileKey) -> message id in the same transaction.
     /// When the key was journalled before, <paramref name="policy"/> decides (skip, or publish flagged
     /// duplicate). Returns once the row is on disk (fsync), so the caller may then move/delete the input
@@ -196,7 +189,7 @@ public sealed partial class MqttPublisher : IHostedService, IAsyncDisposable
         ArgumentNullException.ThrowIfNull(results);
         ThrowIfDisposed();
         var now = _time.GetUtcNow();
-        var rows = results.Select(r => new ResultToCommit(Topics.Result(r.Result.Source), r.Result with { EnqueuedAt = now }, r.FileKey)).ToList();
+        var rows = results.Select(r => new ResultToCommit(Topics.Result(r.Result.Source), r.Result with { Node = Node, EnqueuedAt = now }, r.FileKey)).ToList();
         var (commits, drop) = _outbox.CommitResults(rows, policy, CurrentGeneration);
         AfterInsert(drop);
         return commits;
@@ -210,35 +203,37 @@ public sealed partial class MqttPublisher : IHostedService, IAsyncDisposable
         return _outbox.FindJournalled(source, fileKey);
     }
 
-    /// <summary>Durably queues an event for &lt;prefix&gt;/events, filling message id, session, node and
-    /// timestamp when left empty. Returns the event as queued.</summary>
+    /// <summary>Durably queues an event for &lt;prefix&gt;/events with a new message id assigned by the outbox, filling
+    /// session, node and timestamp when left empty. Returns the event as queued.</summary>
     public EventMessage PublishEvent(EventMessage e)
     {
         ArgumentNullException.ThrowIfNull(e);
         ThrowIfDisposed();
         var filled = e with
         {
-            MessageId = string.IsNullOrEmpty(e.MessageId) ? ResultMessage.NewMessageId() : e.MessageId,
-            Session = string.IsNullOrEmpty(e.Session) ? Session : e.Session,
             Node = string.IsNullOrEmpty(e.Node) ? Node : e.Node,
             Timestamp = e.Timestamp == default ? _time.GetUtcNow() : e.Timestamp,
         };
-        var payload = MessageJson.Serialize(filled);
         try
         {
-            var (_, drop) = _outbox.Enqueue(SqliteOutbox.KindEvent, Topics.Events, filled.MessageId, Session, CurrentGeneration, payload);
+            var (stored, _, drop) = _outbox.EnqueueEvent(Topics.Events, filled, CurrentGeneration);
             AfterInsert(drop);
+            return stored;
         }
         catch (Microsoft.Data.Sqlite.SqliteException ex) when (_connected)
         {
             // The outbox cannot store it (disk full, I/O error). Events are how the floor learns why the node struggles,
             // and "disk full" is exactly when they cannot be stored: send this one directly, QoS 1 without durability
             // (lost only if the link fails too). Results are never sent this way: they must be stored first.
-            LogEventNotStored(_log, filled.Kind, ex.Message);
-            _ = SendDirectAsync(Topics.Events, payload);
+            var direct = filled with
+            {
+                MessageId = _outbox.NewUnstoredMessageId(),
+                Session = string.IsNullOrEmpty(filled.Session) ? Session : filled.Session,
+            };
+            LogEventNotStored(_log, direct.Kind, ex.Message);
+            _ = SendDirectAsync(Topics.Events, MessageJson.Serialize(direct));
+            return direct;
         }
-
-        return filled;
     }
 
     private async Task SendDirectAsync(string topic, byte[] payload)
@@ -587,7 +582,7 @@ public sealed partial class MqttPublisher : IHostedService, IAsyncDisposable
             ForgetAcked([.. _ackedNotRemoved]);
         }
 
-        var rows = _outbox.Peek(PeekBatch + _ackedNotRemoved.Count).Where(r => !_ackedNotRemoved.Contains(r.Seq)).Take(PeekBatch).ToList();
+        var rows = _outbox.Peek(PeekBatch + _ackedNotRemoved.Count).Where(r => !_ackedNotRemoved.Contains(r.RowId)).Take(PeekBatch).ToList();
         if (rows.Count == 0)
         {
             return false;
@@ -608,11 +603,11 @@ public sealed partial class MqttPublisher : IHostedService, IAsyncDisposable
 
                 if (await SendAsync(row, stop).ConfigureAwait(false))
                 {
-                    acked.Add(row.Seq);
+                    acked.Add(row.RowId);
                 }
                 else
                 {
-                    _outbox.Remove(row.Seq); // refused for good
+                    _outbox.Remove(row.RowId); // refused for good
                 }
             }
         }
@@ -632,16 +627,16 @@ public sealed partial class MqttPublisher : IHostedService, IAsyncDisposable
         try
         {
             _outbox.RemoveMany(acked);
-            foreach (var seq in acked)
+            foreach (var rowId in acked)
             {
-                _ackedNotRemoved.Remove(seq);
+                _ackedNotRemoved.Remove(rowId);
             }
         }
         catch (Microsoft.Data.Sqlite.SqliteException ex)
         {
-            foreach (var seq in acked)
+            foreach (var rowId in acked)
             {
-                _ackedNotRemoved.Add(seq);
+                _ackedNotRemoved.Add(rowId);
             }
 
             RecordError("outbox: cannot delete delivered messages: " + ex.Message);
@@ -890,33 +885,33 @@ public sealed partial class MqttPublisher : IHostedService, IAsyncDisposable
 
     private void ThrowIfDisposed() => ObjectDisposedException.ThrowIf(Volatile.Read(ref _disposed) == 1, this);
 
-    [LoggerMessage(EventId = 3001, Level = LogLevel.Information, Message = "MQTT connected to {Broker}, {Backlog} message(s) queued")]
+    [LoggerMessage(EventId = 6000, Level = LogLevel.Information, Message = "MQTT connected to {Broker}, {Backlog} message(s) queued")]
     private static partial void LogConnected(ILogger logger, string broker, long backlog);
 
-    [LoggerMessage(EventId = 3002, Level = LogLevel.Warning, Message = "MQTT connection to {Broker} failed, retrying in {DelaySeconds:F1} s: {Error}")]
+    [LoggerMessage(EventId = 6001, Level = LogLevel.Warning, Message = "MQTT connection to {Broker} failed, retrying in {DelaySeconds:F1} s: {Error}")]
     private static partial void LogConnectFailed(ILogger logger, string broker, double delaySeconds, string error);
 
-    [LoggerMessage(EventId = 3003, Level = LogLevel.Warning, Message = "MQTT disconnected: {Reason}; results go to the outbox until it returns")]
+    [LoggerMessage(EventId = 6002, Level = LogLevel.Warning, Message = "MQTT disconnected: {Reason}; results go to the outbox until it returns")]
     private static partial void LogDisconnected(ILogger logger, string reason);
 
-    [LoggerMessage(EventId = 3004, Level = LogLevel.Warning, Message = "MQTT publish failed, reconnecting: {Error}")]
+    [LoggerMessage(EventId = 6003, Level = LogLevel.Warning, Message = "MQTT publish failed, reconnecting: {Error}")]
     private static partial void LogPublishFailed(ILogger logger, string error);
 
-    [LoggerMessage(EventId = 3005, Level = LogLevel.Error, Message = "MQTT broker refused a message on {Topic} ({Reason}); dropped")]
+    [LoggerMessage(EventId = 6004, Level = LogLevel.Error, Message = "MQTT broker refused a message on {Topic} ({Reason}); dropped")]
     private static partial void LogRejected(ILogger logger, string topic, MqttClientPublishReasonCode reason);
 
-    [LoggerMessage(EventId = 3006, Level = LogLevel.Warning, Message = "Outbox full: dropped {Dropped} oldest result(s); depth {Depth}, {Bytes} bytes")]
+    [LoggerMessage(EventId = 6005, Level = LogLevel.Warning, Message = "Outbox full: dropped {Dropped} oldest result(s); depth {Depth}, {Bytes} bytes")]
     private static partial void LogOutboxFull(ILogger logger, long dropped, long depth, long bytes);
 
-    [LoggerMessage(EventId = 3007, Level = LogLevel.Error, Message = "Outbox recovered: {Recovery}")]
+    [LoggerMessage(EventId = 6006, Level = LogLevel.Error, Message = "Outbox recovered: {Recovery}")]
     private static partial void LogOutboxRecovered(ILogger logger, string recovery);
 
-    [LoggerMessage(EventId = 3008, Level = LogLevel.Warning, Message = "MQTT clean stop incomplete: {Error}")]
+    [LoggerMessage(EventId = 6007, Level = LogLevel.Warning, Message = "MQTT clean stop incomplete: {Error}")]
     private static partial void LogStopError(ILogger logger, string error);
 
-    [LoggerMessage(EventId = 3010, Level = LogLevel.Error, Message = "Outbox cannot store a {Kind} event ({Error}); sent directly, not durably")]
+    [LoggerMessage(EventId = 6009, Level = LogLevel.Error, Message = "Outbox cannot store a {Kind} event ({Error}); sent directly, not durably")]
     private static partial void LogEventNotStored(ILogger logger, string kind, string error);
 
-    [LoggerMessage(EventId = 3009, Level = LogLevel.Warning, Message = "A StateChanged handler threw: {Error}")]
+    [LoggerMessage(EventId = 6008, Level = LogLevel.Warning, Message = "A StateChanged handler threw: {Error}")]
     private static partial void LogHandlerFailed(ILogger logger, string error);
 }

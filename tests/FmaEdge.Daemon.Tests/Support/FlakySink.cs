@@ -22,7 +22,7 @@ public abstract class FolderSinkWrapper(JsonFolderResultSink inner) : IResultSin
 
     public ValueTask PublishStatusAsync(NodeStatus status, CancellationToken cancellationToken) => Inner.PublishStatusAsync(status, cancellationToken);
 
-    public ValueTask PublishModelAsync(ModelDescription model, CancellationToken cancellationToken) => Inner.PublishModelAsync(model, cancellationToken);
+    public ValueTask PublishModelAsync(FmaEdge.Messaging.Contract.ModelMessage model, CancellationToken cancellationToken) => Inner.PublishModelAsync(model, cancellationToken);
 
     public ValueTask PublishStatsAsync(FmaEdge.Daemon.Status.StatusSnapshot stats, CancellationToken cancellationToken) => Inner.PublishStatsAsync(stats, cancellationToken);
 

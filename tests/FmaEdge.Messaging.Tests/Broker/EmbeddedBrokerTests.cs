@@ -30,7 +30,7 @@ public sealed class EmbeddedBrokerTests
         await using var sub = await TestSubscriber.ConnectAsync("127.0.0.1", port, "fma/#", persistentSession: false);
         await sub.WaitUntilAsync(m => m.Any(x => x.Topic == "fma/box/status" && x.Retain), TimeSpan.FromSeconds(10), "retained status");
 
-        var id = pub.CommitResult(Samples.Result(pub, "folder", 0)).MessageId;
+        var id = pub.CommitResult(Samples.Result("folder", 0)).MessageId;
         await sub.WaitUntilAsync(m => m.Any(x => x.MessageId == id), TimeSpan.FromSeconds(10), "result");
         Assert.True(broker.ConnectedClients >= 2);
 
@@ -48,7 +48,7 @@ public sealed class EmbeddedBrokerTests
         // Stopping the broker is an outage like any other: the publisher notices and queues.
         await broker.StopAsync(CancellationToken.None);
         await Wait.UntilAsync(() => pub.State != ConnectionState.Connected, TimeSpan.FromSeconds(10), "publisher notices");
-        pub.CommitResult(Samples.Result(pub, "folder", 1));
+        pub.CommitResult(Samples.Result("folder", 1));
         Assert.True(pub.Health.Outbox.Depth >= 1);
     }
 

@@ -10,11 +10,12 @@ public sealed class ResultMessageTests
     public void From_RealPrediction_CarriesEveryLevelPathAndCoarseAnswer()
     {
         var p = Samples.Prediction(7);
-        var origin = new ResultOrigin("sess", "node-1", "cam A", 42, new DateTimeOffset(2026, 11, 26, 23, 0, 0, TimeSpan.FromHours(2)));
-        var m = ResultMessage.From(p, origin, Samples.Image(3), Samples.Model, new StageLatency(1, 2, 3, 6));
+        var m = ResultMessage.From(p, "cam A", new DateTimeOffset(2026, 11, 26, 23, 0, 0, TimeSpan.FromHours(2)), Samples.Image(3), Samples.Model,
+            new StageLatency(1, 2, 3, 6));
 
-        Assert.Equal(32, m.MessageId.Length);
-        Assert.Equal(42, m.Seq);
+        // Identity is assigned when the outbox stores it, never by the builder.
+        Assert.Equal(("", "", 0L), (m.MessageId, m.Session, m.Seq));
+        Assert.Equal("cam A", m.Source);
         Assert.Equal(TimeSpan.Zero, m.CapturedAt.Offset);
         Assert.Equal(21, m.CapturedAt.Hour);
         Assert.Equal(Samples.Tree.Depth, m.Levels.Count);
@@ -38,13 +39,14 @@ public sealed class ResultMessageTests
     [Fact]
     public void Serialize_Result_IsSnakeCaseWithUtcTimestampsAndRoundTrips()
     {
-        var m = ResultMessage.From(Samples.Prediction(1), new ResultOrigin("s", "n", "src", 1, DateTimeOffset.UnixEpoch.AddDays(20000)),
-            Samples.Image(0), Samples.Model, new StageLatency(1, 2, 3, 6));
+        var built = ResultMessage.From(Samples.Prediction(1), "src", DateTimeOffset.UnixEpoch.AddDays(20000), Samples.Image(0), Samples.Model,
+            new StageLatency(1, 2, 3, 6));
+        var m = built with { MessageId = MessageIdGenerator.NewId(DateTimeOffset.UtcNow), Session = "s", Seq = 1 };
         var json = System.Text.Encoding.UTF8.GetString(MessageJson.Serialize(m));
 
         using var doc = JsonDocument.Parse(json);
         var root = doc.RootElement;
-        foreach (var name in new[] { "message_id", "session", "seq", "captured_at", "image", "model", "levels", "answer", "coarse", "latency_ms", "historical", "duplicate", "argmax_consistent" })
+        foreach (var name in new[] { "message_id", "session", "seq", "node", "source", "captured_at", "image", "model", "levels", "answer", "coarse", "latency_ms", "historical", "duplicate", "argmax_consistent" })
         {
             Assert.True(root.TryGetProperty(name, out _), $"missing {name} in {json}");
         }
@@ -52,6 +54,8 @@ public sealed class ResultMessageTests
         Assert.EndsWith("Z", root.GetProperty("captured_at").GetString());
         Assert.True(root.GetProperty("levels")[0].TryGetProperty("top_k", out _));
         Assert.True(root.GetProperty("image").TryGetProperty("sha256", out _));
+        Assert.Equal(new FileInfo(Samples.Images[0]).Length, root.GetProperty("image").GetProperty("bytes").GetInt64());
+        Assert.Equal("1", root.GetProperty("model").GetProperty("version").GetString());
         Assert.False(root.TryGetProperty("duplicate_of", out _));
 
         var back = MessageJson.Deserialize<ResultMessage>(System.Text.Encoding.UTF8.GetBytes(json));
@@ -61,13 +65,52 @@ public sealed class ResultMessageTests
         Assert.Equal(m.Levels[2].TopK[1].Confidence, back.Levels[2].TopK[1].Confidence);
     }
 
-    [Fact]
-    public void NewMessageId_ManyCalls_AreUniqueAndTimeOrdered()
+    /// <summary>What docs/mqtt.md promises of an id: 32 lower-case hex digits, UUID version 7, RFC 9562 variant.</summary>
+    internal static void AssertUuidV7(string? id)
     {
-        var ids = Enumerable.Range(0, 10_000).Select(_ => ResultMessage.NewMessageId()).ToList();
-        Assert.Equal(ids.Count, ids.Distinct().Count());
-        // UUID v7 starts with a 48-bit millisecond timestamp: lexical order follows creation order across milliseconds.
-        Assert.True(string.CompareOrdinal(ids[0][..12], ids[^1][..12]) <= 0);
+        Assert.NotNull(id);
+        Assert.Matches("^[0-9a-f]{32}$", id);
+        var g = Guid.ParseExact(id, "N");
+        Assert.Equal(7, g.Version);
+        Assert.Contains(id[16], "89ab"); // variant 10xx
+    }
+
+    [Fact]
+    public void Next_TenThousandIdsInOneMillisecond_Version7StrictlyIncreasingWithThatTimestamp()
+    {
+        var at = new DateTimeOffset(2026, 12, 2, 15, 0, 0, 123, TimeSpan.Zero);
+        var gen = new MessageIdGenerator();
+        var ids = Enumerable.Range(0, 10_000).Select(_ => gen.Next(at)).ToList();
+
+        Assert.All(ids, AssertUuidV7);
+        for (var i = 1; i < ids.Count; i++)
+        {
+            Assert.True(string.CompareOrdinal(ids[i - 1], ids[i]) < 0, $"id {i} does not follow id {i - 1}: {ids[i - 1]} {ids[i]}");
+        }
+
+        // The first 48 bits are the Unix milliseconds of the time given (the TimeProvider's, not the machine clock's).
+        Assert.Equal(at.ToUnixTimeMilliseconds(), Convert.ToInt64(ids[0][..12], 16));
+    }
+
+    [Fact]
+    public void Next_ClockStepsBack_ContinuesAfterTheLastId()
+    {
+        var gen = new MessageIdGenerator();
+        var late = gen.Next(new DateTimeOffset(2026, 12, 2, 16, 0, 0, TimeSpan.Zero));
+        var early = gen.Next(new DateTimeOffset(2026, 12, 2, 15, 0, 0, TimeSpan.Zero));
+        AssertUuidV7(early);
+        Assert.True(string.CompareOrdinal(late, early) < 0);
+
+        var resumed = new MessageIdGenerator(early); // a restart that starts from the stored last id
+        Assert.True(string.CompareOrdinal(early, resumed.Next(DateTimeOffset.UnixEpoch)) < 0);
+    }
+
+    [Fact]
+    public void Next_RandomBitsExhausted_CarriesIntoTheTimestampKeepingVersionAndVariant()
+    {
+        var gen = new MessageIdGenerator("0190000000007fffbfffffffffffffff");
+        Assert.Equal("019000000001" + "7000" + "8000000000000000", gen.Next(DateTimeOffset.UnixEpoch));
+        Assert.Equal("019000000001" + "7000" + "8000000000000001", gen.Next(DateTimeOffset.UnixEpoch));
     }
 }
 

@@ -42,10 +42,10 @@ public sealed class MqttPublisherMosquittoTests
         await pub.SetModelAsync(Model(), CancellationToken.None);
         await pub.SetHealthAsync("healthy", CancellationToken.None);
 
-        var result = Samples.Result(pub, "line-1", 0);
+        var result = Samples.Result("line-1", 0);
         var commit = pub.CommitResult(result, "good_0001.png|4183|638680000000000000");
         var ev = pub.PublishEvent(EventKinds.BadImage, EventSeverity.Warning, "cannot decode image: truncated", "line-1",
-            new JsonObject { ["file"] = "/data/in/broken.png", ["reason"] = "truncated" });
+            new JsonObject { ["subject"] = "/data/in/broken.png", ["reason"] = "truncated" });
 
         await sub.WaitUntilAsync(m => m.Any(x => x.Topic == "fma/orin-01/line-1/result") && m.Any(x => x.Topic == "fma/orin-01/events" && x.Payload.Contains("bad_image"))
             && m.Any(x => x.Topic == "fma/orin-01/model") && m.Any(x => x.Topic == "fma/orin-01/status" && x.Payload.Contains("healthy")), Long, "result, event, model, status");
@@ -53,12 +53,17 @@ public sealed class MqttPublisherMosquittoTests
         Assert.Equal(CommitStatus.Enqueued, commit.Status);
         var got = sub.On("/line-1/result").Single();
         var j = got.Json;
-        Assert.Equal(result.MessageId, j["message_id"]!.GetValue<string>());
+        Assert.Equal(commit.MessageId, j["message_id"]!.GetValue<string>());
+        Contract.ResultMessageTests.AssertUuidV7(commit.MessageId);
+        Contract.ResultMessageTests.AssertUuidV7(pub.Session);
+        Assert.Equal(1, commit.Seq);
         Assert.Equal(pub.Session, j["session"]!.GetValue<string>());
         Assert.Equal(1, j["seq"]!.GetValue<long>());
         Assert.Equal("orin-01", j["node"]!.GetValue<string>());
         Assert.Equal("line-1", j["source"]!.GetValue<string>());
         Assert.Equal(result.Image.Sha256, j["image"]!["sha256"]!.GetValue<string>());
+        Assert.Equal(new FileInfo(Samples.Images[0]).Length, j["image"]!["bytes"]!.GetValue<long>());
+        Assert.Equal(Samples.Model.Version, j["model"]!["version"]!.GetValue<string>());
         Assert.Equal(Samples.Model.Sha256, j["model"]!["sha256"]!.GetValue<string>());
         Assert.Equal(3, j["levels"]!.AsArray().Count);
         Assert.Equal(3, j["levels"]![2]!["top_k"]!.AsArray().Count);
@@ -74,6 +79,9 @@ public sealed class MqttPublisherMosquittoTests
 
         var evGot = sub.On("/events").Single(x => x.Payload.Contains("bad_image")).Json;
         Assert.Equal(ev.MessageId, evGot["message_id"]!.GetValue<string>());
+        Contract.ResultMessageTests.AssertUuidV7(ev.MessageId);
+        Assert.True(string.CompareOrdinal(commit.MessageId, ev.MessageId) < 0, "ids follow commit order");
+        Assert.Equal("/data/in/broken.png", evGot["details"]!["subject"]!.GetValue<string>());
         Assert.Equal("truncated", evGot["details"]!["reason"]!.GetValue<string>());
 
         var status = sub.On("/status").Last().Json;
@@ -114,7 +122,7 @@ public sealed class MqttPublisherMosquittoTests
         await Wait.ConnectedAsync(pub);
         for (var i = 0; i < 5; i++)
         {
-            pub.CommitResult(Samples.Result(pub, "cam", i));
+            pub.CommitResult(Samples.Result("cam", i));
         }
 
         await pub.StopAsync(CancellationToken.None);
@@ -152,7 +160,7 @@ public sealed class MqttPublisherMosquittoTests
         var ids = new List<string>();
         for (var i = 0; i < 20; i++)
         {
-            ids.Add(pub.CommitResult(Samples.Result(pub, "cam", i)).MessageId);
+            ids.Add(pub.CommitResult(Samples.Result("cam", i)).MessageId);
         }
 
         await Wait.UntilAsync(() => pub.Health.Connects == 0 && pub.Health.LastError is not null, Long, "a failed connect");
@@ -180,7 +188,7 @@ public sealed class MqttPublisherMosquittoTests
 
         // Once connected, new results are live again.
         await Wait.ConnectedAsync(pub);
-        var live = pub.CommitResult(Samples.Result(pub, "cam", 20)).MessageId;
+        var live = pub.CommitResult(Samples.Result("cam", 20)).MessageId;
         await sub.WaitUntilAsync(m => m.Any(x => x.MessageId == live), Long, "live result");
         Assert.False(sub.On("/result").Single(x => x.MessageId == live).Historical());
     }
@@ -216,7 +224,7 @@ public sealed class MqttPublisherMosquittoTests
             for (var i = 0; !Volatile.Read(ref outagesDone) || extra-- > 0; i++)
             {
                 var source = i % 2 == 0 ? "cam-a" : "cam-b";
-                ids.Add(pub.CommitResult(Samples.Result(pub, source, i)).MessageId);
+                ids.Add(pub.CommitResult(Samples.Result(source, i)).MessageId);
                 await Task.Delay(8);
             }
         });
@@ -271,7 +279,7 @@ public sealed class MqttPublisherMosquittoTests
 
         var first = new MqttPublisher(Samples.Options(broker.Port, db), "0.1.0");
         await first.StartAsync(CancellationToken.None);
-        var ids = Enumerable.Range(0, 10).Select(i => first.CommitResult(Samples.Result(first, "folder", i), $"img-{i}.png").MessageId).ToList();
+        var ids = Enumerable.Range(0, 10).Select(i => first.CommitResult(Samples.Result("folder", i), $"img-{i}.png").MessageId).ToList();
         var firstSession = first.Session;
         await first.DisposeAsync(); // broker still down: everything stays in the outbox
 
@@ -279,9 +287,9 @@ public sealed class MqttPublisherMosquittoTests
         Assert.NotEqual(firstSession, second.Session);
         Assert.Equal(10, second.Health.Outbox.Depth);
         Assert.Equal(ids[3], second.FindPublished("folder", "img-3.png"));
-        var again = second.CommitResult(Samples.Result(second, "folder", 3), "img-3.png");
+        var again = second.CommitResult(Samples.Result("folder", 3), "img-3.png");
         Assert.Equal(CommitStatus.DuplicateSkipped, again.Status);
-        var marked = second.CommitResult(Samples.Result(second, "folder", 4), "img-4.png", DuplicatePolicy.PublishMarked);
+        var marked = second.CommitResult(Samples.Result("folder", 4), "img-4.png", DuplicatePolicy.PublishMarked);
         Assert.Equal(CommitStatus.DuplicateEnqueued, marked.Status);
 
         await second.StartAsync(CancellationToken.None);
@@ -314,7 +322,7 @@ public sealed class MqttPublisherMosquittoTests
         await pub.StartAsync(CancellationToken.None);
         for (var i = 0; i < 30; i++)
         {
-            pub.CommitResult(Samples.Result(pub, "cam", i));
+            pub.CommitResult(Samples.Result("cam", i));
         }
 
         var h = pub.Health;

@@ -42,7 +42,7 @@ public sealed class MqttPublisherSecurityTests(SecureBrokerFixture fixture) : IC
         await using var pub = new MqttPublisher(options, "0.1.0");
         await pub.StartAsync(CancellationToken.None);
         await Wait.ConnectedAsync(pub);
-        var id = pub.CommitResult(Samples.Result(pub, "cam", 0)).MessageId;
+        var id = pub.CommitResult(Samples.Result("cam", 0)).MessageId;
         await sub.WaitUntilAsync(m => m.Any(x => x.MessageId == id), TimeSpan.FromSeconds(20), "result over TLS");
         Assert.Contains("(tls)", pub.Health.Broker, StringComparison.Ordinal);
     }
@@ -54,7 +54,7 @@ public sealed class MqttPublisherSecurityTests(SecureBrokerFixture fixture) : IC
         o.Password = "wrong";
         await using var pub = new MqttPublisher(o, "0.1.0");
         await pub.StartAsync(CancellationToken.None);
-        pub.CommitResult(Samples.Result(pub, "cam", 0));
+        pub.CommitResult(Samples.Result("cam", 0));
         await Wait.UntilAsync(() => pub.Health.LastError is not null, TimeSpan.FromSeconds(20), "an error");
         var h = pub.Health;
         Assert.NotEqual(ConnectionState.Connected, h.State);

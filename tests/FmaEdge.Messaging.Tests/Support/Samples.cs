@@ -37,9 +37,9 @@ public static class Samples
         return new ImageRef(Path.GetFileName(path), path, Convert.ToHexStringLower(SHA256.HashData(bytes)), bytes.Length);
     }
 
-    /// <summary>The i-th result of a source, built through the publisher (session, node, sequence).</summary>
-    public static ResultMessage Result(MqttPublisher p, string source, int i) =>
-        p.CreateResult(Prediction(i), source, DateTimeOffset.UtcNow, Image(i), Model, new StageLatency(1.25, 0.5, 3.75, 6.0));
+    /// <summary>The i-th result of a source, without identity (the commit assigns message id, session and seq).</summary>
+    public static ResultMessage Result(string source, int i) =>
+        ResultMessage.From(Prediction(i), source, DateTimeOffset.UtcNow, Image(i), Model, new StageLatency(1.25, 0.5, 3.75, 6.0));
 
     /// <summary>Options for a test publisher against a broker port, with fast reconnects.</summary>
     public static MqttOptions Options(int port, string outboxPath, string node = "test-node") => new()
