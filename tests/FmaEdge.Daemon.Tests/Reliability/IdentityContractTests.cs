@@ -60,7 +60,7 @@ public sealed partial class IdentityContractTests : IDisposable
             DropBad(inbox, staging, bad, "half.png", File.ReadAllBytes(good[1])[..3000], "truncated");
             await DaemonHarness.WaitUntilAsync(() => floor.DistinctImages >= 63, "the third batch streaming", 60_000);
             first.Kill();
-            await first.WaitForExitAsync();
+            await first.WaitForExitAsync(TimeSpan.FromSeconds(10));
         }
 
         string sessionB;
@@ -71,8 +71,8 @@ public sealed partial class IdentityContractTests : IDisposable
             await FaultRig.WaitForStatusAsync(Socket, (c, s) => c == 0 && s.GetProperty("output").GetProperty("outboxDepth").GetInt64() == 0,
                 "healthy with an empty outbox");
             sessionB = floor.Statuses.Last(s => s.State == "online").Json.GetProperty("session").GetString()!;
-            using var term = Process.Start("kill", ["-TERM", second.Id.ToString(CultureInfo.InvariantCulture)]);
-            await second.WaitForExitAsync().WaitAsync(TimeSpan.FromSeconds(45));
+            await second.SignalAsync("TERM");
+            await second.WaitForExitAsync(TimeSpan.FromSeconds(45));
             Assert.Equal(0, second.ExitCode);
         }
 
