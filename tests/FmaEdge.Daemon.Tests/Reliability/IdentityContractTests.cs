@@ -71,6 +71,10 @@ public sealed partial class IdentityContractTests : IDisposable
             await FaultRig.WaitForStatusAsync(Socket, (c, s) => c == 0 && s.GetProperty("output").GetProperty("outboxDepth").GetInt64() == 0,
                 "healthy with an empty outbox");
             sessionB = floor.Statuses.Last(s => s.State == "online").Json.GetProperty("session").GetString()!;
+            // Stats are periodic (QoS 0, never stored): wait for one from this run before stopping it.
+            var statsBefore = floor.Messages.Count(m => m.Topic.EndsWith("/stats", StringComparison.Ordinal));
+            await DaemonHarness.WaitUntilAsync(() => floor.Messages.Count(m => m.Topic.EndsWith("/stats", StringComparison.Ordinal)) > statsBefore,
+                "a stats message from the running daemon", 30_000);
             await second.SignalAsync("TERM");
             await second.WaitForExitAsync(TimeSpan.FromSeconds(45));
             Assert.Equal(0, second.ExitCode);
