@@ -93,7 +93,8 @@ public sealed class MetricsUnderLoadTests
 
             Assert.True(maxDepth >= images.Count / 2, $"outbox depth seen {maxDepth}");
             Assert.True(maxAge > 0, "age of the oldest unsent result seen");
-            Assert.True(scrapes >= 5, $"only {scrapes} scrapes");
+            // On an idle machine 160 images take a second or two: one scrape during the outage and one after the drain suffice.
+            Assert.True(scrapes >= 2, $"only {scrapes} scrapes");
         }
         finally
         {
