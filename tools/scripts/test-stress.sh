@@ -50,7 +50,7 @@ for i in $(seq 1 "$RUNS"); do
 done
 
 echo "failures over all runs:" | tee -a "$summary"
-grep -h -A1 '^  FAILED' "$DIR"/run*.log | tee -a "$summary" || echo "  none" | tee -a "$summary"
+grep -h -E -A1 "^  (FAILED|ABORTED)" "$DIR"/run*.log | tee -a "$summary" || echo "  none" | tee -a "$summary"
 echo "slowest tests over all runs (seconds, run, name):" | tee -a "$summary"
 for i in $(seq 1 "$RUNS"); do
   for trx in "$DIR/trx$i"/*.trx; do
