@@ -253,7 +253,6 @@ public sealed class InferencePipeline : IImageSink
                 if (original is not null)
                 {
                     item.EarlyOutcome = new WorkOutcome(work.SilentIfCommitted ? WorkStatus.Skipped : WorkStatus.Duplicate, "already published", original);
-                    item.Silent = work.SilentIfCommitted;
                     return item;
                 }
 
@@ -624,7 +623,6 @@ public sealed class InferencePipeline : IImageSink
         public IClassifier? Model { get; set; }
         public WorkOutcome? EarlyOutcome { get; set; }
         public string? FailDetail { get; set; }
-        public bool Silent { get; set; }
 
         public Item Fail(string reason, string detail)
         {

@@ -227,8 +227,7 @@ public sealed class FolderSource : IImageSource, IWorkCompletion
 
     /// <summary>Moves a finished file to done/ or failed/. When that fails (disk full, permissions) the file stays where
     /// it is with its result already stored: it is kept out of the pipeline, the move is retried at every rescan, status
-    /// is degraded and a move-failed event says so. (It used to be left in the inbox until the next restart, with status
-    /// healthy and no event.)</summary>
+    /// is degraded and a move-failed event says so.</summary>
     private async Task MoveAsync(string path, WorkOutcome outcome, CancellationToken ct)
     {
         var failed = outcome.Status == WorkStatus.Failed;

@@ -115,8 +115,8 @@ public sealed class StatusServer(string socketPath, StatusService status, Source
                 }
                 catch (Exception e)
                 {
-                    // A bug behind one request must not end the status socket for the rest of the run (it used to: the
-                    // loop's task faulted unobserved and every later `fma-edge status` got an empty answer).
+                    // A bug behind one request must not end the status socket for the rest of the run: an unobserved
+                    // fault here would leave every later `fma-edge status` with an empty answer.
                     Log.StatusRequestFailed(log, e.ToString());
                 }
             }
