@@ -101,8 +101,11 @@ run_tests() {
   if [ "$f" -gt 0 ]; then
     # Repeat each failure (name + first lines of its message) here, so the end of a long log says what broke.
     echo "failed tests:"
-    perl -0777 -ne 'while (/<UnitTestResult [^>]*?testName="([^"]*)"[^>]*?outcome="Failed".*?(?:<Message>(.*?)<\/Message>|<\/UnitTestResult>)/gs) {
-        my ($n, $m) = ($1, $2 // ""); $m = join(" | ", grep { defined } (split /\n/, $m)[0..2]); for ($n, $m) { s/&quot;/"/g; s/&lt;/</g; s/&gt;/>/g; s/&amp;/&/g; }
+    perl -0777 -ne 'while (/<UnitTestResult [^>]*?testName="([^"]*)"[^>]*?outcome="Failed"(.*?)<\/UnitTestResult>/gs) {
+        my ($n, $body) = ($1, $2); my ($m) = $body =~ /<Message>(.*?)<\/Message>/s; my ($st) = $body =~ /<StackTrace>(.*?)<\/StackTrace>/s;
+        my @lines = grep { /\S/ } split /\n/, ($m // ""); my $more = @lines > 8 ? " | ..." : ""; @lines = map { length > 400 ? substr($_, 0, 400) . "..." : $_ } @lines[0 .. ($#lines < 7 ? $#lines : 7)];
+        my ($at) = ($st // "") =~ /( in \S*\/tests\/\S+:line \d+)/; $m = join(" | ", @lines) . $more . ($at // "");
+        for ($n, $m) { s/&quot;/"/g; s/&lt;/</g; s/&gt;/>/g; s/&apos;/\x27/g; s/&#xD;//g; s/&#xA;/ /g; s/&amp;/&/g; }
         print "  FAILED $n\n    $m\n" }' "$out"/*.trx
   fi
   # A hung or crashed test host leaves no result for the test it was running: name it here, last.

@@ -45,7 +45,7 @@ public static class ServiceCollectionExtensions
         }
 
         services.TryAddSingleton<IClassifierLoader, OnnxClassifierLoader>();
-        services.AddSingleton<ModelManager>();
+        services.TryAddSingleton<ModelManager>(); // tests register one first, on a clock of their own
         services.AddSingleton<InferencePipeline>();
         services.AddSingleton(sp => new SourceSet(CreateSources(options, sp.GetRequiredService<IResultSink>(), sp.GetRequiredService<ILoggerFactory>(),
             sp.GetRequiredService<TimeProvider>())));
@@ -110,7 +110,7 @@ public static class ServiceCollectionExtensions
     private static List<IImageSource> CreateSources(FmaEdgeOptions options, IResultSink sink, ILoggerFactory loggers, TimeProvider time) =>
         options.Sources.Where(s => s.Enabled).Select(s => s.Type switch
         {
-            "folder" => (IImageSource)new FolderSource(s, loggers.CreateLogger($"FmaEdge.Sources.{s.Id}"), sink),
+            "folder" => (IImageSource)new FolderSource(s, loggers.CreateLogger($"FmaEdge.Sources.{s.Id}"), sink, time),
             _ => new CameraSource(s, sink, loggers.CreateLogger($"FmaEdge.Sources.{s.Id}"), time),
         }).ToList();
 }

@@ -111,8 +111,17 @@ public sealed class InferencePipeline : IImageSink
 
     public async ValueTask WriteAsync(ImageWork work, CancellationToken cancellationToken)
     {
-        await _input.Writer.WriteAsync(work, cancellationToken);
+        // Counted before the hand-over so InFlight never reads 0 while the image is already in the channel.
         Interlocked.Increment(ref _accepted);
+        try
+        {
+            await _input.Writer.WriteAsync(work, cancellationToken);
+        }
+        catch
+        {
+            Interlocked.Decrement(ref _accepted);
+            throw;
+        }
     }
 
     /// <summary>Why images were last handed back unfinished, and when (UTC); null when never.</summary>

@@ -42,6 +42,7 @@ public sealed class FolderSource : IImageSource, IWorkCompletion
     private CancellationTokenSource? _cts;
     private Task? _loop;
     private long _arrivals;
+    private long _rescans;
     private long _sequence;
     private long _frames;
     private long _errors;
@@ -66,6 +67,9 @@ public sealed class FolderSource : IImageSource, IWorkCompletion
 
     /// <summary>Where processed files go in move mode.</summary>
     public string DoneDir => _doneDir;
+
+    /// <summary>Full rescans of the folder finished since start (the first comes at start).</summary>
+    public long Rescans => Interlocked.Read(ref _rescans);
 
     /// <summary>Where failed files and their reasons go in move mode.</summary>
     public string FailedDir => _failedDir;
@@ -133,7 +137,7 @@ public sealed class FolderSource : IImageSource, IWorkCompletion
         StartWatcher();
 
         // Files already present: oldest first, so a backlog keeps its arrival order.
-        foreach (var f in (ListFiles() ?? []).OrderBy(f => f.LastWriteTimeUtc).ThenBy(f => f.Name, StringComparer.Ordinal))
+        foreach (var f in OldestFirst(ListFiles() ?? []))
         {
             Seen(f.FullName, renamedIn: false);
         }
@@ -533,12 +537,14 @@ public sealed class FolderSource : IImageSource, IWorkCompletion
                         ForgetGone(files);
                     }
 
-                    foreach (var f in files ?? [])
+                    // Files the watcher missed: oldest first, as at start.
+                    foreach (var f in OldestFirst(files ?? []))
                     {
                         Seen(f.FullName, renamedIn: false);
                     }
 
                     nextRescan = _time.GetTimestamp() + (long)(_options.RescanSeconds * (double)_time.TimestampFrequency);
+                    Interlocked.Increment(ref _rescans);
                 }
 
                 foreach (var path in ReadyFiles())
@@ -579,6 +585,9 @@ public sealed class FolderSource : IImageSource, IWorkCompletion
             }
         }
     }
+
+    private static IEnumerable<FileSystemInfo> OldestFirst(IEnumerable<FileSystemInfo> files) =>
+        files.OrderBy(f => f.LastWriteTimeUtc).ThenBy(f => f.Name, StringComparer.Ordinal);
 
     private static DateTimeOffset SafeMtime(string path)
     {

@@ -93,25 +93,39 @@ public sealed class MqttEndToEndTests : IDisposable
         var bytesB = TestModels.CreateBytes(seed: 2, size: 48); // another valid model with another input size
         var shaB = Convert.ToHexStringLower(SHA256.HashData(bytesB));
         var images = TestPaths.SampleImages("val", perLeaf: 3).Take(60).ToList();
+        // A steady stream, held at two points so the test does not depend on the machine's speed: image 20 waits for a
+        // result from model A, image 40 for the swap, so results from both models are certain and the swap happens while
+        // images are queued.
+        var swapped = false;
         var stream = Task.Run(async () =>
         {
             for (var i = 0; i < images.Count; i++)
             {
+                if (i == 20)
+                {
+                    await DaemonHarness.WaitUntilAsync(() => sub.Results.Count > 0, "a result from model A", 60_000);
+                }
+                else if (i == 40)
+                {
+                    await DaemonHarness.WaitUntilAsync(() => Volatile.Read(ref swapped), "the swap to model B", 60_000);
+                }
+
                 d.Drop([images[i]], $"{i:D3}-");
                 await Task.Delay(40);
             }
         });
 
-        await Task.Delay(800);
+        await DaemonHarness.WaitUntilAsync(() => sub.Results.Count > 0, "a result from model A", 60_000);
         // Dropped the way a deployment tool should: written under a temporary name, then renamed in.
         var tmp = Path.Combine(d.ModelsDir, "model-b.onnx.part");
         await File.WriteAllBytesAsync(tmp, bytesB);
         File.Move(tmp, Path.Combine(d.ModelsDir, "model-b.onnx"));
+        await DaemonHarness.WaitUntilAsync(() => d.Models.Current!.Classifier.Model.Sha256 == shaB, "the swap to model B");
+        Volatile.Write(ref swapped, true);
         await stream;
 
         await DaemonHarness.WaitUntilAsync(() => sub.Results.Count >= images.Count, "every image's result over MQTT", 60_000);
-        await DaemonHarness.WaitUntilAsync(() => d.Models.Current!.Classifier.Model.Sha256 == shaB, "the swap to model B");
-        await Task.Delay(500);
+        await DaemonHarness.WaitUntilAsync(() => d.Pipeline.InFlight == 0 && d.Pipeline.Published == images.Count, "the pipeline to finish");
 
         var results = sub.Results.OrderBy(r => r.GetProperty("seq").GetInt32()).ToList();
         Assert.Equal(images.Count, results.Count);

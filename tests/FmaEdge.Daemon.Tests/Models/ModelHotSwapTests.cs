@@ -1,4 +1,7 @@
 using System.Security.Cryptography;
+using FmaEdge.Daemon.Models;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Time.Testing;
 using FmaEdge.Daemon.Tests.Support;
 using FmaEdge.TestSupport;
 
@@ -14,9 +17,43 @@ public sealed class ModelHotSwapTests
         var shaA = Sha(modelA);
         var bytesB = TestModels.CreateBytes(seed: 2, size: 48); // another input size: queued tensors must be redone
         var shaB = Convert.ToHexStringLower(SHA256.HashData(bytesB));
-        await using var d = await DaemonHarness.StartAsync(tmp.Path);
+        // The model watcher runs on the test's clock: a file counts as "unchanged for StableMs" (300 ms) only when the test
+        // moves that clock, so a slow machine cannot make a half-written model look finished.
+        var modelClock = new FakeTimeProvider(DateTimeOffset.UtcNow);
+        await using var d = await DaemonHarness.StartAsync(tmp.Path, services: s =>
+            s.AddSingleton(sp => ActivatorUtilities.CreateInstance<ModelManager>(sp, (TimeProvider)modelClock)));
         Assert.Equal(shaA, d.Models.Current!.Classifier.Model.Sha256);
+        List<string?> Rejected() => d.Events("model-rejected").Select(e => Path.GetFileName(e.GetProperty("subject").GetString())).ToList();
+        Task SettleAsync(Func<bool> judged, string what) => DaemonHarness.WaitUntilAsync(() =>
+        {
+            modelClock.Advance(TimeSpan.FromMilliseconds(100));
+            return judged();
+        }, what);
 
+        var garbage = new byte[20_000];
+        new Random(3).NextBytes(garbage);
+        await File.WriteAllBytesAsync(Path.Combine(d.ModelsDir, "garbage.onnx"), garbage);
+        await SettleAsync(() => Rejected().Contains("garbage.onnx"), "garbage.onnx refused");
+        await File.WriteAllBytesAsync(Path.Combine(d.ModelsDir, "b-truncated.onnx"), bytesB[..(bytesB.Length * 2 / 3)]);
+        await SettleAsync(() => Rejected().Contains("b-truncated.onnx"), "b-truncated.onnx refused");
+
+        // The valid model written in place, slowly: half-written states must never be validated or loaded. Between pieces
+        // more than StableMs of real time passes (a watcher on the system clock would judge the half-written file), but only
+        // 100 ms of the watcher's.
+        await using (var fs = new FileStream(Path.Combine(d.ModelsDir, "model-b.onnx"), FileMode.CreateNew))
+        {
+            var chunk = bytesB.Length / 6 + 1;
+            for (var off = 0; off < bytesB.Length; off += chunk)
+            {
+                await fs.WriteAsync(bytesB.AsMemory(off, Math.Min(chunk, bytesB.Length - off)));
+                await fs.FlushAsync();
+                await Task.Delay(400);
+                Assert.DoesNotContain("model-b.onnx", Rejected());
+                modelClock.Advance(TimeSpan.FromMilliseconds(100));
+            }
+        }
+
+        // Images stream while the finished model is judged, loaded and swapped in.
         var images = TestPaths.SampleImages("val", perLeaf: 3).Take(60).ToList();
         var stream = Task.Run(async () =>
         {
@@ -26,30 +63,10 @@ public sealed class ModelHotSwapTests
                 await Task.Delay(40);
             }
         });
-
-        await Task.Delay(300);
-        var garbage = new byte[20_000];
-        new Random(3).NextBytes(garbage);
-        await File.WriteAllBytesAsync(Path.Combine(d.ModelsDir, "garbage.onnx"), garbage);
-        await Task.Delay(300);
-        await File.WriteAllBytesAsync(Path.Combine(d.ModelsDir, "b-truncated.onnx"), bytesB[..(bytesB.Length * 2 / 3)]);
-        await Task.Delay(300);
-
-        // The valid model written in place, slowly: half-written states must never be validated or loaded.
-        await using (var fs = new FileStream(Path.Combine(d.ModelsDir, "model-b.onnx"), FileMode.CreateNew))
-        {
-            var chunk = bytesB.Length / 6 + 1;
-            for (var off = 0; off < bytesB.Length; off += chunk)
-            {
-                await fs.WriteAsync(bytesB.AsMemory(off, Math.Min(chunk, bytesB.Length - off)));
-                await fs.FlushAsync();
-                await Task.Delay(120);
-            }
-        }
-
+        await DaemonHarness.WaitUntilAsync(() => d.Folder.GetState().Frames >= 10, "the stream under way");
+        await SettleAsync(() => d.Models.Current!.Classifier.Model.Sha256 == shaB, "the swap to model B");
         await stream;
         await DaemonHarness.WaitUntilAsync(() => d.Results().Count == images.Count && d.Pipeline.InFlight == 0, "every image's result", 60_000);
-        await DaemonHarness.WaitUntilAsync(() => d.Models.Current!.Classifier.Model.Sha256 == shaB, "the swap to model B");
 
         var results = d.Results();
         Assert.Equal(images.Count, results.Select(r => r.GetProperty("imageId").GetString()).Distinct().Count());
@@ -62,7 +79,7 @@ public sealed class ModelHotSwapTests
             Assert.DoesNotContain(shaA, shas.Skip(firstB)); // one atomic swap, no flip-flopping
         }
 
-        var rejected = d.Events("model-rejected").Select(e => Path.GetFileName(e.GetProperty("subject").GetString())).ToList();
+        var rejected = Rejected();
         Assert.Contains("garbage.onnx", rejected);
         Assert.Contains("b-truncated.onnx", rejected);
         Assert.DoesNotContain("model-b.onnx", rejected);
@@ -76,7 +93,7 @@ public sealed class ModelHotSwapTests
         Assert.All(d.Results().Skip(images.Count), r => Assert.Equal(shaB, r.GetProperty("modelSha256").GetString()));
 
         File.Copy(modelA, Path.Combine(d.ModelsDir, "model-a-rollback.onnx"));
-        await DaemonHarness.WaitUntilAsync(() => d.Models.Current!.Classifier.Model.Sha256 == shaA, "the rollback to model A");
+        await SettleAsync(() => d.Models.Current!.Classifier.Model.Sha256 == shaA, "the rollback to model A");
         d.Drop(TestPaths.SampleImages("train", perLeaf: 1).Skip(2).Take(2), "rollback-");
         await DaemonHarness.WaitUntilAsync(() => d.Results().Count == images.Count + 4, "results after the rollback");
         Assert.All(d.Results().Skip(images.Count + 2), r => Assert.Equal(shaA, r.GetProperty("modelSha256").GetString()));

@@ -97,8 +97,9 @@ public sealed class BadImageCorpusFixture : IAsyncLifetime
         Daemon = await DaemonHarness.StartAsync(_tmp.Path, s =>
         {
             via(s);
-            // Writers that do not rename get a second of quiet before a file is taken (see "still-being-written").
-            s["FmaEdge:Sources:0:StableMs"] = "1000";
+            // Writers that do not rename get 3 s of quiet before a file is taken (see "still-being-written": growing.png pauses
+            // 150 ms between pieces, far from 3 s even on a loaded machine; FolderSourceTests proves the rule on a fake clock).
+            s["FmaEdge:Sources:0:StableMs"] = "3000";
         });
         Daemon.Pipeline.Finished += (w, o) => Outcomes[w.ImageId] = o;
         var inbox = Daemon.Inbox;
@@ -183,7 +184,7 @@ public sealed class BadImageCorpusFixture : IAsyncLifetime
         var setAside = Cases.Count(c => c.Expect == Expect.SetAside);
         // Not a failure here when short: each test row then says which entry is missing what.
         var deadline = Stopwatch.StartNew();
-        while (deadline.ElapsedMilliseconds < 15_000 && !(Sub.Results.Count >= classified
+        while (deadline.ElapsedMilliseconds < 60_000 && !(Sub.Results.Count >= classified
             && FloorObserver.Events(Sub).Count(e => e.GetProperty("kind").GetString() == "bad_image") >= setAside
             && FloorObserver.Events(Sub).Any(e => e.GetProperty("kind").GetString() == "duplicate")))
         {

@@ -1,4 +1,9 @@
+using System.Collections.Concurrent;
 using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Logging.Abstractions;
+using Microsoft.Extensions.Time.Testing;
+using FmaEdge.Daemon.Configuration;
+using FmaEdge.Daemon.Sources;
 using System.Security.Cryptography;
 using FmaEdge.Daemon.Tests.Support;
 using FmaEdge.TestSupport;
@@ -21,7 +26,7 @@ public sealed class FolderSourceTests
         await using var d = await DaemonHarness.StartAsync(tmp.Path);
         d.Drop(images.Skip(5).Take(5), "new-");
         await DaemonHarness.WaitUntilAsync(() => d.Results().Count >= 10 && d.Pipeline.InFlight == 0, "10 results");
-        await Task.Delay(1500); // a rescan later: still nothing reported twice
+        await d.WaitForRescansAsync(); // still nothing reported twice
 
         var results = d.Results();
         Assert.Equal(10, results.Count);
@@ -39,33 +44,67 @@ public sealed class FolderSourceTests
     }
 
     [Fact]
-    public async Task Run_FileWrittenSlowly_TakenOnlyOnceComplete()
+    public async Task Run_FileWrittenSlowly_TakenOnlyOnceStableForStableMs()
     {
+        // The source's clock is fake, so "stable for 200 ms" means 200 ms of the test's time whatever the machine's load:
+        // between pieces the test waits 300 ms of real time (a source on the system clock would take the partial file)
+        // but moves the source's clock only 100 ms.
         using var tmp = new TempFolder("slow");
-        await using var d = await DaemonHarness.StartAsync(tmp.Path);
-        var source = TestPaths.SampleImages("val", perLeaf: 1).OrderByDescending(f => new FileInfo(f).Length).First();
-        var bytes = await File.ReadAllBytesAsync(source);
-        var target = Path.Combine(d.Inbox, "slow.png");
+        var clock = new FakeTimeProvider();
+        var options = new SourceOptions { Id = "line1", Path = Path.Combine(tmp.Path, "inbox"), StableMs = 200, RescanSeconds = 1 };
+        var taken = new RecordingInput();
+        await using var source = new FolderSource(options, NullLogger.Instance, sink: null, clock);
+        await source.StartAsync(taken, CancellationToken.None);
 
-        // Written in place (no rename) in 8 pieces 100 ms apart: never stable for the source's 200 ms until done.
-        var writer = Task.Run(async () =>
+        var image = TestPaths.SampleImages("val", perLeaf: 1).OrderByDescending(f => new FileInfo(f).Length).First();
+        var bytes = await File.ReadAllBytesAsync(image);
+        var target = Path.Combine(options.Path, "slow.png");
+        await using (var fs = new FileStream(target, FileMode.CreateNew, FileAccess.Write, FileShare.ReadWrite))
         {
-            await using var fs = new FileStream(target, FileMode.CreateNew, FileAccess.Write, FileShare.ReadWrite);
             var chunk = (bytes.Length + 7) / 8;
             for (var off = 0; off < bytes.Length; off += chunk)
             {
                 await fs.WriteAsync(bytes.AsMemory(off, Math.Min(chunk, bytes.Length - off)));
                 await fs.FlushAsync();
-                await Task.Delay(100);
+                await Task.Delay(300); // real time: the source's loop looks at this piece several times
+                Assert.Empty(taken.Items); // never taken while growing
+                clock.Advance(TimeSpan.FromMilliseconds(100));
             }
-        });
-        await writer;
-        Assert.Empty(d.Results()); // nothing was taken while the file was growing
+        }
 
-        await DaemonHarness.WaitUntilAsync(() => d.Results().Count == 1 && d.Pipeline.InFlight == 0, "the slow file's result");
-        Assert.Equal(Convert.ToHexStringLower(SHA256.HashData(bytes)), d.Results()[0].GetProperty("sha256").GetString());
-        Assert.Empty(Directory.GetFiles(d.Failed));
-        Assert.True(File.Exists(Path.Combine(d.Done, "slow.png")));
+        // Complete now: taken once its size and time stamp stayed unchanged for 200 ms of the source's clock.
+        await DaemonHarness.WaitUntilAsync(() =>
+        {
+            clock.Advance(TimeSpan.FromMilliseconds(50));
+            return !taken.Items.IsEmpty;
+        }, "the complete file to be taken");
+        var (work, length) = Assert.Single(taken.Items);
+        Assert.Equal(bytes.Length, length); // what the pipeline would have read was the whole file
+        Assert.Equal("slow.png", work.ImageId);
+
+        await source.CompleteAsync(work, new WorkOutcome(WorkStatus.Published, MessageId: "m1"), CancellationToken.None);
+        Assert.Equal(bytes, await File.ReadAllBytesAsync(Path.Combine(source.DoneDir, "slow.png")));
+
+        // Two rescans later (the second starts after everything the first found was handed over): not taken again.
+        var rescans = source.Rescans;
+        await DaemonHarness.WaitUntilAsync(() =>
+        {
+            clock.Advance(TimeSpan.FromMilliseconds(500));
+            return source.Rescans >= rescans + 2;
+        }, "two more rescans");
+        Assert.Single(taken.Items);
+    }
+
+    /// <summary>The pipeline's input as the source sees it: records each work item with its file's length at hand-over.</summary>
+    private sealed class RecordingInput : IImageSink
+    {
+        public ConcurrentQueue<(ImageWork Work, long Length)> Items { get; } = new();
+
+        public ValueTask WriteAsync(ImageWork work, CancellationToken cancellationToken)
+        {
+            Items.Enqueue((work, new FileInfo(work.FilePath!).Length));
+            return ValueTask.CompletedTask;
+        }
     }
 
     [Fact]
@@ -128,13 +167,13 @@ public sealed class FolderSourceTests
         {
             first.Drop(images);
             await DaemonHarness.WaitUntilAsync(() => first.Results().Count == 4 && first.Pipeline.InFlight == 0, "4 results");
-            await Task.Delay(1500); // rescans while running must not pick them up again either
+            await first.WaitForRescansAsync(); // rescans while running must not pick them up again either
             Assert.Equal(4, first.Results().Count);
         }
 
         await using var second = await DaemonHarness.StartAsync(tmp.Path, Leave);
         await DaemonHarness.WaitUntilAsync(() => second.Pipeline.Skipped == 4, "4 skipped");
-        await Task.Delay(1500);
+        await second.WaitForRescansAsync();
         Assert.Equal(4, second.Results().Count);
         Assert.Equal(0, second.Pipeline.Published);
         Assert.Equal(4, second.Pipeline.Skipped);
@@ -147,7 +186,7 @@ public sealed class FolderSourceTests
     {
         using var tmp = new TempFolder("leave-prune");
         await using var d = await DaemonHarness.StartAsync(tmp.Path, s => s["FmaEdge:Sources:0:After"] = "leave");
-        var source = d.Services.GetRequiredService<FmaEdge.Daemon.Status.SourceSet>().All.OfType<FmaEdge.Daemon.Sources.FolderSource>().Single();
+        var source = d.Folder;
         var images = TestPaths.SampleImages("val", perLeaf: 1).Take(5).ToList();
         var names = d.Drop(images.Take(4));
         await DaemonHarness.WaitUntilAsync(() => d.Results().Count == 4 && d.Pipeline.InFlight == 0, "4 results");
@@ -163,7 +202,7 @@ public sealed class FolderSourceTests
         File.Copy(images[4], Path.Combine(d.Inbox, names[0] + ".part"));
         File.Move(Path.Combine(d.Inbox, names[0] + ".part"), Path.Combine(d.Inbox, names[0]));
         await DaemonHarness.WaitUntilAsync(() => d.Results().Count == 5 && d.Pipeline.InFlight == 0, "the new file's result");
-        await Task.Delay(1500); // a rescan later: nothing else
+        await d.WaitForRescansAsync(); // nothing else
         Assert.Equal(5, d.Results().Count);
         Assert.Equal(3, source.HandledCount);
     }

@@ -41,6 +41,16 @@ public sealed class DaemonHarness : IAsyncDisposable
     public InferencePipeline Pipeline => _host.Services.GetRequiredService<InferencePipeline>();
     public ModelManager Models => _host.Services.GetRequiredService<ModelManager>();
     public StatusService Status => _host.Services.GetRequiredService<StatusService>();
+    public FmaEdge.Daemon.Sources.FolderSource Folder => _host.Services.GetRequiredService<SourceSet>().All.OfType<FmaEdge.Daemon.Sources.FolderSource>().Single();
+
+    /// <summary>Waits for two more full rescans of the folder (the second starts only after everything the first found was
+    /// handed to the pipeline), then for the pipeline to finish: whatever a rescan would take again has been taken.</summary>
+    public async Task WaitForRescansAsync()
+    {
+        var rescans = Folder.Rescans;
+        await WaitUntilAsync(() => Folder.Rescans >= rescans + 2, "two more rescans of the folder");
+        await WaitUntilAsync(() => Pipeline.InFlight == 0, "the pipeline to finish what the rescans found");
+    }
 
     /// <summary>The settings every harness uses; <paramref name="tweak"/> adjusts them.</summary>
     public static Dictionary<string, string?> Settings(string root, Action<Dictionary<string, string?>>? tweak = null)
