@@ -1,5 +1,6 @@
 using FmaEdge.Core.Contract;
 using FmaEdge.Daemon.Configuration;
+using FmaEdge.Daemon.Files;
 using FmaEdge.Daemon.Hosting;
 using FmaEdge.Daemon.Output;
 using Microsoft.Extensions.Logging;
@@ -21,9 +22,8 @@ public sealed class ModelManager : IAsyncDisposable
     private readonly TimeProvider _time;
     private readonly string _dir;
     private readonly Lock _gate = new();
-    private readonly Dictionary<string, (string Signature, long Since)> _candidates = new(StringComparer.Ordinal);
+    private readonly StableFileTracker _tracker;
     private readonly Dictionary<string, string> _settled = new(StringComparer.Ordinal); // path -> signature already judged
-    private readonly SemaphoreSlim _wake = new(0, int.MaxValue);
     private ModelSlot? _current;
     private ModelSlot? _pending;
     private TaskCompletionSource _pendingSignal = new(TaskCreationOptions.RunContinuationsAsynchronously);
@@ -43,6 +43,7 @@ public sealed class ModelManager : IAsyncDisposable
         _log = log;
         _time = time ?? TimeProvider.System;
         _dir = options.Paths.ResolvedModelsDir;
+        _tracker = new StableFileTracker(TimeSpan.FromMilliseconds(options.Models.StableMs), seenMeansComplete: false, _time);
     }
 
     /// <summary>The serving model, or null before <see cref="LoadInitialAsync"/>.</summary>
@@ -95,7 +96,7 @@ public sealed class ModelManager : IAsyncDisposable
 
         foreach (var f in new DirectoryInfo(_dir).EnumerateFiles("*.onnx"))
         {
-            _settled[f.FullName] = Signature(f.FullName) ?? "";
+            _settled[f.FullName] = StableFileTracker.SignatureOf(f.FullName) ?? "";
         }
 
         var refusals = new List<string>();
@@ -126,14 +127,7 @@ public sealed class ModelManager : IAsyncDisposable
             return;
         }
 
-        _watcher = new FileSystemWatcher(_dir, "*.onnx")
-        {
-            NotifyFilter = NotifyFilters.FileName | NotifyFilters.Size | NotifyFilters.LastWrite,
-        };
-        _watcher.Created += (_, e) => Touch(e.FullPath);
-        _watcher.Changed += (_, e) => Touch(e.FullPath);
-        _watcher.Renamed += (_, e) => Touch(e.FullPath);
-        _watcher.EnableRaisingEvents = true;
+        _watcher = _tracker.Watch(_dir, "*.onnx", e => Log.ModelWatchError(_log, e.Message));
         _cts = new CancellationTokenSource();
         _loop = Task.Run(() => WatchLoopAsync(_cts.Token));
     }
@@ -198,6 +192,8 @@ public sealed class ModelManager : IAsyncDisposable
             _cts.Dispose();
         }
 
+        _tracker.Dispose();
+
         lock (_gate)
         {
             _pending?.Classifier.Dispose();
@@ -207,16 +203,6 @@ public sealed class ModelManager : IAsyncDisposable
         Current?.Classifier.Dispose();
     }
 
-    private void Touch(string path)
-    {
-        lock (_gate)
-        {
-            _candidates[path] = (Signature(path) ?? "", _time.GetTimestamp());
-        }
-
-        _wake.Release();
-    }
-
     private async Task WatchLoopAsync(CancellationToken ct)
     {
         var nextScan = _time.GetTimestamp();
@@ -224,22 +210,22 @@ public sealed class ModelManager : IAsyncDisposable
         {
             try
             {
-                await _wake.WaitAsync(TimeSpan.FromMilliseconds(Math.Clamp(_options.Models.StableMs / 4, 50, 500)), ct);
+                await _tracker.WaitAsync(TimeSpan.FromMilliseconds(Math.Clamp(_options.Models.StableMs / 4, 50, 500)), ct);
                 if (_time.GetElapsedTime(nextScan) >= TimeSpan.Zero)
                 {
                     // Safety net for missed watcher events: anything whose signature changed since it was judged.
                     foreach (var f in Directory.EnumerateFiles(_dir, "*.onnx"))
                     {
-                        var sig = Signature(f);
-                        bool known;
+                        var sig = StableFileTracker.SignatureOf(f);
+                        bool judged;
                         lock (_gate)
                         {
-                            known = _candidates.ContainsKey(f) || (_settled.TryGetValue(f, out var s) && s == sig);
+                            judged = _settled.TryGetValue(f, out var s) && s == sig;
                         }
 
-                        if (!known && sig is not null)
+                        if (!judged && sig is not null)
                         {
-                            Touch(f);
+                            _tracker.Seen(f, renamedIn: false);
                         }
                     }
 
@@ -262,32 +248,20 @@ public sealed class ModelManager : IAsyncDisposable
         }
     }
 
+    /// <summary>Files whose writing is over (renamed in, or unchanged for StableMs) and that were not judged as they are
+    /// now; each is marked judged with its signature, so it is not considered again until it changes.</summary>
     private List<string> StableCandidates()
     {
-        var ready = new List<string>();
         lock (_gate)
         {
-            foreach (var (path, (sig, since)) in _candidates.ToList())
+            var ready = _tracker.TakeComplete((path, signature) => _settled.TryGetValue(path, out var s) && s == signature);
+            foreach (var (path, signature) in ready)
             {
-                var now = Signature(path);
-                if (now is null)
-                {
-                    _candidates.Remove(path); // deleted or renamed away
-                }
-                else if (now != sig)
-                {
-                    _candidates[path] = (now, _time.GetTimestamp()); // still being written
-                }
-                else if (_time.GetElapsedTime(since).TotalMilliseconds >= _options.Models.StableMs)
-                {
-                    _candidates.Remove(path);
-                    _settled[path] = sig;
-                    ready.Add(path);
-                }
+                _settled[path] = signature;
             }
-        }
 
-        return ready;
+            return ready.Select(r => r.Path).ToList();
+        }
     }
 
     private async Task ConsiderAsync(string path, CancellationToken ct)
@@ -368,17 +342,7 @@ public sealed class ModelManager : IAsyncDisposable
     {
         try
         {
-            Directory.CreateDirectory(RejectedDir);
-            var name = Path.GetFileName(path);
-            var target = Path.Combine(RejectedDir, name);
-            for (var i = 1; File.Exists(target) || File.Exists(target + ".reason.txt"); i++)
-            {
-                target = Path.Combine(RejectedDir, $"{Path.GetFileNameWithoutExtension(name)}.{i}{Path.GetExtension(name)}");
-            }
-
-            File.Move(path, target);
-            await File.WriteAllTextAsync(target + ".reason.txt",
-                $"refused at {stage} {_time.GetUtcNow():O}\n{string.Join("\n", reasons)}\n", ct);
+            var target = await SetAside.MoveAsync(path, RejectedDir, $"refused at {stage} {_time.GetUtcNow():O}\n{string.Join("\n", reasons)}", ct);
             lock (_gate)
             {
                 _settled.Remove(path);
@@ -441,12 +405,6 @@ public sealed class ModelManager : IAsyncDisposable
         {
             Log.SinkError(_log, "model", e.Message);
         }
-    }
-
-    private static string? Signature(string path)
-    {
-        var fi = new FileInfo(path);
-        return fi.Exists ? $"{fi.Length}|{fi.LastWriteTimeUtc.Ticks}" : null;
     }
 }
 

@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using FmaEdge.Daemon.Configuration;
+using FmaEdge.Daemon.Files;
 using FmaEdge.Daemon.Hosting;
 using FmaEdge.Daemon.Pipeline;
 using Microsoft.Extensions.Logging;
@@ -23,8 +24,8 @@ public sealed class FolderSource : IImageSource, IWorkCompletion
     private readonly HashSet<string> _extensions;
     private readonly Lock _gate = new();
 
-    // Seen but not yet complete, keyed by full path; value carries the arrival order.
-    private readonly Dictionary<string, Candidate> _candidates = new(StringComparer.Ordinal);
+    // Seen but not yet complete, in arrival order.
+    private readonly StableFileTracker _tracker;
 
     // Handed to the pipeline and not yet completed.
     private readonly HashSet<string> _inFlight = new(StringComparer.Ordinal);
@@ -36,12 +37,10 @@ public sealed class FolderSource : IImageSource, IWorkCompletion
     // Finished files whose move to done/ or failed/ failed (disk full, permissions), with their outcome: retried at every
     // rescan until it works, and kept away from the pipeline meanwhile (their result is already stored).
     private readonly Dictionary<string, WorkOutcome> _pendingMoves = new(StringComparer.Ordinal);
-    private readonly SemaphoreSlim _wake = new(0, int.MaxValue);
 
     private FileSystemWatcher? _watcher;
     private CancellationTokenSource? _cts;
     private Task? _loop;
-    private long _arrivals;
     private long _rescans;
     private long _sequence;
     private long _frames;
@@ -61,6 +60,7 @@ public sealed class FolderSource : IImageSource, IWorkCompletion
         _doneDir = string.IsNullOrWhiteSpace(options.DoneDir) ? Path.Combine(_folder, "done") : Path.GetFullPath(options.DoneDir);
         _failedDir = string.IsNullOrWhiteSpace(options.FailedDir) ? Path.Combine(_folder, "failed") : Path.GetFullPath(options.FailedDir);
         _extensions = new HashSet<string>(options.ExtensionList, StringComparer.OrdinalIgnoreCase);
+        _tracker = new StableFileTracker(TimeSpan.FromMilliseconds(options.StableMs), seenMeansComplete: options.Completion == "rename", _time);
     }
 
     public string Id => _options.Id;
@@ -77,22 +77,8 @@ public sealed class FolderSource : IImageSource, IWorkCompletion
     private void StartWatcher()
     {
         _watcher?.Dispose();
-        _watcher = new FileSystemWatcher(_folder)
-        {
-            IncludeSubdirectories = false,
-            NotifyFilter = NotifyFilters.FileName | NotifyFilters.Size | NotifyFilters.LastWrite,
-            InternalBufferSize = 64 * 1024,
-        };
-        _watcher.Created += (_, e) => Seen(e.FullPath, renamedIn: false);
-        _watcher.Changed += (_, e) => Seen(e.FullPath, renamedIn: false);
-        _watcher.Renamed += (_, e) => Seen(e.FullPath, renamedIn: true);
-        _watcher.Error += (_, e) =>
-        {
-            // Overflow or a watcher failure: the rescan still finds every file.
-            Log.WatcherError(_log, Id, e.GetException().Message);
-            _wake.Release();
-        };
-        _watcher.EnableRaisingEvents = true;
+        // Overflow or a watcher failure: the rescan still finds every file.
+        _watcher = _tracker.Watch(_folder, "*", e => Log.WatcherError(_log, Id, e.Message));
     }
 
     /// <summary>A folder that vanished (unmounted share, deleted by hand) is reported, not recreated: creating it would
@@ -182,7 +168,7 @@ public sealed class FolderSource : IImageSource, IWorkCompletion
         long pending;
         lock (_gate)
         {
-            pending = _candidates.Count + _inFlight.Count + _pendingMoves.Count;
+            pending = _tracker.Count + _inFlight.Count + _pendingMoves.Count;
         }
 
         var last = Interlocked.Read(ref _lastFrameTimestamp);
@@ -205,7 +191,7 @@ public sealed class FolderSource : IImageSource, IWorkCompletion
                 return; // stays in the folder for the next start
             }
 
-            if (_options.After == "move" && Probe(path) is not null)
+            if (_options.After == "move" && StableFileTracker.Probe(path) is not null)
             {
                 await MoveAsync(path, outcome, cancellationToken);
                 return;
@@ -214,7 +200,7 @@ public sealed class FolderSource : IImageSource, IWorkCompletion
             if (_options.After == "move" && outcome.Status == WorkStatus.Failed)
             {
                 // Gone before it could be set aside (deleted while queued): the reason file alone records what happened.
-                await WriteReasonAsync(UniqueTarget(_failedDir, Path.GetFileName(path)), outcome.Reason, cancellationToken);
+                await SetAside.WriteReasonAsync(SetAside.UniqueTarget(_failedDir, Path.GetFileName(path)), outcome.Reason ?? "unknown", cancellationToken);
                 return;
             }
 
@@ -235,16 +221,10 @@ public sealed class FolderSource : IImageSource, IWorkCompletion
     private async Task MoveAsync(string path, WorkOutcome outcome, CancellationToken ct)
     {
         var failed = outcome.Status == WorkStatus.Failed;
-        var target = UniqueTarget(failed ? _failedDir : _doneDir, Path.GetFileName(path));
+        var dir = failed ? _failedDir : _doneDir;
         try
         {
-            if (failed)
-            {
-                // The reason first: a file in failed/ without its reason would be a mystery.
-                await WriteReasonAsync(target, outcome.Reason, ct);
-            }
-
-            MoveEntry(path, target);
+            var target = await SetAside.MoveAsync(path, dir, failed ? outcome.Reason ?? "unknown" : null, ct);
             bool recovered;
             lock (_gate)
             {
@@ -264,13 +244,6 @@ public sealed class FolderSource : IImageSource, IWorkCompletion
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {
-            // A move across file systems copies: never leave a partial copy behind while the original is still here.
-            if (Probe(path) is not null)
-            {
-                TryDelete(target);
-                TryDelete(Path.Combine(Path.GetDirectoryName(target)!, FitName(Path.GetFileName(target), ".reason.txt") + ".reason.txt"));
-            }
-
             bool first;
             bool again;
             lock (_gate)
@@ -279,7 +252,7 @@ public sealed class FolderSource : IImageSource, IWorkCompletion
                 again = !_pendingMoves.TryAdd(path, outcome);
             }
 
-            _detail = $"cannot move {Path.GetFileName(path)} to {Path.GetDirectoryName(target)}: {e.Message} (result stored; retried)";
+            _detail = $"cannot move {Path.GetFileName(path)} to {dir}: {e.Message} (result stored; retried)";
             if (!again)
             {
                 Log.MoveFailed(_log, Id, path, e.Message); // once per file, not at every retry
@@ -303,7 +276,7 @@ public sealed class FolderSource : IImageSource, IWorkCompletion
 
         foreach (var (path, outcome) in pending)
         {
-            if (Probe(path) is null)
+            if (StableFileTracker.Probe(path) is null)
             {
                 lock (_gate)
                 {
@@ -325,17 +298,6 @@ public sealed class FolderSource : IImageSource, IWorkCompletion
         }
     }
 
-    private static void TryDelete(string path)
-    {
-        try
-        {
-            File.Delete(path);
-        }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
-        {
-        }
-    }
-
     public async ValueTask DisposeAsync()
     {
         await StopAsync(CancellationToken.None);
@@ -344,20 +306,19 @@ public sealed class FolderSource : IImageSource, IWorkCompletion
         _cts?.Dispose();
         _cts = null;
         _loop = null;
+        _tracker.Dispose();
     }
 
     private void Remember(string path)
     {
-        if (Probe(path) is { } p)
+        if (StableFileTracker.SignatureOf(path) is { } signature)
         {
             lock (_gate)
             {
-                _handled[path] = Signature(p);
+                _handled[path] = signature;
             }
         }
     }
-
-    private static string Signature((long Length, long Ticks) p) => $"{p.Length}|{p.Ticks}";
 
     /// <summary>Forgets handled files that are no longer in the folder (<paramref name="present"/>: this rescan's listing).</summary>
     private void ForgetGone(IReadOnlyCollection<FileSystemInfo> present)
@@ -389,93 +350,6 @@ public sealed class FolderSource : IImageSource, IWorkCompletion
         }
     }
 
-    /// <summary>Size and time stamp of a directory entry without following symbolic links; null when nothing is there.
-    /// Directories, dangling links and other non-files named like images count as present, so they reach the pipeline
-    /// and are set aside with a reason instead of being ignored silently forever.</summary>
-    private static (long Length, long Ticks)? Probe(string path)
-    {
-        var fi = new FileInfo(path);
-        if (fi.LinkTarget is not null)
-        {
-            return (0, 0); // a link (possibly dangling): never followed, the pipeline refuses it at once
-        }
-
-        if (fi.Exists)
-        {
-            return (fi.Length, fi.LastWriteTimeUtc.Ticks);
-        }
-
-        var di = new DirectoryInfo(path);
-        return di.Exists ? (0, di.LastWriteTimeUtc.Ticks) : null;
-    }
-
-    /// <summary>Moves a file, directory or symbolic link (the link itself, never its target).</summary>
-    private static void MoveEntry(string path, string target)
-    {
-        if (new FileInfo(path).LinkTarget is { } link)
-        {
-            // File.Move wants an existing target for links on some runtimes; recreating the link is exact and safe.
-            File.CreateSymbolicLink(target, link);
-            File.Delete(path);
-        }
-        else if (Directory.Exists(path))
-        {
-            Directory.Move(path, target);
-        }
-        else
-        {
-            File.Move(path, target);
-        }
-    }
-
-    /// <summary>Writes <c>&lt;target&gt;.reason.txt</c>; when that name would pass the 255-byte limit of Linux file
-    /// names, the name is shortened and the full file name is written inside.</summary>
-    private static async Task WriteReasonAsync(string target, string? reason, CancellationToken ct)
-    {
-        const string suffix = ".reason.txt";
-        var name = Path.GetFileName(target);
-        var text = (reason ?? "unknown") + "\n";
-        var fitted = FitName(name, suffix);
-        if (fitted != name)
-        {
-            text += "file: " + name + "\n";
-        }
-
-        await File.WriteAllTextAsync(Path.Combine(Path.GetDirectoryName(target)!, fitted + suffix), text, ct);
-    }
-
-    /// <summary>The longest prefix of <paramref name="name"/> that, followed by <paramref name="suffix"/>, fits in
-    /// <see cref="MaxNameBytes"/> UTF-8 bytes (whole characters only).</summary>
-    private static string FitName(string name, string suffix)
-    {
-        var budget = MaxNameBytes - System.Text.Encoding.UTF8.GetByteCount(suffix);
-        if (System.Text.Encoding.UTF8.GetByteCount(name) <= budget)
-        {
-            return name;
-        }
-
-        var e = System.Globalization.StringInfo.GetTextElementEnumerator(name);
-        var kept = new System.Text.StringBuilder();
-        var used = 0;
-        while (e.MoveNext())
-        {
-            var element = (string)e.Current;
-            var n = System.Text.Encoding.UTF8.GetByteCount(element);
-            if (used + n > budget)
-            {
-                break;
-            }
-
-            kept.Append(element);
-            used += n;
-        }
-
-        return kept.ToString();
-    }
-
-    // Linux NAME_MAX: a longer name cannot be created (ENAMETOOLONG).
-    private const int MaxNameBytes = 255;
-
     /// <summary>The folder's image-named entries, or null when it cannot be listed (nothing is forgotten then).</summary>
     private List<FileSystemInfo>? ListFiles()
     {
@@ -501,22 +375,11 @@ public sealed class FolderSource : IImageSource, IWorkCompletion
 
         lock (_gate)
         {
-            if (_inFlight.Contains(path) || _pendingMoves.ContainsKey(path))
+            if (!_inFlight.Contains(path) && !_pendingMoves.ContainsKey(path))
             {
-                return;
-            }
-
-            if (_candidates.TryGetValue(path, out var c))
-            {
-                c.RenamedIn |= renamedIn;
-            }
-            else
-            {
-                _candidates[path] = new Candidate(++_arrivals, renamedIn);
+                _tracker.Seen(path, renamedIn);
             }
         }
-
-        _wake.Release();
     }
 
     private async Task RunAsync(IImageSink input, CancellationToken ct)
@@ -568,7 +431,7 @@ public sealed class FolderSource : IImageSource, IWorkCompletion
                     _rate.Mark();
                 }
 
-                await _wake.WaitAsync(tick, ct);
+                await _tracker.WaitAsync(tick, ct);
             }
             catch (OperationCanceledException) when (ct.IsCancellationRequested)
             {
@@ -601,76 +464,16 @@ public sealed class FolderSource : IImageSource, IWorkCompletion
         }
     }
 
-    /// <summary>Candidates that are complete, in arrival order; they move to in-flight.</summary>
+    /// <summary>Candidates that are complete, in arrival order; they move to in-flight. A file handled before in this
+    /// session (leave mode) and unchanged since is not taken again.</summary>
     private List<string> ReadyFiles()
     {
-        var ready = new List<(long Order, string Path)>();
-        var now = _time.GetTimestamp();
         lock (_gate)
         {
-            foreach (var (path, c) in _candidates)
-            {
-                if (Probe(path) is not { } fi)
-                {
-                    _candidates.Remove(path); // deleted or moved away before it was complete
-                    continue;
-                }
-
-                var key = Signature(fi);
-                if (_handled.TryGetValue(path, out var handled) && handled == key)
-                {
-                    _candidates.Remove(path);
-                    continue;
-                }
-
-                var complete = _options.Completion == "rename" || c.RenamedIn || _options.StableMs == 0;
-                if (!complete)
-                {
-                    if (c.Signature != key)
-                    {
-                        c.Signature = key;
-                        c.StableSince = now;
-                        continue;
-                    }
-
-                    complete = _time.GetElapsedTime(c.StableSince, now).TotalMilliseconds >= _options.StableMs;
-                }
-
-                if (complete)
-                {
-                    ready.Add((c.Order, path));
-                }
-            }
-
-            ready.Sort((a, b) => a.Order.CompareTo(b.Order));
-            foreach (var (_, path) in ready)
-            {
-                _candidates.Remove(path);
-                _inFlight.Add(path);
-            }
+            var ready = _tracker.TakeComplete((path, signature) => _handled.TryGetValue(path, out var handled) && handled == signature)
+                .Select(f => f.Path).ToList();
+            _inFlight.UnionWith(ready);
+            return ready;
         }
-
-        return ready.Select(r => r.Path).ToList();
-    }
-
-    private static string UniqueTarget(string dir, string name)
-    {
-        var target = Path.Combine(dir, name);
-        for (var i = 1; Probe(target) is not null; i++)
-        {
-            // name.1.png, shortened when the number would push a long name past the file-name limit.
-            var tail = $".{i}{Path.GetExtension(name)}";
-            target = Path.Combine(dir, FitName(Path.GetFileNameWithoutExtension(name), tail) + tail);
-        }
-
-        return target;
-    }
-
-    private sealed class Candidate(long order, bool renamedIn)
-    {
-        public long Order { get; } = order;
-        public bool RenamedIn { get; set; } = renamedIn;
-        public string? Signature { get; set; }
-        public long StableSince { get; set; }
     }
 }
