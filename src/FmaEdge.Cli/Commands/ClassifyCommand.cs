@@ -104,7 +104,7 @@ public static class ClassifyCommand
                 cells.Add(Markup.Escape($"{string.Join(" / ", r.Prediction.Path.Select(n => n.Label))} ({leaf.Confidence.ToString("P1", inv)})"));
                 cells.Add(Markup.Escape(coarse.Deepest is { } d ? $"{d.Label} @ depth {coarse.Depth} ({d.Confidence.ToString("P1", inv)})" : "unsure (depth 0)"));
                 cells.AddRange(r.Prediction.Levels.Select(l => Markup.Escape($"{l.Label} {l.Confidence.ToString("P0", inv)}")));
-                cells.Add(r.Latency.TotalMs.ToString("F1", inv));
+                cells.Add(r.Latency.Total.ToString("F1", inv));
             }
             else
             {

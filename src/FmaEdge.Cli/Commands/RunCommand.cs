@@ -3,6 +3,7 @@ using FmaEdge.Daemon.Configuration;
 using FmaEdge.Daemon.Hosting;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
+using FmaEdge.Daemon.Diagnostics;
 
 namespace FmaEdge.Cli.Commands;
 

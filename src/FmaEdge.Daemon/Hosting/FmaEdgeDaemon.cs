@@ -7,6 +7,8 @@ using FmaEdge.Daemon.Status;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Hosting.Systemd;
 using Microsoft.Extensions.Logging;
+using FmaEdge.Messaging.Contract;
+using FmaEdge.Daemon.Diagnostics;
 
 namespace FmaEdge.Daemon.Hosting;
 

@@ -1,9 +1,10 @@
 using FmaEdge.Core.Contract;
 using FmaEdge.Daemon.Configuration;
 using FmaEdge.Daemon.Files;
-using FmaEdge.Daemon.Hosting;
 using FmaEdge.Daemon.Output;
 using Microsoft.Extensions.Logging;
+using FmaEdge.Messaging.Contract;
+using FmaEdge.Daemon.Diagnostics;
 
 namespace FmaEdge.Daemon.Models;
 

@@ -4,6 +4,7 @@ using FmaEdge.Daemon.Sources;
 using FmaEdge.Daemon.Status;
 using FmaEdge.Messaging.Contract;
 using Prometheus;
+using FmaEdge.Daemon.Diagnostics;
 
 namespace FmaEdge.Daemon.Monitoring;
 

@@ -127,11 +127,9 @@ public sealed record ImageResult
     public required int Width { get; init; }
     public required int Height { get; init; }
     public required HierarchicalPrediction Prediction { get; init; }
+    /// <summary>Per-stage latency in milliseconds; <c>Total</c> runs from arrival to the result.</summary>
     public required StageLatency Latency { get; init; }
 }
-
-/// <summary>Per-stage latency of one image in milliseconds; <see cref="TotalMs"/> runs from arrival to the result.</summary>
-public sealed record StageLatency(double DecodeMs, double PreprocessMs, double InferMs, double TotalMs);
 
 /// <summary>A notice or error for the floor. <see cref="Kind"/> is one of <see cref="EventKinds"/>.</summary>
 public sealed record DaemonEvent(string Kind, string Severity, string Message, DateTimeOffset TimestampUtc,
@@ -139,34 +137,6 @@ public sealed record DaemonEvent(string Kind, string Severity, string Message, D
 {
     /// <summary>Extra fields (counts, hashes, original message ids).</summary>
     public IReadOnlyDictionary<string, string>? Data { get; init; }
-}
-
-/// <summary>Event kinds the daemon publishes.</summary>
-public static class EventKinds
-{
-    public const string BadImage = "bad-image";
-    public const string Duplicate = "duplicate";
-    public const string ModelSwapped = "model-swapped";
-    public const string ModelRejected = "model-rejected";
-    public const string ModelLoading = "model-loading";
-    public const string SourceDown = "source-down";
-    public const string SourceUp = "source-up";
-    public const string DiskLow = "disk-low";
-    public const string FrameDrops = "frame-drops";
-
-    /// <summary>A camera capture blocked in native code past its deadline was given up and its thread left behind.</summary>
-    public const string CaptureAbandoned = "capture-abandoned";
-
-    /// <summary>A finished file could not be moved to done/ or failed/ (disk full, permissions); its result is stored.</summary>
-    public const string MoveFailed = "move-failed";
-
-    /// <summary>Files move to done/ and failed/ again after a <see cref="MoveFailed"/>.</summary>
-    public const string MoveRecovered = "move-recovered";
-
-    /// <summary>A result could not be stored (disk full, database error); the file is kept and retried.</summary>
-    public const string StoreFailed = "store-failed";
-    public const string Started = "started";
-    public const string Stopping = "stopping";
 }
 
 /// <summary>The retained status fact: online/offline with version, session and the serving model.</summary>

@@ -4,7 +4,6 @@ using FmaEdge.Messaging.Contract;
 using FmaEdge.Messaging.Outbox;
 using FmaEdge.Messaging.Publishing;
 using MsgEventKinds = FmaEdge.Messaging.Contract.EventKinds;
-using MsgLatency = FmaEdge.Messaging.Contract.StageLatency;
 
 namespace FmaEdge.Daemon.Output;
 
@@ -41,7 +40,7 @@ public sealed class MqttResultSink(MqttPublisher publisher) : IResultSink
         r.CapturedUtc,
         new ImageRef(r.ImageId, r.ImagePath, r.Sha256, r.ImageBytes, r.Width, r.Height),
         new ModelRef(r.ModelId, r.ModelVersion, r.ModelSha256, r.ExecutionProvider),
-        new MsgLatency(r.Latency.DecodeMs, r.Latency.PreprocessMs, r.Latency.InferMs, r.Latency.TotalMs));
+        r.Latency);
 
     private static CommitResult ToOutcome(JournalCommit c) => c.Status == CommitStatus.Enqueued
         ? new CommitResult(CommitOutcome.Committed, c.MessageId, c.Seq)
@@ -85,7 +84,7 @@ public sealed class MqttResultSink(MqttPublisher publisher) : IResultSink
 
         publisher.PublishEvent(new EventMessage
         {
-            Kind = evt.Kind.Replace('-', '_'), // the MQTT contract spells kinds in snake_case (bad_image ...)
+            Kind = evt.Kind,
             Severity = evt.Severity,
             Source = evt.SourceId,
             Message = evt.Message,

@@ -4,13 +4,14 @@ using System.Security.Cryptography;
 using System.Threading.Channels;
 using FmaEdge.Core.Decoding;
 using FmaEdge.Daemon.Configuration;
-using FmaEdge.Daemon.Hosting;
 using FmaEdge.Daemon.Models;
 using FmaEdge.Daemon.Output;
 using FmaEdge.Daemon.Sources;
 using FmaEdge.Vision;
 using Microsoft.Extensions.Logging;
 using OpenCvSharp;
+using FmaEdge.Messaging.Contract;
+using FmaEdge.Daemon.Diagnostics;
 
 namespace FmaEdge.Daemon.Pipeline;
 
@@ -595,8 +596,8 @@ public sealed class InferencePipeline : IImageSink
         DecodeLatency.Record(item.DecodeMs);
         PreprocessLatency.Record(item.PreprocessMs);
         InferLatency.Record(item.InferMs);
-        TotalLatency.Record(result.Latency.TotalMs);
-        Log.Classified(_log, w.SourceId, w.ImageId, p.Path[^1].Label, p.Path[^1].Confidence, result.Latency.TotalMs);
+        TotalLatency.Record(result.Latency.Total);
+        Log.Classified(_log, w.SourceId, w.ImageId, p.Path[^1].Label, p.Path[^1].Confidence, result.Latency.Total);
         return new WorkOutcome(WorkStatus.Published, MessageId: commit.MessageId);
     }
 

@@ -6,6 +6,7 @@ using FmaEdge.Daemon.Output;
 using FmaEdge.Daemon.Sources;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
+using FmaEdge.Daemon.Diagnostics;
 
 namespace FmaEdge.Daemon.Pipeline;
 

@@ -1,9 +1,10 @@
 using System.Diagnostics;
 using FmaEdge.Daemon.Configuration;
 using FmaEdge.Daemon.Files;
-using FmaEdge.Daemon.Hosting;
-using FmaEdge.Daemon.Pipeline;
 using Microsoft.Extensions.Logging;
+using FmaEdge.Messaging.Contract;
+using FmaEdge.Daemon.Diagnostics;
+using FmaEdge.Daemon.Output;
 
 namespace FmaEdge.Daemon.Sources;
 
@@ -93,7 +94,7 @@ public sealed class FolderSource : IImageSource, IWorkCompletion
             Log.WatcherError(_log, Id, _detail);
             if (_sink is not null)
             {
-                await Events.EmitAsync(_sink, _log, new Output.DaemonEvent(Output.EventKinds.SourceDown, "warning", $"folder source {Id}: {_detail}",
+                await Events.EmitAsync(_sink, _log, new Output.DaemonEvent(EventKinds.SourceDown, "warning", $"folder source {Id}: {_detail}",
                     _time.GetUtcNow(), Id, _folder, "missing"), ct);
             }
         }
@@ -105,7 +106,7 @@ public sealed class FolderSource : IImageSource, IWorkCompletion
             Log.SourceStarted(_log, Id, "folder", _folder);
             if (_sink is not null)
             {
-                await Events.EmitAsync(_sink, _log, new Output.DaemonEvent(Output.EventKinds.SourceUp, "info", $"folder source {Id} is back",
+                await Events.EmitAsync(_sink, _log, new Output.DaemonEvent(EventKinds.SourceUp, "info", $"folder source {Id} is back",
                     _time.GetUtcNow(), Id, _folder), ct);
             }
         }
@@ -237,7 +238,7 @@ public sealed class FolderSource : IImageSource, IWorkCompletion
                 Log.MoveRecovered(_log, Id, _doneDir);
                 if (_sink is not null)
                 {
-                    await Events.EmitAsync(_sink, _log, new Output.DaemonEvent(Output.EventKinds.MoveRecovered, "info",
+                    await Events.EmitAsync(_sink, _log, new Output.DaemonEvent(EventKinds.MoveRecovered, "info",
                         $"folder source {Id}: files move to done/ and failed/ again", _time.GetUtcNow(), Id, Path.GetDirectoryName(target)), ct);
                 }
             }
@@ -260,7 +261,7 @@ public sealed class FolderSource : IImageSource, IWorkCompletion
 
             if (first && _sink is not null)
             {
-                await Events.EmitAsync(_sink, _log, new Output.DaemonEvent(Output.EventKinds.MoveFailed, "error",
+                await Events.EmitAsync(_sink, _log, new Output.DaemonEvent(EventKinds.MoveFailed, "error",
                     $"folder source {Id}: {_detail}", _time.GetUtcNow(), Id, path, e.Message), ct);
             }
         }

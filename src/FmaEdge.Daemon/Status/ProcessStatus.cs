@@ -16,24 +16,10 @@ public sealed record ProcessStatus(double RssMiB, double ManagedHeapMiB, double 
             Math.Round(rssKiB / 1024.0, 1),
             Math.Round(gc.HeapSizeBytes / MiB, 1),
             Math.Round(gc.TotalCommittedBytes / MiB, 1),
-            Math.Round(SqliteBytes() / MiB, 1),
+            Math.Round(FmaEdge.Messaging.Outbox.SqliteOutbox.MemoryUsedBytes() / MiB, 1),
             CountEntries("/proc/self/fd"),
             (int)threads,
             [GC.CollectionCount(0), GC.CollectionCount(1), GC.CollectionCount(2)]);
-    }
-
-    /// <summary>Bytes held by SQLite's allocator (page caches, statements); 0 when this process has not loaded SQLite
-    /// (the folder sink has no outbox).</summary>
-    private static long SqliteBytes()
-    {
-        try
-        {
-            return SQLitePCL.raw.sqlite3_memory_used();
-        }
-        catch (Exception e) when (e is not OutOfMemoryException) // SQLitePCL throws a plain Exception when no provider is set
-        {
-            return 0;
-        }
     }
 
     /// <summary>VmRSS (kB) and Threads from one read of /proc/self/status; -1 for what cannot be read.</summary>

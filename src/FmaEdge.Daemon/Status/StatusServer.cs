@@ -4,6 +4,7 @@ using System.Text.Json;
 using System.Text.Json.Serialization;
 using FmaEdge.Daemon.Hosting;
 using Microsoft.Extensions.Logging;
+using FmaEdge.Daemon.Diagnostics;
 
 namespace FmaEdge.Daemon.Status;
 

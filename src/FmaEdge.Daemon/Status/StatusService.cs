@@ -4,6 +4,7 @@ using FmaEdge.Daemon.Models;
 using FmaEdge.Daemon.Output;
 using FmaEdge.Daemon.Pipeline;
 using FmaEdge.Daemon.Sources;
+using FmaEdge.Daemon.Diagnostics;
 
 namespace FmaEdge.Daemon.Status;
 

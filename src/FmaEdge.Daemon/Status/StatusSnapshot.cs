@@ -1,6 +1,6 @@
 using FmaEdge.Daemon.Output;
-using FmaEdge.Daemon.Pipeline;
 using FmaEdge.Daemon.Sources;
+using FmaEdge.Daemon.Diagnostics;
 
 namespace FmaEdge.Daemon.Status;
 

@@ -44,10 +44,26 @@ public sealed record EventMessage
     public bool Historical { get; init; }
 }
 
-/// <summary>Event kinds the daemon and the publisher emit.</summary>
+/// <summary>Event kinds the daemon and the publisher emit: the one list, spelled as docs/mqtt.md spells them.</summary>
 public static class EventKinds
 {
     public const string BadImage = "bad_image";
+    public const string Duplicate = "duplicate";
+    public const string FrameDrops = "frame_drops";
+
+    /// <summary>A camera capture blocked in native code past its deadline was given up and its thread left behind.</summary>
+    public const string CaptureAbandoned = "capture_abandoned";
+
+    /// <summary>A finished file could not be moved to done/ or failed/ (disk full, permissions); its result is stored.</summary>
+    public const string MoveFailed = "move_failed";
+
+    /// <summary>Files move to done/ and failed/ again after a <see cref="MoveFailed"/>.</summary>
+    public const string MoveRecovered = "move_recovered";
+
+    /// <summary>A result could not be stored (disk full, database error); the file is kept and retried.</summary>
+    public const string StoreFailed = "store_failed";
+    public const string Started = "started";
+    public const string Stopping = "stopping";
     public const string ModelRejected = "model_rejected";
     public const string ModelSwapped = "model_swapped";
     public const string ModelLoading = "model_loading";

@@ -56,6 +56,20 @@ public readonly record struct ResultToCommit(string Topic, ResultMessage Message
 /// Thread-safe: one connection behind one lock.</summary>
 public sealed class SqliteOutbox : IDisposable
 {
+    /// <summary>Bytes held by SQLite's allocator in this process (page caches, statements), for status and metrics; 0
+    /// when SQLite is not loaded (the folder sink has no outbox).</summary>
+    public static long MemoryUsedBytes()
+    {
+        try
+        {
+            return SQLitePCL.raw.sqlite3_memory_used();
+        }
+        catch (Exception e) when (e is not OutOfMemoryException) // SQLitePCL throws a plain Exception when no provider is set
+        {
+            return 0;
+        }
+    }
+
     /// <summary>Kind of a result row (dropped first when the cap is hit).</summary>
     public const string KindResult = "result";
 

@@ -23,7 +23,7 @@ public sealed class ModelHotSwapTests
         await using var d = await DaemonHarness.StartAsync(tmp.Path, services: s =>
             s.AddSingleton(sp => ActivatorUtilities.CreateInstance<ModelManager>(sp, (TimeProvider)modelClock)));
         Assert.Equal(shaA, d.Models.Current!.Classifier.Model.Sha256);
-        List<string?> Rejected() => d.Events("model-rejected").Select(e => Path.GetFileName(e.GetProperty("subject").GetString())).ToList();
+        List<string?> Rejected() => d.Events("model_rejected").Select(e => Path.GetFileName(e.GetProperty("subject").GetString())).ToList();
         Task SettleAsync(Func<bool> judged, string what) => DaemonHarness.WaitUntilAsync(() =>
         {
             modelClock.Advance(TimeSpan.FromMilliseconds(100));
@@ -83,7 +83,7 @@ public sealed class ModelHotSwapTests
         Assert.Contains("garbage.onnx", rejected);
         Assert.Contains("b-truncated.onnx", rejected);
         Assert.DoesNotContain("model-b.onnx", rejected);
-        var swapped = d.Events("model-swapped");
+        var swapped = d.Events("model_swapped");
         Assert.Single(swapped);
         Assert.Equal(shaB, swapped[0].GetProperty("data").GetProperty("sha256").GetString());
 

@@ -48,7 +48,7 @@ public sealed class BadImageTests
             Assert.False(string.IsNullOrWhiteSpace(reason), name + " has a reason");
         }
 
-        var events = d.Events("bad-image");
+        var events = d.Events("bad_image");
         Assert.Equal(bad.Count + 1, events.Count);
         string ReasonOf(string name) => events.Single(e => e.GetProperty("subject").GetString()!.EndsWith(name, StringComparison.Ordinal)).GetProperty("reason").GetString()!;
         Assert.Equal("empty", ReasonOf("empty.png"));

@@ -45,8 +45,8 @@ public sealed class CameraSourceTests
         var r = d.Results("cam1")[0];
         Assert.Equal(128, r.GetProperty("width").GetInt32());
         Assert.StartsWith("cam1-", r.GetProperty("imageId").GetString(), StringComparison.Ordinal);
-        var ups = d.Events("source-up").Count;
-        var downs = d.Events("source-down").Count;
+        var ups = d.Events("source_up").Count;
+        var downs = d.Events("source_down").Count;
         Assert.True(ups >= 2 && ups - downs is 0 or 1, $"each loss is a source-down paired with a later source-up ({ups} up, {downs} down)");
     }
 

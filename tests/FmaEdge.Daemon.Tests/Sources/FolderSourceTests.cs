@@ -241,7 +241,7 @@ public sealed class FolderSourceTests
         var snap = d.Status.Snapshot();
         Assert.Equal("degraded", snap.Health);
         Assert.Contains(snap.Problems, p => p.Contains("line1", StringComparison.Ordinal) && p.Contains("missing", StringComparison.Ordinal));
-        await DaemonHarness.WaitUntilAsync(() => d.Events("source-down").Count == 1, "the source-down event");
+        await DaemonHarness.WaitUntilAsync(() => d.Events("source_down").Count == 1, "the source-down event");
         Assert.False(Directory.Exists(d.Inbox)); // not recreated underneath the mount point
 
         foreach (var img in TestPaths.SampleImages("val", perLeaf: 1).Take(3))
@@ -252,7 +252,7 @@ public sealed class FolderSourceTests
         Directory.Move(away, d.Inbox);
         await DaemonHarness.WaitUntilAsync(() => d.Results().Count == 3 && d.Pipeline.InFlight == 0, "the files once the folder is back");
         await DaemonHarness.WaitUntilAsync(() => d.Status.Snapshot().Sources[0].State == "watching", "the source back to watching");
-        await DaemonHarness.WaitUntilAsync(() => d.Events("source-up").Count == 1, "the source-up event");
+        await DaemonHarness.WaitUntilAsync(() => d.Events("source_up").Count == 1, "the source-up event");
 
         d.Drop(TestPaths.SampleImages("val", perLeaf: 1).Skip(3).Take(1)); // the renewed watcher sees new files
         await DaemonHarness.WaitUntilAsync(() => d.Results().Count == 4, "a file dropped after the return");

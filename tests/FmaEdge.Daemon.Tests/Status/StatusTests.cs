@@ -75,7 +75,7 @@ public sealed class StatusTests
         using var doc = JsonDocument.Parse(o.ToString());
         Assert.Equal("degraded", doc.RootElement.GetProperty("health").GetString());
         Assert.Contains(doc.RootElement.GetProperty("problems").EnumerateArray(), p => p.GetString()!.StartsWith("disk low", StringComparison.Ordinal));
-        await DaemonHarness.WaitUntilAsync(() => d.Events("disk-low").Count == 1, "the disk-low event", 10_000);
+        await DaemonHarness.WaitUntilAsync(() => d.Events("disk_low").Count == 1, "the disk-low event", 10_000);
     }
 
     [Fact]

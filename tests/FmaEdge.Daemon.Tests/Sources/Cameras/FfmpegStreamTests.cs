@@ -38,7 +38,7 @@ public sealed class FfmpegStreamTests : IDisposable
         try
         {
             await RunOutageAsync(d, server, "udp");
-            var down = d.Events("source-down").Select(e => e.GetProperty("message").GetString()).ToList();
+            var down = d.Events("source_down").Select(e => e.GetProperty("message").GetString()).ToList();
             // UDP has no connection to lose: only the deadline on the pipe (or the source's frame-age watch) can notice.
             Assert.Contains(down, m => m!.Contains("no data from ffmpeg", StringComparison.Ordinal) || m.Contains("stalled", StringComparison.Ordinal));
         }
@@ -73,14 +73,14 @@ public sealed class FfmpegStreamTests : IDisposable
 
         server.Kill();
         await DaemonHarness.WaitUntilAsync(() => CamState() != "streaming", "the loss seen", 30_000);
-        await DaemonHarness.WaitUntilAsync(() => d.Events("source-down").Count >= 1, "source-down event", 30_000);
+        await DaemonHarness.WaitUntilAsync(() => d.Events("source_down").Count >= 1, "source-down event", 30_000);
         await Task.Delay(1500); // refused (http) or silent (udp) reconnect attempts with backoff
         Assert.NotEqual("streaming", CamState());
         var before = d.Results("cam1").Count;
         server.Start();
         await WaitAsync(() => CamState() == "streaming", "streaming again after the server returned");
         await DaemonHarness.WaitUntilAsync(() => d.Results("cam1").Count >= before + 5, "results after the server returned", 30_000);
-        Assert.True(d.Events("source-up").Count >= 2, "a source-up for each start");
+        Assert.True(d.Events("source_up").Count >= 2, "a source-up for each start");
 
         // Stop the stream, let the pipeline empty: every frame taken was published once or dropped and counted.
         server.Kill();

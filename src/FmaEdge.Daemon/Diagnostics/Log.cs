@@ -1,6 +1,6 @@
 using Microsoft.Extensions.Logging;
 
-namespace FmaEdge.Daemon.Hosting;
+namespace FmaEdge.Daemon.Diagnostics;
 
 /// <summary>Every log line the daemon writes, with stable event ids (1xxx host, 2xxx sources, 3xxx pipeline,
 /// 4xxx models, 5xxx status/output). Ids never change meaning; journal queries and alerts may rely on them.</summary>

@@ -1,6 +1,6 @@
 using System.Diagnostics;
 
-namespace FmaEdge.Daemon.Pipeline;
+namespace FmaEdge.Daemon.Diagnostics;
 
 /// <summary>Events per second over the last ~10 seconds. Thread-safe.</summary>
 public sealed class RateMeter

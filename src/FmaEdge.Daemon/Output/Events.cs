@@ -1,7 +1,7 @@
-using FmaEdge.Daemon.Output;
 using Microsoft.Extensions.Logging;
+using FmaEdge.Daemon.Diagnostics;
 
-namespace FmaEdge.Daemon.Hosting;
+namespace FmaEdge.Daemon.Output;
 
 /// <summary>Publishes events without letting a delivery problem break the caller. Stateless and thread-safe.</summary>
 public static class Events
