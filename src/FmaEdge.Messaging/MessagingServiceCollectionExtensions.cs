@@ -10,21 +10,35 @@ namespace FmaEdge.Messaging;
 /// the publisher, both as singletons and hosted services.</summary>
 public static class MessagingServiceCollectionExtensions
 {
-    /// <summary>Adds <see cref="EmbeddedBroker"/> and <see cref="MqttPublisher"/>. The options are validated now
-    /// (throws listing every problem); the outbox is opened when the publisher is first resolved.</summary>
-    public static IServiceCollection AddFmaEdgeMessaging(this IServiceCollection services, MqttOptions options, string version)
+    /// <summary>Adds the <see cref="MqttPublisher"/> and, when <c>options.Embedded.Enabled</c>, the
+    /// <see cref="EmbeddedBroker"/> as a hosted service (started before anything registered later, stopped after it). The
+    /// options are validated now (throws listing every problem); the outbox is opened when the publisher is first resolved.
+    /// <paramref name="session"/> gives the publisher its session id (default: a new UUID v7). With
+    /// <paramref name="hostPublisher"/> the host starts and stops the publisher too; the daemon passes false because it
+    /// starts the publisher after loading the model and drains it before stopping.</summary>
+    public static IServiceCollection AddFmaEdgeMessaging(this IServiceCollection services, MqttOptions options, string version,
+        Func<IServiceProvider, string>? session = null, bool hostPublisher = true)
     {
         ArgumentNullException.ThrowIfNull(options);
         options.ThrowIfInvalid();
         var snapshot = options.Clone();
-        services.AddSingleton(sp => new EmbeddedBroker(snapshot.Embedded, sp.GetService<ILogger<EmbeddedBroker>>()));
-        services.AddSingleton(sp => new MqttPublisher(snapshot, version, sp.GetService<ILogger<MqttPublisher>>(), sp.GetService<TimeProvider>()));
 
         // Hosted services start in registration order and stop in reverse: broker up before the publisher
         // connects, publisher drained and "offline" before the broker goes away.
         // (AddHostedService would de-duplicate two registrations of the same adapter type.)
-        services.AddSingleton<IHostedService>(sp => new HostedAdapter(sp.GetRequiredService<EmbeddedBroker>()));
-        services.AddSingleton<IHostedService>(sp => new HostedAdapter(sp.GetRequiredService<MqttPublisher>()));
+        if (snapshot.Embedded.Enabled)
+        {
+            services.AddSingleton(sp => new EmbeddedBroker(snapshot.Embedded, sp.GetService<ILogger<EmbeddedBroker>>()));
+            services.AddSingleton<IHostedService>(sp => new HostedAdapter(sp.GetRequiredService<EmbeddedBroker>()));
+        }
+
+        services.AddSingleton(sp => new MqttPublisher(snapshot, version, sp.GetService<ILogger<MqttPublisher>>(), sp.GetService<TimeProvider>(),
+            session?.Invoke(sp)));
+        if (hostPublisher)
+        {
+            services.AddSingleton<IHostedService>(sp => new HostedAdapter(sp.GetRequiredService<MqttPublisher>()));
+        }
+
         return services;
     }
 

@@ -44,10 +44,13 @@ public static class ServiceCollectionExtensions
             AddMqttSink(services, options);
         }
 
+        // The sink's two roles, for parts that need only one.
+        services.TryAddSingleton<IReporter>(sp => sp.GetRequiredService<IResultSink>());
+        services.TryAddSingleton<IResultJournal>(sp => sp.GetRequiredService<IResultSink>());
         services.TryAddSingleton<IClassifierLoader, OnnxClassifierLoader>();
         services.TryAddSingleton<ModelManager>(); // tests register one first, on a clock of their own
         services.AddSingleton<InferencePipeline>();
-        services.AddSingleton(sp => new SourceSet(CreateSources(options, sp.GetRequiredService<IResultSink>(), sp.GetRequiredService<ILoggerFactory>(),
+        services.AddSingleton(sp => new SourceSet(CreateSources(options, sp.GetRequiredService<IReporter>(), sp.GetRequiredService<ILoggerFactory>(),
             sp.GetRequiredService<TimeProvider>())));
         services.AddSingleton(sp => new StatusService(options, sp.GetRequiredService<DaemonSession>(), sp.GetRequiredService<ModelManager>(),
             sp.GetRequiredService<InferencePipeline>(), sp.GetRequiredService<SourceSet>(), sp.GetRequiredService<IResultSink>(),
@@ -67,9 +70,9 @@ public static class ServiceCollectionExtensions
         return services;
     }
 
-    /// <summary>The MQTT sink: the publisher with its durable outbox in StateDir, and the embedded broker when enabled.
-    /// The broker is a hosted service registered before the daemon, so it is up before the daemon connects and
-    /// stops only after the daemon has drained and published "offline". The daemon starts and stops the sink.</summary>
+    /// <summary>The MQTT sink: the publisher with its durable outbox in StateDir, and the embedded broker when enabled
+    /// (registered before the daemon, so it is up before the daemon connects and stops only after the daemon has drained
+    /// and published "offline"). The daemon starts and stops the publisher itself.</summary>
     private static void AddMqttSink(IServiceCollection services, FmaEdgeOptions options)
     {
         var mqtt = options.Mqtt.Clone();
@@ -83,22 +86,8 @@ public static class ServiceCollectionExtensions
             mqtt.OutboxPath = Path.Combine(options.Paths.ResolvedStateDir, mqtt.OutboxPath);
         }
 
-        if (mqtt.Embedded.Enabled)
-        {
-            services.TryAddSingleton(sp => new EmbeddedBroker(mqtt.Embedded, sp.GetService<ILogger<EmbeddedBroker>>()));
-            services.AddSingleton<IHostedService>(sp => new HostedBroker(sp.GetRequiredService<EmbeddedBroker>()));
-        }
-
-        services.TryAddSingleton(sp => new MqttPublisher(mqtt, StatusService.Version, sp.GetService<ILogger<MqttPublisher>>(),
-            sp.GetService<TimeProvider>(), session: sp.GetRequiredService<DaemonSession>().Id));
+        services.AddFmaEdgeMessaging(mqtt, StatusService.Version, session: sp => sp.GetRequiredService<DaemonSession>().Id, hostPublisher: false);
         services.TryAddSingleton<IResultSink>(sp => new MqttResultSink(sp.GetRequiredService<MqttPublisher>()));
-    }
-
-    private sealed class HostedBroker(EmbeddedBroker broker) : IHostedService
-    {
-        public Task StartAsync(CancellationToken cancellationToken) => broker.StartAsync(cancellationToken);
-
-        public Task StopAsync(CancellationToken cancellationToken) => broker.StopAsync(cancellationToken);
     }
 
     /// <summary>The status socket path the options ask for.</summary>
@@ -107,7 +96,7 @@ public static class ServiceCollectionExtensions
             ? Path.Combine(options.Paths.ResolvedRuntimeDir, "status.sock")
             : Path.GetFullPath(options.Status.Socket);
 
-    private static List<IImageSource> CreateSources(FmaEdgeOptions options, IResultSink sink, ILoggerFactory loggers, TimeProvider time) =>
+    private static List<IImageSource> CreateSources(FmaEdgeOptions options, IReporter sink, ILoggerFactory loggers, TimeProvider time) =>
         options.Sources.Where(s => s.Enabled).Select(s => s.Type switch
         {
             "folder" => (IImageSource)new FolderSource(s, loggers.CreateLogger($"FmaEdge.Sources.{s.Id}"), sink, time),

@@ -18,7 +18,7 @@ public sealed class ModelManager : IAsyncDisposable
 {
     private readonly FmaEdgeOptions _options;
     private readonly IClassifierLoader _loader;
-    private readonly IResultSink _sink;
+    private readonly IReporter _sink;
     private readonly ILogger _log;
     private readonly TimeProvider _time;
     private readonly string _dir;
@@ -36,7 +36,7 @@ public sealed class ModelManager : IAsyncDisposable
     private Task? _loop;
     private int _disposed;
 
-    public ModelManager(FmaEdgeOptions options, IClassifierLoader loader, IResultSink sink, ILogger<ModelManager> log, TimeProvider? time = null)
+    public ModelManager(FmaEdgeOptions options, IClassifierLoader loader, IReporter sink, ILogger<ModelManager> log, TimeProvider? time = null)
     {
         _options = options;
         _loader = loader;

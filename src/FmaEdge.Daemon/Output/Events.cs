@@ -7,7 +7,7 @@ namespace FmaEdge.Daemon.Output;
 public static class Events
 {
     /// <summary>Publishes <paramref name="evt"/>; a sink failure is logged, never thrown.</summary>
-    public static async ValueTask EmitAsync(IResultSink sink, ILogger log, DaemonEvent evt, CancellationToken cancellationToken)
+    public static async ValueTask EmitAsync(IReporter sink, ILogger log, DaemonEvent evt, CancellationToken cancellationToken)
     {
         try
         {

@@ -3,16 +3,28 @@ using FmaEdge.Messaging.Contract;
 
 namespace FmaEdge.Daemon.Output;
 
-/// <summary>What the pipeline needs from messaging: a durable place for results and a channel for events and the
-/// retained status/model facts. The MQTT publisher (durable outbox + published journal) implements it in production;
-/// <see cref="JsonFolderResultSink"/> in tests and offline use.
-/// Thread-safety: implementations must accept calls from several threads at once; the pipeline calls
-/// <see cref="CommitResultAsync"/> from one thread in arrival order per source and expects that order to be kept.</summary>
-public interface IResultSink : IAsyncDisposable
+/// <summary>Where results go, in two roles: <see cref="IResultJournal"/> (durable: what was committed, commit results)
+/// and <see cref="IReporter"/> (best effort: events, retained status and model, stats), plus the connection's life. The
+/// MQTT sink (durable outbox + published journal) implements it in production, <see cref="JsonFolderResultSink"/> in
+/// tests and offline use; a second protocol is one more implementation. Parts that only report (sources, the model
+/// manager) take an <see cref="IReporter"/>.
+/// Thread-safety: implementations must accept calls from several threads at once.</summary>
+public interface IResultSink : IResultJournal, IReporter, IAsyncDisposable
 {
     /// <summary>Starts connections and replays anything stored but not yet delivered. Called once before any other member.</summary>
     Task StartAsync(CancellationToken cancellationToken);
 
+    /// <summary>Delivery state for the status snapshot; cheap and non-blocking.</summary>
+    SinkState State { get; }
+
+    /// <summary>Delivers what can be delivered within the token's time and stops (SIGTERM drain). Results still undelivered stay stored.</summary>
+    Task StopAsync(CancellationToken cancellationToken);
+}
+
+/// <summary>The durable half of a sink: the journal of committed results. The pipeline calls
+/// <see cref="CommitResultAsync"/> from one thread in arrival order per source and expects that order to be kept.</summary>
+public interface IResultJournal
+{
     /// <summary>The message id of the result already committed for (<paramref name="sourceId"/>, <paramref name="fileKey"/>),
     /// or null when there is none, so a restarted daemon or a re-sent file need not be classified again (the journal of
     /// what was published). Cheap; called for every file.</summary>
@@ -47,9 +59,14 @@ public interface IResultSink : IAsyncDisposable
 
         return new BatchCommit(stored, null);
     }
+}
 
+/// <summary>The best-effort half of a sink: what the floor is told besides results. Never throws for a delivery
+/// problem.</summary>
+public interface IReporter
+{
     /// <summary>Publishes an event (bad image, duplicate, model swapped/rejected, source down/up, disk low). Best effort
-    /// but should be stored while offline; never throws for a delivery problem.</summary>
+    /// but should be stored while offline.</summary>
     ValueTask PublishEventAsync(DaemonEvent evt, CancellationToken cancellationToken);
 
     /// <summary>Publishes the retained node status (online, version, session, model). Latest value wins.</summary>
@@ -59,17 +76,11 @@ public interface IResultSink : IAsyncDisposable
     ValueTask PublishModelAsync(ModelMessage model, CancellationToken cancellationToken);
 
     /// <summary>Publishes periodic statistics (the whole status snapshot: counts, per-source state, latency percentiles,
-    /// disk). Not stored while offline: stale stats are worthless. Never throws for a delivery problem.</summary>
+    /// disk). Not stored while offline: stale stats are worthless.</summary>
     ValueTask PublishStatsAsync(Status.StatusSnapshot stats, CancellationToken cancellationToken);
-
-    /// <summary>Delivery state for the status snapshot; cheap and non-blocking.</summary>
-    SinkState State { get; }
-
-    /// <summary>Delivers what can be delivered within the token's time and stops (SIGTERM drain). Results still undelivered stay stored.</summary>
-    Task StopAsync(CancellationToken cancellationToken);
 }
 
-/// <summary>Outcome of <see cref="IResultSink.CommitResultAsync"/>.</summary>
+/// <summary>Outcome of <see cref="IResultJournal.CommitResultAsync"/>.</summary>
 public enum CommitOutcome
 {
     /// <summary>Stored for the first time and queued for delivery.</summary>
@@ -83,7 +94,7 @@ public enum CommitOutcome
 /// duplicate the earlier result's message id (and sequence 0: nothing was stored).</summary>
 public sealed record CommitResult(CommitOutcome Outcome, string MessageId, long Sequence = 0);
 
-/// <summary>Outcome of <see cref="IResultSink.CommitResultsAsync"/>: outcomes of the first <c>Stored.Count</c> results;
+/// <summary>Outcome of <see cref="IResultJournal.CommitResultsAsync"/>: outcomes of the first <c>Stored.Count</c> results;
 /// a non-null <see cref="Failure"/> means the rest were not stored.</summary>
 public sealed record BatchCommit(IReadOnlyList<CommitResult> Stored, Exception? Failure);
 

@@ -25,7 +25,7 @@ public sealed class CameraSource : IImageSource, IWorkCompletion
 
     private readonly SourceOptions _options;
     private readonly ILogger _log;
-    private readonly IResultSink _sink;
+    private readonly IReporter _sink;
     private readonly TimeProvider _time;
     private readonly Channel<ImageWork> _queue;
     private readonly RateMeter _rate = new();
@@ -47,7 +47,7 @@ public sealed class CameraSource : IImageSource, IWorkCompletion
     private string? _detail;
     private DateTime _triggerFileStamp;
 
-    public CameraSource(SourceOptions options, IResultSink sink, ILogger log, TimeProvider? time = null)
+    public CameraSource(SourceOptions options, IReporter sink, ILogger log, TimeProvider? time = null)
     {
         _options = options;
         _sink = sink;

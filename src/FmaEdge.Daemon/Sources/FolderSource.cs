@@ -16,7 +16,7 @@ namespace FmaEdge.Daemon.Sources;
 public sealed class FolderSource : IImageSource, IWorkCompletion
 {
     private readonly SourceOptions _options;
-    private readonly Output.IResultSink? _sink;
+    private readonly Output.IReporter? _sink;
     private readonly ILogger _log;
     private readonly TimeProvider _time;
     private readonly string _folder;
@@ -51,7 +51,7 @@ public sealed class FolderSource : IImageSource, IWorkCompletion
     private string _state = "stopped";
     private string? _detail;
 
-    public FolderSource(SourceOptions options, ILogger log, Output.IResultSink? sink = null, TimeProvider? time = null)
+    public FolderSource(SourceOptions options, ILogger log, Output.IReporter? sink = null, TimeProvider? time = null)
     {
         _options = options;
         _sink = sink;
