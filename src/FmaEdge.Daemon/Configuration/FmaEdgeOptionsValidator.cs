@@ -115,68 +115,15 @@ public static partial class FmaEdgeOptionsValidator
             e.Add($"{k}:Id '{s.Id}' is used by another source");
         }
 
-        switch (s.Type)
+        if (Sources.SourceTypes.All.TryGetValue(s.Type, out var type))
         {
-            case "folder":
-                if (string.IsNullOrWhiteSpace(s.Path))
-                {
-                    e.Add($"{k}:Path is required for a folder source");
-                }
-                else if (!folders.Add(Path.GetFullPath(s.Path)))
-                {
-                    e.Add($"{k}:Path '{s.Path}' is watched by another source");
-                }
-
-                if (s.Completion is not ("stable" or "rename"))
-                {
-                    e.Add($"{k}:Completion '{s.Completion}' is not stable or rename");
-                }
-
-                if (s.After is not ("move" or "leave"))
-                {
-                    e.Add($"{k}:After '{s.After}' is not move or leave");
-                }
-
-                if (s.ExtensionList.Count == 0 || s.ExtensionList.Any(x => !x.StartsWith('.')))
-                {
-                    e.Add($"{k}:Extensions must list comma-separated extensions starting with '.'");
-                }
-
-                Range(e, $"{k}:StableMs", s.StableMs, 0, 600_000);
-                Range(e, $"{k}:RescanSeconds", s.RescanSeconds, 1, 3600);
-                break;
-            case "camera":
-                if (string.IsNullOrWhiteSpace(s.Uri))
-                {
-                    e.Add($"{k}:Uri is required for a camera source");
-                }
-
-                if (!Sources.Cameras.CameraBackends.All.Contains(s.Backend))
-                {
-                    e.Add($"{k}:Backend '{s.Backend}' is not {string.Join(", ", Sources.Cameras.CameraBackends.All)}");
-                }
-
-                if (s.Sampling is not ("continuous" or "interval" or "trigger"))
-                {
-                    e.Add($"{k}:Sampling '{s.Sampling}' is not continuous, interval or trigger");
-                }
-
-                if (!(s.FpsLimit >= 0 && s.FpsLimit <= 1000))
-                {
-                    e.Add($"{k}:FpsLimit {s.FpsLimit} is outside 0..1000");
-                }
-
-                Range(e, $"{k}:IntervalMs", s.IntervalMs, 10, 86_400_000);
-                Range(e, $"{k}:StallSeconds", s.StallSeconds, 1, 3600);
-                Range(e, $"{k}:OpenTimeoutSeconds", s.OpenTimeoutSeconds, 1, 3600);
-                Range(e, $"{k}:MaxStuckCaptures", s.MaxStuckCaptures, 1, 64);
-                Range(e, $"{k}:ReconnectMinMs", s.ReconnectMinMs, 10, 600_000);
-                Range(e, $"{k}:ReconnectMaxMs", s.ReconnectMaxMs, s.ReconnectMinMs, 3_600_000);
-                Range(e, $"{k}:QueueCapacity", s.QueueCapacity, 1, 1000);
-                break;
-            default:
-                e.Add($"{k}:Type '{s.Type}' is not folder or camera");
-                break;
+            var errors = new ConfigErrors();
+            type.Validate(s, k, errors, folders);
+            e.AddRange(errors.All);
+        }
+        else
+        {
+            e.Add($"{k}:Type '{s.Type}' is not {string.Join(" or ", Sources.SourceTypes.All.Keys)}");
         }
     }
 

@@ -97,9 +97,7 @@ public static class ServiceCollectionExtensions
             : Path.GetFullPath(options.Status.Socket);
 
     private static List<IImageSource> CreateSources(FmaEdgeOptions options, IReporter sink, ILoggerFactory loggers, TimeProvider time) =>
-        options.Sources.Where(s => s.Enabled).Select(s => s.Type switch
-        {
-            "folder" => (IImageSource)new FolderSource(s, loggers.CreateLogger($"FmaEdge.Sources.{s.Id}"), sink, time),
-            _ => new CameraSource(s, sink, loggers.CreateLogger($"FmaEdge.Sources.{s.Id}"), time),
-        }).ToList();
+        options.Sources.Where(s => s.Enabled)
+            .Select(s => SourceTypes.All[s.Type].Create(s, sink, loggers.CreateLogger($"FmaEdge.Sources.{s.Id}"), time))
+            .ToList();
 }

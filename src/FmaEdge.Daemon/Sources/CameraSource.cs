@@ -64,6 +64,39 @@ public sealed class CameraSource : IImageSource, IWorkCompletion
         });
     }
 
+    /// <summary>Checks a camera source's settings (<paramref name="key"/>: its configuration path; <paramref name="watched"/>:
+    /// folders other sources watch).</summary>
+    public static void Validate(SourceOptions s, string key, ConfigErrors errors, ISet<string> watched)
+    {
+        if (string.IsNullOrWhiteSpace(s.Uri))
+        {
+            errors.Add($"{key}:Uri is required for a camera source");
+        }
+
+        if (!Cameras.CameraBackends.All.Contains(s.Backend))
+        {
+            errors.Add($"{key}:Backend '{s.Backend}' is not {string.Join(", ", Cameras.CameraBackends.All)}");
+        }
+
+        if (s.Sampling is not ("continuous" or "interval" or "trigger"))
+        {
+            errors.Add($"{key}:Sampling '{s.Sampling}' is not continuous, interval or trigger");
+        }
+
+        if (!(s.FpsLimit >= 0 && s.FpsLimit <= 1000))
+        {
+            errors.Add($"{key}:FpsLimit {s.FpsLimit} is outside 0..1000");
+        }
+
+        errors.Range($"{key}:IntervalMs", s.IntervalMs, 10, 86_400_000);
+        errors.Range($"{key}:StallSeconds", s.StallSeconds, 1, 3600);
+        errors.Range($"{key}:OpenTimeoutSeconds", s.OpenTimeoutSeconds, 1, 3600);
+        errors.Range($"{key}:MaxStuckCaptures", s.MaxStuckCaptures, 1, 64);
+        errors.Range($"{key}:ReconnectMinMs", s.ReconnectMinMs, 10, 600_000);
+        errors.Range($"{key}:ReconnectMaxMs", s.ReconnectMaxMs, s.ReconnectMinMs, 3_600_000);
+        errors.Range($"{key}:QueueCapacity", s.QueueCapacity, 1, 1000);
+    }
+
     public string Id => _options.Id;
 
     public Task StartAsync(IImageSink input, CancellationToken cancellationToken)

@@ -64,6 +64,38 @@ public sealed class FolderSource : IImageSource, IWorkCompletion
         _tracker = new StableFileTracker(TimeSpan.FromMilliseconds(options.StableMs), seenMeansComplete: options.Completion == "rename", _time);
     }
 
+    /// <summary>Checks a folder source's settings (<paramref name="key"/>: its configuration path; <paramref name="watched"/>:
+    /// folders other sources watch).</summary>
+    public static void Validate(SourceOptions s, string key, ConfigErrors errors, ISet<string> watched)
+    {
+        if (string.IsNullOrWhiteSpace(s.Path))
+        {
+            errors.Add($"{key}:Path is required for a folder source");
+        }
+        else if (!watched.Add(Path.GetFullPath(s.Path)))
+        {
+            errors.Add($"{key}:Path '{s.Path}' is watched by another source");
+        }
+
+        if (s.Completion is not ("stable" or "rename"))
+        {
+            errors.Add($"{key}:Completion '{s.Completion}' is not stable or rename");
+        }
+
+        if (s.After is not ("move" or "leave"))
+        {
+            errors.Add($"{key}:After '{s.After}' is not move or leave");
+        }
+
+        if (s.ExtensionList.Count == 0 || s.ExtensionList.Any(x => !x.StartsWith('.')))
+        {
+            errors.Add($"{key}:Extensions must list comma-separated extensions starting with '.'");
+        }
+
+        errors.Range($"{key}:StableMs", s.StableMs, 0, 600_000);
+        errors.Range($"{key}:RescanSeconds", s.RescanSeconds, 1, 3600);
+    }
+
     public string Id => _options.Id;
 
     /// <summary>Where processed files go in move mode.</summary>
