@@ -57,8 +57,12 @@ public class ModelTests
         int[] dims = [40, 80, 160, 320];
         var expected = new Dictionary<string, long[]>
         {
-            ["stem.0.weight"] = [40, 3, 4, 4], ["stem.0.bias"] = [40], ["stem.1.weight"] = [40], ["stem.1.bias"] = [40],
-            ["head.norm.weight"] = [320], ["head.norm.bias"] = [320],
+            ["stem.0.weight"] = [40, 3, 4, 4],
+            ["stem.0.bias"] = [40],
+            ["stem.1.weight"] = [40],
+            ["stem.1.bias"] = [40],
+            ["head.norm.weight"] = [320],
+            ["head.norm.bias"] = [320],
         };
         for (var s = 0; s < 4; s++)
         {

@@ -1,9 +1,9 @@
 using System.CommandLine;
 using FmaEdge.Daemon.Configuration;
+using FmaEdge.Daemon.Diagnostics;
 using FmaEdge.Daemon.Hosting;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
-using FmaEdge.Daemon.Diagnostics;
 
 namespace FmaEdge.Cli.Commands;
 

@@ -1,14 +1,14 @@
 using System.Globalization;
 using FmaEdge.Daemon.Configuration;
+using FmaEdge.Daemon.Diagnostics;
 using FmaEdge.Daemon.Models;
 using FmaEdge.Daemon.Output;
 using FmaEdge.Daemon.Pipeline;
 using FmaEdge.Daemon.Status;
+using FmaEdge.Messaging.Contract;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Hosting.Systemd;
 using Microsoft.Extensions.Logging;
-using FmaEdge.Messaging.Contract;
-using FmaEdge.Daemon.Diagnostics;
 
 namespace FmaEdge.Daemon.Hosting;
 

@@ -1,10 +1,10 @@
 using FmaEdge.Core.Contract;
 using FmaEdge.Daemon.Configuration;
+using FmaEdge.Daemon.Diagnostics;
 using FmaEdge.Daemon.Files;
 using FmaEdge.Daemon.Output;
-using Microsoft.Extensions.Logging;
 using FmaEdge.Messaging.Contract;
-using FmaEdge.Daemon.Diagnostics;
+using Microsoft.Extensions.Logging;
 
 namespace FmaEdge.Daemon.Models;
 

@@ -1,10 +1,10 @@
 using FmaEdge.Daemon.Configuration;
+using FmaEdge.Daemon.Diagnostics;
 using FmaEdge.Daemon.Pipeline;
 using FmaEdge.Daemon.Sources;
 using FmaEdge.Daemon.Status;
 using FmaEdge.Messaging.Contract;
 using Prometheus;
-using FmaEdge.Daemon.Diagnostics;
 
 namespace FmaEdge.Daemon.Monitoring;
 

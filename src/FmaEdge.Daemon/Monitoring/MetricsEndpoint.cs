@@ -1,10 +1,10 @@
 using System.Net;
 using System.Net.Sockets;
 using FmaEdge.Daemon.Configuration;
+using FmaEdge.Daemon.Diagnostics;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 using Prometheus;
-using FmaEdge.Daemon.Diagnostics;
 
 namespace FmaEdge.Daemon.Monitoring;
 

@@ -1,5 +1,5 @@
-using Microsoft.Extensions.Logging;
 using FmaEdge.Daemon.Diagnostics;
+using Microsoft.Extensions.Logging;
 
 namespace FmaEdge.Daemon.Output;
 

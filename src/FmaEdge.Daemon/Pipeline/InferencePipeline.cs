@@ -4,14 +4,14 @@ using System.Security.Cryptography;
 using System.Threading.Channels;
 using FmaEdge.Core.Decoding;
 using FmaEdge.Daemon.Configuration;
+using FmaEdge.Daemon.Diagnostics;
 using FmaEdge.Daemon.Models;
 using FmaEdge.Daemon.Output;
 using FmaEdge.Daemon.Sources;
+using FmaEdge.Messaging.Contract;
 using FmaEdge.Vision;
 using Microsoft.Extensions.Logging;
 using OpenCvSharp;
-using FmaEdge.Messaging.Contract;
-using FmaEdge.Daemon.Diagnostics;
 
 namespace FmaEdge.Daemon.Pipeline;
 

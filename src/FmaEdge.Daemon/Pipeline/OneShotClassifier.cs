@@ -1,12 +1,12 @@
 using System.Collections.Concurrent;
 using System.Diagnostics;
 using FmaEdge.Daemon.Configuration;
+using FmaEdge.Daemon.Diagnostics;
 using FmaEdge.Daemon.Models;
 using FmaEdge.Daemon.Output;
 using FmaEdge.Daemon.Sources;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
-using FmaEdge.Daemon.Diagnostics;
 
 namespace FmaEdge.Daemon.Pipeline;
 

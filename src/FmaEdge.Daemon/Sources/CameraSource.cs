@@ -2,12 +2,12 @@ using System.Diagnostics;
 using System.Globalization;
 using System.Threading.Channels;
 using FmaEdge.Daemon.Configuration;
+using FmaEdge.Daemon.Diagnostics;
 using FmaEdge.Daemon.Output;
 using FmaEdge.Daemon.Sources.Cameras;
+using FmaEdge.Messaging.Contract;
 using Microsoft.Extensions.Logging;
 using OpenCvSharp;
-using FmaEdge.Messaging.Contract;
-using FmaEdge.Daemon.Diagnostics;
 
 namespace FmaEdge.Daemon.Sources;
 

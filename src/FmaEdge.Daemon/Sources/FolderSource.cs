@@ -1,10 +1,10 @@
 using System.Diagnostics;
 using FmaEdge.Daemon.Configuration;
-using FmaEdge.Daemon.Files;
-using Microsoft.Extensions.Logging;
-using FmaEdge.Messaging.Contract;
 using FmaEdge.Daemon.Diagnostics;
+using FmaEdge.Daemon.Files;
 using FmaEdge.Daemon.Output;
+using FmaEdge.Messaging.Contract;
+using Microsoft.Extensions.Logging;
 
 namespace FmaEdge.Daemon.Sources;
 

@@ -2,9 +2,9 @@ using System.Net.Sockets;
 using System.Text;
 using System.Text.Json;
 using System.Text.Json.Serialization;
+using FmaEdge.Daemon.Diagnostics;
 using FmaEdge.Daemon.Hosting;
 using Microsoft.Extensions.Logging;
-using FmaEdge.Daemon.Diagnostics;
 
 namespace FmaEdge.Daemon.Status;
 

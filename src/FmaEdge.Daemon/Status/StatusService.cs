@@ -1,10 +1,10 @@
 using System.Reflection;
 using FmaEdge.Daemon.Configuration;
+using FmaEdge.Daemon.Diagnostics;
 using FmaEdge.Daemon.Models;
 using FmaEdge.Daemon.Output;
 using FmaEdge.Daemon.Pipeline;
 using FmaEdge.Daemon.Sources;
-using FmaEdge.Daemon.Diagnostics;
 
 namespace FmaEdge.Daemon.Status;
 

@@ -1,6 +1,6 @@
+using FmaEdge.Daemon.Diagnostics;
 using FmaEdge.Daemon.Output;
 using FmaEdge.Daemon.Sources;
-using FmaEdge.Daemon.Diagnostics;
 
 namespace FmaEdge.Daemon.Status;
 

@@ -1,9 +1,9 @@
 using System.Security.Cryptography;
 using FmaEdge.Daemon.Models;
-using Microsoft.Extensions.DependencyInjection;
-using Microsoft.Extensions.Time.Testing;
 using FmaEdge.Daemon.Tests.Support;
 using FmaEdge.TestSupport;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Time.Testing;
 
 namespace FmaEdge.Daemon.Tests.Models;
 

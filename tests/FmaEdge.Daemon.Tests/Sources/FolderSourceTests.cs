@@ -1,12 +1,12 @@
 using System.Collections.Concurrent;
+using System.Security.Cryptography;
+using FmaEdge.Daemon.Configuration;
+using FmaEdge.Daemon.Sources;
+using FmaEdge.Daemon.Tests.Support;
+using FmaEdge.TestSupport;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging.Abstractions;
 using Microsoft.Extensions.Time.Testing;
-using FmaEdge.Daemon.Configuration;
-using FmaEdge.Daemon.Sources;
-using System.Security.Cryptography;
-using FmaEdge.Daemon.Tests.Support;
-using FmaEdge.TestSupport;
 
 namespace FmaEdge.Daemon.Tests.Sources;
 

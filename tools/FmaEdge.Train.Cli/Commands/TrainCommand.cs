@@ -89,16 +89,22 @@ internal static class TrainCommand
             {
                 Data = new DatasetSource
                 {
-                    DataDir = Full(r.GetValue(Data)), ValDir = Full(r.GetValue(Val)), ValFraction = r.GetValue(ValFraction),
+                    DataDir = Full(r.GetValue(Data)),
+                    ValDir = Full(r.GetValue(Val)),
+                    ValFraction = r.GetValue(ValFraction),
                     CalibDir = Full(r.GetValue(Calib)),
                     CalibFraction = r.GetValue(Calib) is null ? r.GetValue(CalibFraction) : 0,
-                    TreeFile = Full(r.GetValue(Tree)), ManifestCsv = Full(r.GetValue(Manifest)),
+                    TreeFile = Full(r.GetValue(Tree)),
+                    ManifestCsv = Full(r.GetValue(Manifest)),
                 },
                 RunDir = r.GetValue(Out)!,
                 Model = new ModelConfig
                 {
-                    Model = BackboneRegistry.Canonical(r.GetValue(Model)!), Head = HeadKinds.Parse(r.GetValue(Head)!).Name(),
-                    HeadHidden = r.GetValue(HeadHidden), DropPath = r.GetValue(DropPath), ImageSize = r.GetValue(ImgSize),
+                    Model = BackboneRegistry.Canonical(r.GetValue(Model)!),
+                    Head = HeadKinds.Parse(r.GetValue(Head)!).Name(),
+                    HeadHidden = r.GetValue(HeadHidden),
+                    DropPath = r.GetValue(DropPath),
+                    ImageSize = r.GetValue(ImgSize),
                 },
                 Loss = r.GetValue(Loss)!,
                 BCnn = r.GetValue(BCnn),

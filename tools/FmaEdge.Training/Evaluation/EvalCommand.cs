@@ -1,8 +1,8 @@
 using System.Globalization;
 using FmaEdge.Core.Contract;
 using FmaEdge.Core.Taxonomy;
-using FmaEdge.Training.Reporting;
 using FmaEdge.Inference;
+using FmaEdge.Training.Reporting;
 using FmaEdge.Vision;
 
 namespace FmaEdge.Training.Evaluation;
@@ -26,11 +26,11 @@ public static class EvalCommand
         try
         {
             var options = new EvaluationOptions
-                {
-                    BatchSize = batchSize,
-                    Inference = new InferenceOptions { Providers = [.. providers ?? [ExecutionProviders.Cpu]] },
-                    Progress = new ConsoleProgress(output, "eval"),
-                };
+            {
+                BatchSize = batchSize,
+                Inference = new InferenceOptions { Providers = [.. providers ?? [ExecutionProviders.Cpu]] },
+                Progress = new ConsoleProgress(output, "eval"),
+            };
             var result = ModelEvaluator.Evaluate(modelPath, dataPath, options, cancellationToken);
             var doc = EvalReport.Build(result);
             EvalReport.WriteFile(doc, jsonOut);

@@ -147,7 +147,13 @@ public sealed class Trainer(TrainingOptions options, ITrainingReporter reporter)
             var record = TrainEpoch(model, optimizer, loss, trainCache, pre, tree, opts, epoch, schedule, levelWeights.For(epoch, opts.Epochs), batchesPerEpoch, loaderThreads, device, ref step,
                 () => Checkpoint.Save(InterruptedDir(runDir), model, optimizer, new CheckpointState
                 {
-                    Kind = "interrupted", CompletedEpochs = epoch, GlobalStep = step, BestMetric = best, BestEpoch = bestEpoch, Options = opts, Tree = treeJson,
+                    Kind = "interrupted",
+                    CompletedEpochs = epoch,
+                    GlobalStep = step,
+                    BestMetric = best,
+                    BestEpoch = bestEpoch,
+                    Options = opts,
+                    Tree = treeJson,
                 }), ct);
 
             if (valCache.Count > 0)
@@ -159,8 +165,14 @@ public sealed class Trainer(TrainingOptions options, ITrainingReporter reporter)
             history.Epochs.Add(record);
             var state = new CheckpointState
             {
-                Kind = "epoch", CompletedEpochs = epoch + 1, GlobalStep = step, Options = opts, Tree = treeJson, ValTop1 = record.ValTop1,
-                BestMetric = best, BestEpoch = bestEpoch,
+                Kind = "epoch",
+                CompletedEpochs = epoch + 1,
+                GlobalStep = step,
+                Options = opts,
+                Tree = treeJson,
+                ValTop1 = record.ValTop1,
+                BestMetric = best,
+                BestEpoch = bestEpoch,
             };
             if (record.ValTop1 is { } t && (best is null || t[^1] > best.Value))
             {
