@@ -19,7 +19,11 @@ public sealed class OnnxClassifier : IDisposable
     private readonly int[] _classes;
 
     // Runs hold the read side, Dispose the write side (see the class summary).
+    // Never disposed (CA2213): a Classify call may still be waiting to enter when Dispose returns, and disposing the lock
+    // under a waiter throws; it holds no OS handle until contended, and then only until it is collected.
+#pragma warning disable CA2213
     private readonly ReaderWriterLockSlim _lifetime = new(LockRecursionPolicy.NoRecursion);
+#pragma warning restore CA2213
     private bool _disposed;
     private readonly RunOptions _runOptions = new();
 

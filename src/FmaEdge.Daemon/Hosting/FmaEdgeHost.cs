@@ -30,7 +30,9 @@ public static class FmaEdgeHost
             h.ShutdownTimeout = TimeSpan.FromSeconds(30); // systemd's TimeoutStopSec (45 s) leaves room beyond this
             h.ServicesStartConcurrently = false;
         });
+#pragma warning disable CA2000 // AddSerilog(dispose: true) owns the logger and disposes it with the host
         builder.Services.AddSerilog(CreateLogger(options), dispose: true);
+#pragma warning restore CA2000
         configure?.Invoke(builder);
         builder.Services.AddFmaEdge(configuration);
         return builder;

@@ -19,7 +19,7 @@ namespace FmaEdge.Daemon.Pipeline;
 /// decode + preprocess -> batched inference -> commit/publish. Each stage is one task, so arrival order is kept end to
 /// end; bounded channels keep memory flat (file sources wait when the input is full). Models swap only between
 /// batches. <see cref="WriteAsync"/> is thread-safe; Start and Drain are called once each by the host.</summary>
-public sealed class InferencePipeline : IImageSink
+public sealed class InferencePipeline : IImageSink, IDisposable
 {
     private readonly FmaEdgeOptions _options;
     private readonly ModelManager _models;
@@ -169,6 +169,9 @@ public sealed class InferencePipeline : IImageSink
             return false;
         }
     }
+
+    /// <summary>Releases the stages' cancellation source; call after <see cref="DrainAsync"/> (the host does, at the end).</summary>
+    public void Dispose() => _abort?.Dispose();
 
     private async Task DecodeStageAsync(CancellationToken ct)
     {

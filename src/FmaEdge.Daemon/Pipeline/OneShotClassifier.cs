@@ -20,12 +20,12 @@ public sealed class OneShotClassifier(FmaEdgeOptions options, ILoggerFactory? lo
     /// <see cref="InvalidOperationException"/> when no model can be loaded.</summary>
     public async Task<OneShotReport> RunAsync(IReadOnlyList<string> files, CancellationToken cancellationToken)
     {
-        var sink = new MemoryResultSink();
+        await using var sink = new MemoryResultSink();
         var session = new DaemonSession();
         var loader = new OnnxClassifierLoader(options, _loggers);
         await using var models = new ModelManager(options, loader, sink, _loggers.CreateLogger<ModelManager>());
         await models.LoadInitialAsync(cancellationToken);
-        var pipeline = new InferencePipeline(options, models, sink, _loggers.CreateLogger<InferencePipeline>(), session);
+        using var pipeline = new InferencePipeline(options, models, sink, _loggers.CreateLogger<InferencePipeline>(), session);
         var outcomes = new ConcurrentDictionary<long, (ImageWork Work, WorkOutcome Outcome)>();
         pipeline.Finished += (w, o) => outcomes[w.Sequence] = (w, o);
         var completion = new NoopCompletion();

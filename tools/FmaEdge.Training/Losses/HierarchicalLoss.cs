@@ -186,5 +186,7 @@ public sealed class HierarchicalLoss : IDisposable
         {
             t?.Dispose();
         }
+
+        _beta.Dispose();
     }
 }

@@ -36,6 +36,16 @@ internal sealed class VitAttention : nn.Module<Tensor, Tensor>
     // Kept alive with the module: a temporary Scalar can be freed during the native call (see Scalars).
     private readonly TorchSharp.Scalar _scale;
 
+    protected override void Dispose(bool disposing)
+    {
+        if (disposing)
+        {
+            _scale.Dispose();
+        }
+
+        base.Dispose(disposing);
+    }
+
     /// <summary>Components are registered explicitly under timm's names; reflection would add duplicates.</summary>
     protected override void RegisterComponents()
     {
