@@ -55,11 +55,14 @@ public static class FmaEdgeConfiguration
     {
         var section = configuration.GetSection(FmaEdgeOptions.Section);
         var errors = new List<string>();
-        UnknownKeys(section, typeof(FmaEdgeOptions), errors);
+        var badValues = new List<string>();
+        UnknownKeys(section, typeof(FmaEdgeOptions), errors, badValues);
         var options = new FmaEdgeOptions();
         try
         {
-            section.Bind(options);
+            // A value outside a closed set is reported above by name; the rest still binds, so every other problem is
+            // listed in the same round.
+            (badValues.Count == 0 ? section : Without(configuration, badValues).GetSection(FmaEdgeOptions.Section)).Bind(options);
         }
         catch (InvalidOperationException e)
         {
@@ -70,8 +73,14 @@ public static class FmaEdgeConfiguration
         return errors.Count > 0 ? throw new ConfigurationErrorsException(errors) : options;
     }
 
-    /// <summary>A misspelt key would silently keep its default; report it instead.</summary>
-    private static void UnknownKeys(IConfigurationSection section, Type type, List<string> errors)
+    /// <summary>The configuration without the keys in <paramref name="paths"/>.</summary>
+    private static IConfiguration Without(IConfiguration configuration, List<string> paths) =>
+        new ConfigurationBuilder().AddInMemoryCollection(configuration.AsEnumerable()
+            .Where(kv => kv.Value is not null && !paths.Contains(kv.Key, StringComparer.OrdinalIgnoreCase))).Build();
+
+    /// <summary>A misspelt key would silently keep its default, and a value outside a closed set (an enum) would stop the
+    /// binding at the first one: report both by name (<paramref name="badValues"/> collects the paths of such values).</summary>
+    private static void UnknownKeys(IConfigurationSection section, Type type, List<string> errors, List<string> badValues)
     {
         foreach (var child in section.GetChildren())
         {
@@ -83,20 +92,31 @@ public static class FmaEdgeConfiguration
             }
 
             var t = prop.PropertyType;
-            if (t.IsGenericType && t.GetGenericTypeDefinition() == typeof(List<>))
+            if (t.IsEnum)
+            {
+                // Names only (the binder would also take numbers), any case; shown as the docs spell them.
+                var names = Enum.GetNames(t);
+                if (child.Value is not { } v || !names.Contains(v, StringComparer.OrdinalIgnoreCase))
+                {
+                    var allowed = names.Select(n => n.ToLowerInvariant()).ToList();
+                    errors.Add($"{child.Path} '{child.Value}' is not {string.Join(", ", allowed[..^1])} or {allowed[^1]}");
+                    badValues.Add(child.Path);
+                }
+            }
+            else if (t.IsGenericType && t.GetGenericTypeDefinition() == typeof(List<>))
             {
                 var item = t.GetGenericArguments()[0];
                 if (item.IsClass && item != typeof(string))
                 {
                     foreach (var element in child.GetChildren())
                     {
-                        UnknownKeys(element, item, errors);
+                        UnknownKeys(element, item, errors, badValues);
                     }
                 }
             }
             else if (t.IsClass && t != typeof(string))
             {
-                UnknownKeys(child, t, errors);
+                UnknownKeys(child, t, errors, badValues);
             }
         }
     }

@@ -158,12 +158,12 @@ public sealed class SourceOptions
 
     /// <summary>"stable": wait until size and time stamp stay unchanged for <see cref="StableMs"/>;
     /// "rename": writers rename complete files in, so any file seen is complete.</summary>
-    public string Completion { get; set; } = "stable";
+    public FolderCompletion Completion { get; set; } = FolderCompletion.Stable;
 
     public int StableMs { get; set; } = 500;
 
     /// <summary>After processing: "move" to done/ or failed/ (with a .reason.txt), or "leave" (the journal prevents reprocessing).</summary>
-    public string After { get; set; } = "move";
+    public FolderAfter After { get; set; } = FolderAfter.Move;
 
     /// <summary>Where processed files go in move mode. Empty: &lt;Path&gt;/done and &lt;Path&gt;/failed.</summary>
     public string DoneDir { get; set; } = "";
@@ -191,7 +191,7 @@ public sealed class SourceOptions
 
     /// <summary>"continuous" (every frame up to <see cref="FpsLimit"/>), "interval" (one frame every <see cref="IntervalMs"/>),
     /// or "trigger" (the latest frame when triggered by touching <see cref="TriggerFile"/> or via the status socket).</summary>
-    public string Sampling { get; set; } = "continuous";
+    public CameraSampling Sampling { get; set; } = CameraSampling.Continuous;
 
     /// <summary>Frames per second passed on at most (0 = no limit).</summary>
     public double FpsLimit { get; set; } = 5;
@@ -240,7 +240,7 @@ public sealed class PipelineOptions
 /// module to register its <c>IResultSink</c>.</summary>
 public sealed class OutputOptions
 {
-    public string Type { get; set; } = "mqtt";
+    public OutputType Type { get; set; } = OutputType.Mqtt;
 
     /// <summary>Folder for the "folder" type. Empty: &lt;StateDir&gt;/results.</summary>
     public string Path { get; set; } = "";
@@ -291,4 +291,47 @@ public sealed class LoggingSettings
 
     /// <summary>Write compact JSON lines instead of text to the console.</summary>
     public bool JsonConsole { get; set; }
+}
+
+/// <summary>When a folder source takes a file (<c>Completion</c>).</summary>
+public enum FolderCompletion
+{
+    /// <summary>Once size and time stamp stayed unchanged for StableMs (or at once when renamed in).</summary>
+    Stable,
+
+    /// <summary>Writers rename complete files in, so any file seen is complete.</summary>
+    Rename,
+}
+
+/// <summary>What a folder source does with a finished file (<c>After</c>).</summary>
+public enum FolderAfter
+{
+    /// <summary>To done/, or to failed/ with a reason file.</summary>
+    Move,
+
+    /// <summary>Left in place; the journal keeps it from being processed again.</summary>
+    Leave,
+}
+
+/// <summary>Which frames a camera source passes on (<c>Sampling</c>).</summary>
+public enum CameraSampling
+{
+    /// <summary>Every frame, up to FpsLimit.</summary>
+    Continuous,
+
+    /// <summary>One frame every IntervalMs.</summary>
+    Interval,
+
+    /// <summary>The latest frame when triggered.</summary>
+    Trigger,
+}
+
+/// <summary>Where results go (<c>Output:Type</c>).</summary>
+public enum OutputType
+{
+    /// <summary>MQTT through the durable outbox.</summary>
+    Mqtt,
+
+    /// <summary>JSON files in a folder (tests, offline use).</summary>
+    Folder,
 }

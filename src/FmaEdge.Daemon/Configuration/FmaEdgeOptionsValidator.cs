@@ -63,14 +63,9 @@ public static partial class FmaEdgeOptionsValidator
         Range(e, $"{p}:Pipeline:StallSeconds", pl.StallSeconds, 5, 3600);
         Range(e, $"{p}:Pipeline:MaxImageBytes", pl.MaxImageBytes, 1024, 2L * 1024 * 1024 * 1024);
 
-        if (o.Output.Type == "mqtt")
+        if (o.Output.Type == OutputType.Mqtt)
         {
             e.AddRange(o.Mqtt.Validate().Select(x => $"{p}:Mqtt: {x}"));
-        }
-
-        if (o.Output.Type is not ("mqtt" or "folder"))
-        {
-            e.Add($"{p}:Output:Type '{o.Output.Type}' is not mqtt or folder");
         }
 
         Range(e, $"{p}:Status:IntervalSeconds", o.Status.IntervalSeconds, 1, 3600);

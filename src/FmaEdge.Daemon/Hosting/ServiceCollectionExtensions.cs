@@ -32,7 +32,7 @@ public static class ServiceCollectionExtensions
         services.TryAddSingleton<DaemonSession>();
         services.TryAddSingleton<ISystemdNotifier, SystemdNotifier>();
         services.TryAddSingleton(_ => WatchdogSettings.FromEnvironment());
-        if (options.Output.Type == "folder")
+        if (options.Output.Type == OutputType.Folder)
         {
             var path = string.IsNullOrWhiteSpace(options.Output.Path)
                 ? Path.Combine(options.Paths.ResolvedStateDir, "results")

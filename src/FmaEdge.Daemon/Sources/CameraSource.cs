@@ -78,11 +78,6 @@ public sealed class CameraSource : IImageSource, IWorkCompletion
             errors.Add($"{key}:Backend '{s.Backend}' is not {string.Join(", ", Cameras.CameraBackends.All)}");
         }
 
-        if (s.Sampling is not ("continuous" or "interval" or "trigger"))
-        {
-            errors.Add($"{key}:Sampling '{s.Sampling}' is not continuous, interval or trigger");
-        }
-
         if (!(s.FpsLimit >= 0 && s.FpsLimit <= 1000))
         {
             errors.Add($"{key}:FpsLimit {s.FpsLimit} is outside 0..1000");
@@ -156,7 +151,7 @@ public sealed class CameraSource : IImageSource, IWorkCompletion
 
     public bool Trigger()
     {
-        if (_options.Sampling != "trigger")
+        if (_options.Sampling != CameraSampling.Trigger)
         {
             return false;
         }
@@ -410,8 +405,8 @@ public sealed class CameraSource : IImageSource, IWorkCompletion
             attempt.Opened.TrySetResult((grabber.Info.Width, grabber.Info.Height));
             var minGap = _options.Sampling switch
             {
-                "interval" => TimeSpan.FromMilliseconds(_options.IntervalMs),
-                "continuous" when _options.FpsLimit > 0 => TimeSpan.FromSeconds(1 / _options.FpsLimit),
+                CameraSampling.Interval => TimeSpan.FromMilliseconds(_options.IntervalMs),
+                CameraSampling.Continuous when _options.FpsLimit > 0 => TimeSpan.FromSeconds(1 / _options.FpsLimit),
                 _ => TimeSpan.Zero,
             };
             var lastSent = 0L;
@@ -434,7 +429,7 @@ public sealed class CameraSource : IImageSource, IWorkCompletion
 
                 Interlocked.Exchange(ref _lastFrameTimestamp, _time.GetTimestamp());
                 bool take;
-                if (_options.Sampling == "trigger")
+                if (_options.Sampling == CameraSampling.Trigger)
                 {
                     take = TakeTrigger();
                 }

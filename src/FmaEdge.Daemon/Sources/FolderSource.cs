@@ -61,7 +61,7 @@ public sealed class FolderSource : IImageSource, IWorkCompletion
         _doneDir = string.IsNullOrWhiteSpace(options.DoneDir) ? Path.Combine(_folder, "done") : Path.GetFullPath(options.DoneDir);
         _failedDir = string.IsNullOrWhiteSpace(options.FailedDir) ? Path.Combine(_folder, "failed") : Path.GetFullPath(options.FailedDir);
         _extensions = new HashSet<string>(options.ExtensionList, StringComparer.OrdinalIgnoreCase);
-        _tracker = new StableFileTracker(TimeSpan.FromMilliseconds(options.StableMs), seenMeansComplete: options.Completion == "rename", _time);
+        _tracker = new StableFileTracker(TimeSpan.FromMilliseconds(options.StableMs), seenMeansComplete: options.Completion == FolderCompletion.Rename, _time);
     }
 
     /// <summary>Checks a folder source's settings (<paramref name="key"/>: its configuration path; <paramref name="watched"/>:
@@ -75,16 +75,6 @@ public sealed class FolderSource : IImageSource, IWorkCompletion
         else if (!watched.Add(Path.GetFullPath(s.Path)))
         {
             errors.Add($"{key}:Path '{s.Path}' is watched by another source");
-        }
-
-        if (s.Completion is not ("stable" or "rename"))
-        {
-            errors.Add($"{key}:Completion '{s.Completion}' is not stable or rename");
-        }
-
-        if (s.After is not ("move" or "leave"))
-        {
-            errors.Add($"{key}:After '{s.After}' is not move or leave");
         }
 
         if (s.ExtensionList.Count == 0 || s.ExtensionList.Any(x => !x.StartsWith('.')))
@@ -147,7 +137,7 @@ public sealed class FolderSource : IImageSource, IWorkCompletion
     public Task StartAsync(IImageSink input, CancellationToken cancellationToken)
     {
         Directory.CreateDirectory(_folder);
-        if (_options.After == "move")
+        if (_options.After == FolderAfter.Move)
         {
             Directory.CreateDirectory(_doneDir);
             Directory.CreateDirectory(_failedDir);
@@ -224,13 +214,13 @@ public sealed class FolderSource : IImageSource, IWorkCompletion
                 return; // stays in the folder for the next start
             }
 
-            if (_options.After == "move" && StableFileTracker.Probe(path) is not null)
+            if (_options.After == FolderAfter.Move && StableFileTracker.Probe(path) is not null)
             {
                 await MoveAsync(path, outcome, cancellationToken);
                 return;
             }
 
-            if (_options.After == "move" && outcome.Status == WorkStatus.Failed)
+            if (_options.After == FolderAfter.Move && outcome.Status == WorkStatus.Failed)
             {
                 // Gone before it could be set aside (deleted while queued): the reason file alone records what happened.
                 await SetAside.WriteReasonAsync(SetAside.UniqueTarget(_failedDir, Path.GetFileName(path)), outcome.Reason ?? "unknown", cancellationToken);
@@ -451,7 +441,7 @@ public sealed class FolderSource : IImageSource, IWorkCompletion
                         Sequence = Interlocked.Increment(ref _sequence),
                         ImageId = Path.GetFileName(path),
                         FilePath = path,
-                        SilentIfCommitted = _options.After == "leave",
+                        SilentIfCommitted = _options.After == FolderAfter.Leave,
                         CapturedUtc = SafeMtime(path),
                         ArrivalTimestamp = Stopwatch.GetTimestamp(),
                         Completion = this,

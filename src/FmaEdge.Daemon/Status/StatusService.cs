@@ -136,7 +136,7 @@ public sealed class StatusService(FmaEdgeOptions options, DaemonSession session,
         {
             paths.Add(Path.GetFullPath(s.Path));
             // done/ and failed/ may sit on another file system; a full one there stops files from being finished.
-            if (s.After == "move")
+            if (s.After == FolderAfter.Move)
             {
                 paths.AddRange(new[] { s.DoneDir, s.FailedDir }.Where(d => !string.IsNullOrWhiteSpace(d) && Directory.Exists(d)).Select(Path.GetFullPath));
             }

@@ -12,7 +12,7 @@ public sealed class ConfigurationTests
         var o = FmaEdgeConfiguration.Bind(FmaEdgeConfiguration.Build(systemConfigDir: Path.Combine(tmp.Path, "none")));
         Assert.Equal(["tensorrt", "cuda", "cpu"], o.Inference.ProviderList);
         Assert.Equal(8, o.Inference.MaxBatch);
-        Assert.Equal("mqtt", o.Output.Type);
+        Assert.Equal(OutputType.Mqtt, o.Output.Type);
         Assert.Empty(o.Sources);
     }
 
@@ -52,6 +52,28 @@ public sealed class ConfigurationTests
         }
 
         Assert.Equal(expected.Length, ex.Errors.Count);
+    }
+
+    [Fact]
+    public void Bind_ClosedSets_NamesInAnyCaseNumbersRefusedByName()
+    {
+        using var tmp = new TempFolder("cfg");
+        Dictionary<string, string?> Folder(string after, string completion) => new()
+        {
+            ["FmaEdge:Sources:0:Id"] = "line1",
+            ["FmaEdge:Sources:0:Path"] = tmp.File("inbox"),
+            ["FmaEdge:Sources:0:After"] = after,
+            ["FmaEdge:Sources:0:Completion"] = completion,
+            ["FmaEdge:Output:Type"] = "Folder",
+        };
+        var ok = FmaEdgeConfiguration.Bind(FmaEdgeConfiguration.Build(systemConfigDir: tmp.File("none"), overrides: Folder("LEAVE", "rename")));
+        Assert.Equal((FolderAfter.Leave, FolderCompletion.Rename, OutputType.Folder), (ok.Sources[0].After, ok.Sources[0].Completion, ok.Output.Type));
+
+        // The binder alone would take "1" for the second name; a number is not a documented value.
+        var ex = Assert.Throws<ConfigurationErrorsException>(() =>
+            FmaEdgeConfiguration.Bind(FmaEdgeConfiguration.Build(systemConfigDir: tmp.File("none"), overrides: Folder("1", "stabel"))));
+        Assert.Equal(["FmaEdge:Sources:0:After '1' is not move or leave", "FmaEdge:Sources:0:Completion 'stabel' is not stable or rename"],
+            ex.Errors.Order(StringComparer.Ordinal));
     }
 
     [Fact]
