@@ -68,7 +68,7 @@ public sealed class FmaEdgeDaemon(
         var m = models.Current!.Classifier;
         Log.Ready(log, m.Model.Manifest.Model.Id, m.Model.ShortHash, m.ExecutionProvider, sources.All.Count);
         await PublishStatusAsync(online: true, cancellationToken);
-        await Events.EmitAsync(sink, log, new DaemonEvent(EventKinds.Started, "info",
+        await Events.EmitAsync(sink, log, new DaemonEvent(EventKinds.Started, EventSeverity.Info,
             $"fma-edge {StatusService.Version} started, serving {m.Model.Manifest.Model.Id} {m.Model.ShortHash} on {m.ExecutionProvider}",
             time.GetUtcNow()), cancellationToken);
         // READY=1 here, not only from the systemd lifetime: this is the moment the model is warm and sources are open,
@@ -100,7 +100,7 @@ public sealed class FmaEdgeDaemon(
             await (_heartbeat ?? Task.CompletedTask).ContinueWith(_ => { }, TaskScheduler.Default);
         }
 
-        await Events.EmitAsync(sink, log, new DaemonEvent(EventKinds.Stopping, "info",
+        await Events.EmitAsync(sink, log, new DaemonEvent(EventKinds.Stopping, EventSeverity.Info,
             $"stopping cleanly after {pipeline.Published} result(s) this session", time.GetUtcNow()), CancellationToken.None);
         await PublishStatusAsync(online: false, CancellationToken.None);
         await sink.StopAsync(cancellationToken);
@@ -208,7 +208,7 @@ public sealed class FmaEdgeDaemon(
         {
             _diskLowReported = true;
             Log.DiskLow(log, low.Path, low.FreeMiB, options.Health.DiskFloorMiB);
-            await Events.EmitAsync(sink, log, new DaemonEvent(EventKinds.DiskLow, "warning",
+            await Events.EmitAsync(sink, log, new DaemonEvent(EventKinds.DiskLow, EventSeverity.Warning,
                 $"{low.FreeMiB} MiB free on {low.Path}, below the {options.Health.DiskFloorMiB} MiB floor", time.GetUtcNow(), Subject: low.Path), ct);
         }
         else if (low is null)

@@ -159,7 +159,7 @@ public sealed class ModelManager : IAsyncDisposable
         Log.ModelSwapped(_log, m.Manifest.Model.Id, m.ShortHash, previous?.ShortHash ?? "-");
         _ = Task.Run(async () =>
         {
-            await Events.EmitAsync(_sink, _log, new DaemonEvent(EventKinds.ModelSwapped, "info",
+            await Events.EmitAsync(_sink, _log, new DaemonEvent(EventKinds.ModelSwapped, EventSeverity.Info,
                 $"now serving {m.Manifest.Model.Id} {m.ShortHash} on {next.Classifier.ExecutionProvider}", _time.GetUtcNow(), Subject: m.Path)
             {
                 Data = new Dictionary<string, string> { ["sha256"] = m.Sha256, ["previous_sha256"] = previous?.Sha256 ?? "" },
@@ -287,14 +287,14 @@ public sealed class ModelManager : IAsyncDisposable
             return;
         }
 
-        await Events.EmitAsync(_sink, _log, new DaemonEvent(EventKinds.ModelLoading, "info",
+        await Events.EmitAsync(_sink, _log, new DaemonEvent(EventKinds.ModelLoading, EventSeverity.Info,
             $"loading and warming {report.Model.Manifest.Model.Id} {report.Model.ShortHash} beside the serving model", _time.GetUtcNow(), Subject: path), ct);
         var slot = await Task.Run(() => TryLoad(path, ct), ct);
         if (slot is null)
         {
             var reasons = LastRejection?.Reasons ?? [];
             var aside = await SetAsideAsync(path, reasons, "load", ct);
-            await Events.EmitAsync(_sink, _log, new DaemonEvent(EventKinds.ModelRejected, "warning",
+            await Events.EmitAsync(_sink, _log, new DaemonEvent(EventKinds.ModelRejected, EventSeverity.Warning,
                 $"kept serving {Current?.Classifier.Model.ShortHash}: {string.Join("; ", reasons)}", _time.GetUtcNow(),
                 Subject: path, Reason: reasons.Count > 0 ? reasons[0] : null)
             {
@@ -317,7 +317,7 @@ public sealed class ModelManager : IAsyncDisposable
         Interlocked.Increment(ref _rejected);
         Log.ModelRejected(_log, path, string.Join("; ", reasons));
         var aside = await SetAsideAsync(path, reasons, "validate", ct);
-        await Events.EmitAsync(_sink, _log, new DaemonEvent(EventKinds.ModelRejected, "warning",
+        await Events.EmitAsync(_sink, _log, new DaemonEvent(EventKinds.ModelRejected, EventSeverity.Warning,
             $"model file refused, kept serving {Current?.Classifier.Model.ShortHash ?? "nothing"}: {string.Join("; ", reasons)}",
             _time.GetUtcNow(), Subject: path, Reason: reasons.Count > 0 ? reasons[0] : null)
         {

@@ -159,7 +159,7 @@ public sealed class DaemonMetrics
             foreach (var src in s.Sources)
             {
                 string[] labels = [src.Id, src.Type];
-                _sourceUp.WithLabels(labels).Set(src.State is "watching" or "streaming" ? 1 : 0);
+                _sourceUp.WithLabels(labels).Set(SourceStates.IsUp(src.State) ? 1 : 0);
                 _sourceFrames.WithLabels(labels).IncTo(src.Frames);
                 _sourceDropped.WithLabels(labels).IncTo(src.Dropped);
                 _sourceErrors.WithLabels(labels).IncTo(src.Errors);

@@ -528,7 +528,7 @@ public sealed class InferencePipeline : IImageSink, IDisposable
             case WorkStatus.Failed:
                 _failedByReason.AddOrUpdate(early.Reason!, 1, (_, n) => n + 1);
                 Log.BadImage(_log, w.SourceId, w.ImageId, early.Reason!, item.FailDetail ?? "");
-                await Events.EmitAsync(_sink, _log, new DaemonEvent(EventKinds.BadImage, "warning",
+                await Events.EmitAsync(_sink, _log, new DaemonEvent(EventKinds.BadImage, EventSeverity.Warning,
                     $"{w.ImageId} set aside: {early.Reason}: {item.FailDetail}", _time.GetUtcNow(), w.SourceId, w.FilePath ?? w.ImageId, early.Reason)
                 {
                     Data = item.Sha256 is null ? null : new Dictionary<string, string> { ["sha256"] = item.Sha256 },
@@ -577,7 +577,7 @@ public sealed class InferencePipeline : IImageSink, IDisposable
         {
             // Once per episode: the floor learns why results stopped (the sink sends it directly when its own store
             // is what failed).
-            await Events.EmitAsync(_sink, _log, new DaemonEvent(EventKinds.StoreFailed, "error",
+            await Events.EmitAsync(_sink, _log, new DaemonEvent(EventKinds.StoreFailed, EventSeverity.Error,
                 $"results cannot be stored: {e.Message}; files are kept and retried", _time.GetUtcNow(), w.SourceId, w.FilePath ?? w.ImageId, e.Message), ct);
         }
 
@@ -608,7 +608,7 @@ public sealed class InferencePipeline : IImageSink, IDisposable
     {
         var w = item.Work;
         Log.Duplicate(_log, w.SourceId, w.ImageId, original ?? "(journal)");
-        await Events.EmitAsync(_sink, _log, new DaemonEvent(EventKinds.Duplicate, "info",
+        await Events.EmitAsync(_sink, _log, new DaemonEvent(EventKinds.Duplicate, EventSeverity.Info,
             $"{w.ImageId} has the same content as an image already published; not reported again", _time.GetUtcNow(), w.SourceId,
             w.FilePath ?? w.ImageId, "duplicate")
         {

@@ -43,7 +43,7 @@ public sealed class CameraSource : IImageSource, IWorkCompletion
     private long _sequence;
     private long _lastFrameTimestamp;
     private int _triggers;
-    private string _state = "stopped";
+    private string _state = SourceStates.Stopped;
     private string? _detail;
     private DateTime _triggerFileStamp;
 
@@ -97,7 +97,7 @@ public sealed class CameraSource : IImageSource, IWorkCompletion
     public Task StartAsync(IImageSink input, CancellationToken cancellationToken)
     {
         _cts = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
-        _state = "connecting";
+        _state = SourceStates.Connecting;
         _supervisor = Task.Run(() => SuperviseAsync(_cts.Token), CancellationToken.None);
         _pump = Task.Run(() => PumpAsync(input, _cts.Token), CancellationToken.None);
         if (_options.TriggerFile.Length > 0 && File.Exists(_options.TriggerFile))
@@ -146,7 +146,7 @@ public sealed class CameraSource : IImageSource, IWorkCompletion
             w.Frame?.Dispose();
         }
 
-        _state = "stopped";
+        _state = SourceStates.Stopped;
     }
 
     public bool Trigger()
@@ -219,14 +219,14 @@ public sealed class CameraSource : IImageSource, IWorkCompletion
             }
             else if (attempt.Opened.Task.Result is { } s)
             {
-                _state = "streaming";
+                _state = SourceStates.Streaming;
                 _detail = null;
                 delay = _options.ReconnectMinMs;
                 Log.CameraUp(_log, Id, _options.Uri, s.Width, s.Height);
                 if (!wasUp)
                 {
                     wasUp = true;
-                    await Events.EmitAsync(_sink, _log, new DaemonEvent(EventKinds.SourceUp, "info", $"camera {Id} streaming {s.Width}x{s.Height}", _time.GetUtcNow(), Id, _options.Uri), ct);
+                    await Events.EmitAsync(_sink, _log, new DaemonEvent(EventKinds.SourceUp, EventSeverity.Info, $"camera {Id} streaming {s.Width}x{s.Height}", _time.GetUtcNow(), Id, _options.Uri), ct);
                 }
 
                 reason = await WatchAsync(attempt, ct);
@@ -245,13 +245,13 @@ public sealed class CameraSource : IImageSource, IWorkCompletion
             }
 
             Interlocked.Increment(ref _errors);
-            _state = "reconnecting";
+            _state = SourceStates.Reconnecting;
             _detail = reason;
             Log.CameraDown(_log, Id, reason, delay);
             if (wasUp)
             {
                 wasUp = false;
-                await Events.EmitAsync(_sink, _log, new DaemonEvent(EventKinds.SourceDown, "warning", $"camera {Id} down: {reason}", _time.GetUtcNow(), Id, _options.Uri, reason), ct);
+                await Events.EmitAsync(_sink, _log, new DaemonEvent(EventKinds.SourceDown, EventSeverity.Warning, $"camera {Id} down: {reason}", _time.GetUtcNow(), Id, _options.Uri, reason), ct);
             }
 
             await Task.Delay(TimeSpan.FromMilliseconds(delay), _time, ct).ContinueWith(_ => { }, TaskScheduler.Default);
@@ -301,7 +301,7 @@ public sealed class CameraSource : IImageSource, IWorkCompletion
                 return;
             }
 
-            _state = "reconnecting";
+            _state = SourceStates.Reconnecting;
             _detail = $"{stuck.Count} capture attempt(s) stuck in native code; waiting for one to return before trying again";
             await Task.WhenAny(stuck.Select(a => a.Finished.Task).Append(Task.Delay(Timeout.InfiniteTimeSpan, ct)));
         }
@@ -320,7 +320,7 @@ public sealed class CameraSource : IImageSource, IWorkCompletion
         var seconds = attempt.InStageFor.TotalSeconds;
         var stuck = StuckAttempts().Count;
         Log.CaptureAbandoned(_log, Id, stage, seconds, stuck);
-        await Events.EmitAsync(_sink, _log, new DaemonEvent(EventKinds.CaptureAbandoned, "warning",
+        await Events.EmitAsync(_sink, _log, new DaemonEvent(EventKinds.CaptureAbandoned, EventSeverity.Warning,
             string.Create(CultureInfo.InvariantCulture, $"camera {Id}: capture {stage} blocked for {seconds:F0} s; attempt abandoned, its thread left behind ({stuck} stuck)"),
             _time.GetUtcNow(), Id, _options.Uri, stage)
         {
@@ -377,7 +377,7 @@ public sealed class CameraSource : IImageSource, IWorkCompletion
         {
             _lastDropReport = _time.GetTimestamp();
             Log.FramesDropped(_log, Id, total - before, total);
-            _ = Events.EmitAsync(_sink, _log, new DaemonEvent(EventKinds.FrameDrops, "warning",
+            _ = Events.EmitAsync(_sink, _log, new DaemonEvent(EventKinds.FrameDrops, EventSeverity.Warning,
                 $"camera {Id} dropped {total - before} frame(s) under overload (oldest first); {total} in total", _time.GetUtcNow(), Id, _options.Uri, "overload")
             {
                 Data = new Dictionary<string, string> { ["dropped"] = (total - before).ToString(CultureInfo.InvariantCulture), ["total"] = total.ToString(CultureInfo.InvariantCulture) },

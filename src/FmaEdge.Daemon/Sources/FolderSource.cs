@@ -48,7 +48,7 @@ public sealed class FolderSource : IImageSource, IWorkCompletion
     private long _errors;
     private long _lastFrameTimestamp;
     private readonly RateMeter _rate = new();
-    private string _state = "stopped";
+    private string _state = SourceStates.Stopped;
     private string? _detail;
 
     public FolderSource(SourceOptions options, ILogger log, Output.IReporter? sink = null, TimeProvider? time = null)
@@ -109,26 +109,26 @@ public sealed class FolderSource : IImageSource, IWorkCompletion
     private async Task CheckFolderAsync(CancellationToken ct)
     {
         var exists = Directory.Exists(_folder);
-        if (!exists && _state != "unavailable")
+        if (!exists && _state != SourceStates.Unavailable)
         {
-            _state = "unavailable";
+            _state = SourceStates.Unavailable;
             _detail = $"folder {_folder} is missing";
             Log.WatcherError(_log, Id, _detail);
             if (_sink is not null)
             {
-                await Events.EmitAsync(_sink, _log, new Output.DaemonEvent(EventKinds.SourceDown, "warning", $"folder source {Id}: {_detail}",
+                await Events.EmitAsync(_sink, _log, new Output.DaemonEvent(EventKinds.SourceDown, EventSeverity.Warning, $"folder source {Id}: {_detail}",
                     _time.GetUtcNow(), Id, _folder, "missing"), ct);
             }
         }
-        else if (exists && _state == "unavailable")
+        else if (exists && _state == SourceStates.Unavailable)
         {
             StartWatcher();
-            _state = "watching";
+            _state = SourceStates.Watching;
             _detail = null;
             Log.SourceStarted(_log, Id, "folder", _folder);
             if (_sink is not null)
             {
-                await Events.EmitAsync(_sink, _log, new Output.DaemonEvent(EventKinds.SourceUp, "info", $"folder source {Id} is back",
+                await Events.EmitAsync(_sink, _log, new Output.DaemonEvent(EventKinds.SourceUp, EventSeverity.Info, $"folder source {Id} is back",
                     _time.GetUtcNow(), Id, _folder), ct);
             }
         }
@@ -151,7 +151,7 @@ public sealed class FolderSource : IImageSource, IWorkCompletion
             Seen(f.FullName, renamedIn: false);
         }
 
-        _state = "watching";
+        _state = SourceStates.Watching;
         _cts = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
         _loop = Task.Run(() => RunAsync(input, _cts.Token), CancellationToken.None);
         Log.SourceStarted(_log, Id, "folder", _folder);
@@ -181,7 +181,7 @@ public sealed class FolderSource : IImageSource, IWorkCompletion
             }
         }
 
-        _state = "stopped";
+        _state = SourceStates.Stopped;
     }
 
     public bool Trigger() => false;
@@ -260,7 +260,7 @@ public sealed class FolderSource : IImageSource, IWorkCompletion
                 Log.MoveRecovered(_log, Id, _doneDir);
                 if (_sink is not null)
                 {
-                    await Events.EmitAsync(_sink, _log, new Output.DaemonEvent(EventKinds.MoveRecovered, "info",
+                    await Events.EmitAsync(_sink, _log, new Output.DaemonEvent(EventKinds.MoveRecovered, EventSeverity.Info,
                         $"folder source {Id}: files move to done/ and failed/ again", _time.GetUtcNow(), Id, Path.GetDirectoryName(target)), ct);
                 }
             }
@@ -283,7 +283,7 @@ public sealed class FolderSource : IImageSource, IWorkCompletion
 
             if (first && _sink is not null)
             {
-                await Events.EmitAsync(_sink, _log, new Output.DaemonEvent(EventKinds.MoveFailed, "error",
+                await Events.EmitAsync(_sink, _log, new Output.DaemonEvent(EventKinds.MoveFailed, EventSeverity.Error,
                     $"folder source {Id}: {_detail}", _time.GetUtcNow(), Id, path, e.Message), ct);
             }
         }

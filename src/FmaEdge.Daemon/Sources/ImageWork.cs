@@ -90,6 +90,20 @@ public interface IImageSink
     ValueTask WriteAsync(ImageWork work, CancellationToken cancellationToken);
 }
 
+/// <summary>The states a source reports (status, stats, metrics), as docs/operations.md spells them.</summary>
+public static class SourceStates
+{
+    public const string Stopped = "stopped";
+    public const string Watching = "watching";
+    public const string Unavailable = "unavailable";
+    public const string Connecting = "connecting";
+    public const string Streaming = "streaming";
+    public const string Reconnecting = "reconnecting";
+
+    /// <summary>True for the states in which a source delivers (a folder watched, a camera streaming).</summary>
+    public static bool IsUp(string state) => state is Watching or Streaming;
+}
+
 /// <summary>Status of one source.</summary>
 public sealed record SourceState(string Id, string Type, string State, long Frames, double Fps, double? LastFrameAgeSeconds,
     long Errors, long Dropped, long Pending, string? Detail)

@@ -48,14 +48,14 @@ public sealed class StatusService(FmaEdgeOptions options, DaemonSession session,
         }
 
         var sourceStates = sources.All.Select(s => s.GetState()).ToList();
-        foreach (var s in sourceStates.Where(s => s.State is not ("watching" or "streaming")))
+        foreach (var s in sourceStates.Where(s => !SourceStates.IsUp(s.State)))
         {
             problems.Add($"source {s.Id} is {s.State}{(s.Detail is null ? "" : ": " + s.Detail)}");
         }
 
         // A source that works but cannot finish its files (done/ full: results stored, files not moved) says so in its
         // detail; that must not pass as healthy.
-        foreach (var s in sourceStates.Where(s => s.State is "watching" or "streaming" && s.Detail is not null))
+        foreach (var s in sourceStates.Where(s => SourceStates.IsUp(s.State) && s.Detail is not null))
         {
             problems.Add($"source {s.Id}: {s.Detail}");
         }
