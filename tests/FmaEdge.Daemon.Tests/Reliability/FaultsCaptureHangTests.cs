@@ -135,7 +135,8 @@ public sealed class FaultsCaptureHangTests(ITestOutputHelper output) : IDisposab
         Assert.Equal(images.Count, done.Count + Directory.GetFiles(inbox).Length);
         await DaemonHarness.WaitUntilAsync(() => floor.DistinctImages == done.Count, "each finished image's result on the floor", 10_000);
         FaultRig.AssertEachImageOnce(floor.Results, done);
-        Assert.NotEmpty(floor.Events("stopping"));
+        // Sent before the exit, but it may reach a busy subscriber after the results: waited for, like the rest.
+        await DaemonHarness.WaitUntilAsync(() => floor.Events("stopping").Count > 0, "the stopping event", 10_000);
         await DaemonHarness.WaitUntilAsync(() => floor.Statuses.LastOrDefault()?.State == "offline", "the retained offline status", 10_000);
 
         // The blocked open was left behind at the stop, and said so.
