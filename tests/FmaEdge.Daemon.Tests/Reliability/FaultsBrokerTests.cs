@@ -37,7 +37,9 @@ public sealed class FaultsBrokerTests : IDisposable
 
         await broker.StartAsync();
         await DaemonHarness.WaitUntilAsync(() => floor.DistinctImages == images.Count, "every result once the broker appears");
-        var (okCode, up) = await FaultRig.WaitForStatusAsync(d.Socket, (c, _) => c == 0, "healthy after the broker appeared");
+        // Healthy can come a moment before the last queued events (broker_connected ...) leave the outbox: wait for both.
+        var (okCode, up) = await FaultRig.WaitForStatusAsync(d.Socket, (c, s) => c == 0 && s.GetProperty("output").GetProperty("outboxDepth").GetInt64() == 0,
+            "healthy with an empty outbox after the broker appeared");
         Assert.Equal(0, up.GetProperty("output").GetProperty("outboxDepth").GetInt64());
         Assert.Equal(0, okCode);
         await DaemonHarness.WaitUntilAsync(() => floor.Statuses.LastOrDefault()?.Json.GetProperty("health").GetString() == "healthy",
@@ -114,7 +116,8 @@ public sealed class FaultsBrokerTests : IDisposable
 
         await Stream(12);
         await DaemonHarness.WaitUntilAsync(() => floor.DistinctImages == names.Count, "every image's result", 60_000);
-        var (code, after) = await FaultRig.WaitForStatusAsync(d.Socket, (c, _) => c == 0, "healthy after the last outage");
+        var (code, after) = await FaultRig.WaitForStatusAsync(d.Socket, (c, s) => c == 0 && s.GetProperty("output").GetProperty("outboxDepth").GetInt64() == 0,
+            "healthy with an empty outbox after the last outage");
         Assert.Equal(names.Count, after.GetProperty("counts").GetProperty("processed").GetInt64());
         Assert.Equal(0, after.GetProperty("output").GetProperty("outboxDepth").GetInt64());
         await Task.Delay(500);
