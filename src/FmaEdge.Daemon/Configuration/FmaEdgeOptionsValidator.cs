@@ -14,7 +14,7 @@ public static partial class FmaEdgeOptionsValidator
     /// <summary>Every violation found; empty when the options are usable.</summary>
     public static IReadOnlyList<string> Validate(FmaEdgeOptions o)
     {
-        var e = new List<string>();
+        var e = new ConfigErrors();
         const string p = FmaEdgeOptions.Section;
 
         if (o.NodeName.Length > 0 && !IdPattern().IsMatch(o.NodeName))
@@ -39,44 +39,47 @@ public static partial class FmaEdgeOptionsValidator
             e.Add($"{p}:Inference:Providers lists a provider twice");
         }
 
-        Range(e, $"{p}:Inference:CudaDevice", inf.CudaDevice, 0, 15);
-        Range(e, $"{p}:Inference:IntraOpThreads", inf.IntraOpThreads, 0, 256);
-        Range(e, $"{p}:Inference:InterOpThreads", inf.InterOpThreads, 0, 256);
-        Range(e, $"{p}:Inference:MaxBatch", inf.MaxBatch, 1, 256);
-        Range(e, $"{p}:Inference:WarmUpRuns", inf.WarmUpRuns, 0, 100);
-        Range(e, $"{p}:Inference:TensorRt:WorkspaceMiB", inf.TensorRt.WorkspaceMiB, 64, 65536);
-        Range(e, $"{p}:Inference:TensorRt:OptBatch", inf.TensorRt.OptBatch, 1, Math.Max(1, inf.MaxBatch));
-        Range(e, $"{p}:Inference:TensorRt:BuilderOptimizationLevel", inf.TensorRt.BuilderOptimizationLevel, 0, 5);
-        Range(e, $"{p}:Inference:TensorRt:DlaCore", inf.TensorRt.DlaCore, -1, 1);
-        Range(e, $"{p}:Inference:CudaMemoryLimitMiB", inf.CudaMemoryLimitMiB, 0, 1 << 20);
+        e.Range($"{p}:Inference:CudaDevice", inf.CudaDevice, 0, 15);
+        e.Range($"{p}:Inference:IntraOpThreads", inf.IntraOpThreads, 0, 256);
+        e.Range($"{p}:Inference:InterOpThreads", inf.InterOpThreads, 0, 256);
+        e.Range($"{p}:Inference:MaxBatch", inf.MaxBatch, 1, 256);
+        e.Range($"{p}:Inference:WarmUpRuns", inf.WarmUpRuns, 0, 100);
+        e.Range($"{p}:Inference:TensorRt:WorkspaceMiB", inf.TensorRt.WorkspaceMiB, 64, 65536);
+        e.Range($"{p}:Inference:TensorRt:OptBatch", inf.TensorRt.OptBatch, 1, Math.Max(1, inf.MaxBatch));
+        e.Range($"{p}:Inference:TensorRt:BuilderOptimizationLevel", inf.TensorRt.BuilderOptimizationLevel, 0, 5);
+        e.Range($"{p}:Inference:TensorRt:DlaCore", inf.TensorRt.DlaCore, -1, 1);
+        e.Range($"{p}:Inference:CudaMemoryLimitMiB", inf.CudaMemoryLimitMiB, 0, 1 << 20);
 
-        Range(e, $"{p}:Models:StableMs", o.Models.StableMs, 50, 600_000);
+        e.Range($"{p}:Models:StableMs", o.Models.StableMs, 50, 600_000);
         if (o.Models.Active.Length > 0 && !o.Models.Active.EndsWith(".onnx", StringComparison.OrdinalIgnoreCase))
         {
             e.Add($"{p}:Models:Active '{o.Models.Active}' must name an .onnx file");
         }
 
         var pl = o.Pipeline;
-        Range(e, $"{p}:Pipeline:InputCapacity", pl.InputCapacity, 1, 10_000);
-        Range(e, $"{p}:Pipeline:InferCapacity", pl.InferCapacity, 1, 10_000);
-        Range(e, $"{p}:Pipeline:PublishCapacity", pl.PublishCapacity, 1, 10_000);
-        Range(e, $"{p}:Pipeline:StallSeconds", pl.StallSeconds, 5, 3600);
-        Range(e, $"{p}:Pipeline:MaxImageBytes", pl.MaxImageBytes, 1024, 2L * 1024 * 1024 * 1024);
+        e.Range($"{p}:Pipeline:InputCapacity", pl.InputCapacity, 1, 10_000);
+        e.Range($"{p}:Pipeline:InferCapacity", pl.InferCapacity, 1, 10_000);
+        e.Range($"{p}:Pipeline:PublishCapacity", pl.PublishCapacity, 1, 10_000);
+        e.Range($"{p}:Pipeline:StallSeconds", pl.StallSeconds, 5, 3600);
+        e.Range($"{p}:Pipeline:MaxImageBytes", pl.MaxImageBytes, 1024, 2L * 1024 * 1024 * 1024);
 
         if (o.Output.Type == OutputType.Mqtt)
         {
-            e.AddRange(o.Mqtt.Validate().Select(x => $"{p}:Mqtt: {x}"));
+            foreach (var x in o.Mqtt.Validate())
+            {
+                e.Add($"{p}:Mqtt: {x}");
+            }
         }
 
-        Range(e, $"{p}:Status:IntervalSeconds", o.Status.IntervalSeconds, 1, 3600);
-        Range(e, $"{p}:Status:StatsSeconds", o.Status.StatsSeconds, 1, 86400);
+        e.Range($"{p}:Status:IntervalSeconds", o.Status.IntervalSeconds, 1, 3600);
+        e.Range($"{p}:Status:StatsSeconds", o.Status.StatsSeconds, 1, 86400);
         if (o.Status.Socket.Length > 100)
         {
             e.Add($"{p}:Status:Socket is {o.Status.Socket.Length} characters; Unix socket paths must stay under 108 bytes");
         }
 
-        Range(e, $"{p}:Health:DiskFloorMiB", o.Health.DiskFloorMiB, 0, 1_000_000);
-        Range(e, $"{p}:Metrics:Port", o.Metrics.Port, 1, 65535);
+        e.Range($"{p}:Health:DiskFloorMiB", o.Health.DiskFloorMiB, 0, 1_000_000);
+        e.Range($"{p}:Metrics:Port", o.Metrics.Port, 1, 65535);
         if (!System.Net.IPAddress.TryParse(o.Metrics.BindAddress, out _))
         {
             e.Add($"{p}:Metrics:BindAddress '{o.Metrics.BindAddress}' must be an IP address (127.0.0.1, 0.0.0.0 for every interface)");
@@ -87,7 +90,7 @@ public static partial class FmaEdgeOptionsValidator
             e.Add($"{p}:Logging:Level '{o.Logging.Level}' is not Verbose, Debug, Information, Warning or Error");
         }
 
-        Range(e, $"{p}:Logging:RetainedFiles", o.Logging.RetainedFiles, 1, 365);
+        e.Range($"{p}:Logging:RetainedFiles", o.Logging.RetainedFiles, 1, 365);
 
         var ids = new HashSet<string>(StringComparer.Ordinal);
         var folders = new HashSet<string>(StringComparer.Ordinal);
@@ -96,10 +99,10 @@ public static partial class FmaEdgeOptionsValidator
             ValidateSource(e, $"{p}:Sources:{i}", o.Sources[i], ids, folders);
         }
 
-        return e;
+        return e.All;
     }
 
-    private static void ValidateSource(List<string> e, string k, SourceOptions s, HashSet<string> ids, HashSet<string> folders)
+    private static void ValidateSource(ConfigErrors e, string k, SourceOptions s, HashSet<string> ids, HashSet<string> folders)
     {
         if (!IdPattern().IsMatch(s.Id))
         {
@@ -112,21 +115,11 @@ public static partial class FmaEdgeOptionsValidator
 
         if (Sources.SourceTypes.All.TryGetValue(s.Type, out var type))
         {
-            var errors = new ConfigErrors();
-            type.Validate(s, k, errors, folders);
-            e.AddRange(errors.All);
+            type.Validate(s, k, e, folders);
         }
         else
         {
             e.Add($"{k}:Type '{s.Type}' is not {string.Join(" or ", Sources.SourceTypes.All.Keys)}");
-        }
-    }
-
-    private static void Range(List<string> e, string key, long value, long min, long max)
-    {
-        if (value < min || value > max)
-        {
-            e.Add($"{key} = {value} is outside {min}..{max}");
         }
     }
 }

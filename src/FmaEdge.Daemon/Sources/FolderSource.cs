@@ -16,7 +16,7 @@ namespace FmaEdge.Daemon.Sources;
 public sealed class FolderSource : IImageSource, IWorkCompletion
 {
     private readonly SourceOptions _options;
-    private readonly Output.IReporter? _sink;
+    private readonly IReporter? _sink;
     private readonly ILogger _log;
     private readonly TimeProvider _time;
     private readonly string _folder;
@@ -51,7 +51,7 @@ public sealed class FolderSource : IImageSource, IWorkCompletion
     private string _state = SourceStates.Stopped;
     private string? _detail;
 
-    public FolderSource(SourceOptions options, ILogger log, Output.IReporter? sink = null, TimeProvider? time = null)
+    public FolderSource(SourceOptions options, ILogger log, IReporter? sink = null, TimeProvider? time = null)
     {
         _options = options;
         _sink = sink;
@@ -116,7 +116,7 @@ public sealed class FolderSource : IImageSource, IWorkCompletion
             Log.WatcherError(_log, Id, _detail);
             if (_sink is not null)
             {
-                await Events.EmitAsync(_sink, _log, new Output.DaemonEvent(EventKinds.SourceDown, EventSeverity.Warning, $"folder source {Id}: {_detail}",
+                await Events.EmitAsync(_sink, _log, new DaemonEvent(EventKinds.SourceDown, EventSeverity.Warning, $"folder source {Id}: {_detail}",
                     _time.GetUtcNow(), Id, _folder, "missing"), ct);
             }
         }
@@ -128,7 +128,7 @@ public sealed class FolderSource : IImageSource, IWorkCompletion
             Log.SourceStarted(_log, Id, "folder", _folder);
             if (_sink is not null)
             {
-                await Events.EmitAsync(_sink, _log, new Output.DaemonEvent(EventKinds.SourceUp, EventSeverity.Info, $"folder source {Id} is back",
+                await Events.EmitAsync(_sink, _log, new DaemonEvent(EventKinds.SourceUp, EventSeverity.Info, $"folder source {Id} is back",
                     _time.GetUtcNow(), Id, _folder), ct);
             }
         }
@@ -260,7 +260,7 @@ public sealed class FolderSource : IImageSource, IWorkCompletion
                 Log.MoveRecovered(_log, Id, _doneDir);
                 if (_sink is not null)
                 {
-                    await Events.EmitAsync(_sink, _log, new Output.DaemonEvent(EventKinds.MoveRecovered, EventSeverity.Info,
+                    await Events.EmitAsync(_sink, _log, new DaemonEvent(EventKinds.MoveRecovered, EventSeverity.Info,
                         $"folder source {Id}: files move to done/ and failed/ again", _time.GetUtcNow(), Id, Path.GetDirectoryName(target)), ct);
                 }
             }
@@ -283,7 +283,7 @@ public sealed class FolderSource : IImageSource, IWorkCompletion
 
             if (first && _sink is not null)
             {
-                await Events.EmitAsync(_sink, _log, new Output.DaemonEvent(EventKinds.MoveFailed, EventSeverity.Error,
+                await Events.EmitAsync(_sink, _log, new DaemonEvent(EventKinds.MoveFailed, EventSeverity.Error,
                     $"folder source {Id}: {_detail}", _time.GetUtcNow(), Id, path, e.Message), ct);
             }
         }

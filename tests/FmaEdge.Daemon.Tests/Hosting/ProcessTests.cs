@@ -27,11 +27,7 @@ public sealed class ProcessTests
 
         // Where the kill fell depends on the machine (a fast one may have finished the first 40); more arrive while the
         // daemon is down, so the restarted one always has work of its own besides whatever the dead one left.
-        foreach (var img in images[40..])
-        {
-            File.Copy(img, Path.Combine(inbox, Path.GetFileName(img) + ".part"));
-            File.Move(Path.Combine(inbox, Path.GetFileName(img) + ".part"), Path.Combine(inbox, Path.GetFileName(img)));
-        }
+        DaemonHarness.DropInto(inbox, images[40..]);
 
         using (var second = Start(config))
         {

@@ -126,15 +126,19 @@ public sealed class DaemonHarness : IAsyncDisposable
     }
 
     /// <summary>Copies real images into the inbox the way a writer should: temp name, then rename in.</summary>
-    public IReadOnlyList<string> Drop(IEnumerable<string> images, string prefix = "")
+    public IReadOnlyList<string> Drop(IEnumerable<string> images, string prefix = "") => DropInto(Inbox, images, prefix);
+
+    /// <summary>Copies real images into <paramref name="inbox"/> (of any daemon, in-process or not) as <see cref="Drop"/>
+    /// does; returns the names they got.</summary>
+    public static IReadOnlyList<string> DropInto(string inbox, IEnumerable<string> images, string prefix = "")
     {
         var names = new List<string>();
         foreach (var img in images)
         {
             var name = prefix + Path.GetFileName(img);
-            var tmp = Path.Combine(Inbox, name + ".part");
+            var tmp = Path.Combine(inbox, name + ".part");
             File.Copy(img, tmp);
-            File.Move(tmp, Path.Combine(Inbox, name));
+            File.Move(tmp, Path.Combine(inbox, name));
             names.Add(name);
         }
 
