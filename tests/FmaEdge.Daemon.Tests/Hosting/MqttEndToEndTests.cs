@@ -35,6 +35,9 @@ public sealed class MqttEndToEndTests : IDisposable
         await using var sub = await Subscriber.ConnectAsync(broker);
         await using var daemon = await DaemonHarness.StartAsync(_tmp.Path, ViaBroker(broker));
         var images = TestPaths.SampleImages("val"); // one real image per leaf (21)
+        // The publisher connects in the background; a result stored before that is rightly historical. This test is
+        // about live results, so it drops the images once the daemon is connected.
+        await DaemonHarness.WaitUntilAsync(() => daemon.Status.Snapshot().Output.Connected, "the daemon connected to the broker");
         var names = daemon.Drop(images);
 
         await DaemonHarness.WaitUntilAsync(() => sub.Results.Count >= images.Count, $"{images.Count} results over MQTT");

@@ -111,10 +111,15 @@ public sealed class FaultsCaptureHangTests(ITestOutputHelper output) : IDisposab
             s["FmaEdge:Pipeline:InferCapacity"] = "4";
             s["FmaEdge:Pipeline:PublishCapacity"] = "4";
         })));
-        var (config, inbox) = await ProcessTests.PrepareAsync(_tmp.Path, settings, images);
+        var (config, inbox) = await ProcessTests.PrepareAsync(_tmp.Path, settings, []);
         var socket = Path.Combine(_tmp.Path, "run", "status.sock");
 
         using var p = ProcessTests.Start(config);
+        // Images arrive once the publisher is connected, so results reach the floor as they are made (not all at once
+        // from the outbox) and the signal finds the stream under way.
+        await FaultRig.WaitForStatusAsync(socket, (_, s) => s.ValueKind == JsonValueKind.Object && s.TryGetProperty("output", out var o)
+            && o.GetProperty("connected").GetBoolean(), "connected to the broker", 90_000);
+        DaemonHarness.DropInto(inbox, images);
         await DaemonHarness.WaitUntilAsync(() => floor.DistinctImages >= 3 || p.HasExited, "first results", 90_000);
         Assert.False(p.HasExited, $"fma-edge exited early with code {(p.HasExited ? p.ExitCode : 0)}");
         var (_, before) = await FaultRig.StatusAsync(socket);
