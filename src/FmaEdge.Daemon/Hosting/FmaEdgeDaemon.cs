@@ -49,6 +49,10 @@ public sealed class FmaEdgeDaemon(
             Notify("STATUS=loading and warming the model");
             await models.LoadInitialAsync(cancellationToken);
             pipeline.Start();
+            // The publisher has been connecting while the model loaded; a result stored before its first connection
+            // would go out flagged historical (docs/mqtt.md), so sources open once that attempt has ended.
+            Notify("STATUS=connecting the output");
+            await sink.WaitForFirstConnectAttemptAsync(cancellationToken);
             Notify("STATUS=opening sources");
             foreach (var s in sources.All)
             {

@@ -11,6 +11,11 @@ public interface IResultSink : IResultJournal, IReporter, IAsyncDisposable
     /// <summary>Starts connections and replays anything stored but not yet delivered. Called once before any other member.</summary>
     Task StartAsync(CancellationToken cancellationToken);
 
+    /// <summary>Waits, after <see cref="StartAsync"/>, until the sink's first attempt to reach its destination has ended
+    /// (connected or not; bounded by the sink's own timeouts). The daemon opens its sources after it, so what is waiting
+    /// at start goes out live when the destination is up. Sinks that need no connection complete at once.</summary>
+    Task WaitForFirstConnectAttemptAsync(CancellationToken cancellationToken) => Task.CompletedTask;
+
     /// <summary>Delivery state for the status snapshot; cheap and non-blocking.</summary>
     SinkState State { get; }
 

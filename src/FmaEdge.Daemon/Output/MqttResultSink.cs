@@ -13,6 +13,8 @@ public sealed class MqttResultSink(MqttPublisher publisher) : IResultSink
 {
     public Task StartAsync(CancellationToken cancellationToken) => publisher.StartAsync(cancellationToken);
 
+    public Task WaitForFirstConnectAttemptAsync(CancellationToken cancellationToken) => publisher.WaitForFirstConnectAttemptAsync(cancellationToken);
+
     public ValueTask<string?> FindCommittedAsync(string sourceId, string fileKey, CancellationToken cancellationToken) =>
         ValueTask.FromResult(publisher.FindPublished(sourceId, fileKey));
 

@@ -25,9 +25,11 @@ public sealed partial class MqttPublisher
                     SetState(ConnectionState.Connecting, null);
                     await ConnectAsync(stop).ConfigureAwait(false);
                     attempt = 0;
+                    _firstAttempt.TrySetResult();
                 }
                 catch (OperationCanceledException) when (stop.IsCancellationRequested)
                 {
+                    _firstAttempt.TrySetResult();
                     break;
                 }
                 catch (Exception ex)
@@ -35,6 +37,7 @@ public sealed partial class MqttPublisher
                     _connected = false;
                     RecordError("connect: " + Describe(ex));
                     SetState(ConnectionState.Disconnected, _lastError);
+                    _firstAttempt.TrySetResult();
                     var delay = Backoff(attempt++);
                     LogConnectFailed(_log, _broker, delay.TotalSeconds, Describe(ex));
                     try

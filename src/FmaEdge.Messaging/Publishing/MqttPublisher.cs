@@ -45,6 +45,8 @@ public sealed partial class MqttPublisher : IHostedService, IAsyncDisposable
     private readonly Lock _stateGate = new();
     private readonly List<Channel<ConnectionStateChange>> _watchers = [];
     private readonly DateTimeOffset _startedAt;
+    // Completed when the first connection attempt of this process has ended, connected or not.
+    private readonly TaskCompletionSource _firstAttempt = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private CancellationTokenSource? _stop;
     private Task? _loop;
     private ModelMessage? _model;
@@ -367,6 +369,25 @@ public sealed partial class MqttPublisher : IHostedService, IAsyncDisposable
         return Task.CompletedTask;
     }
 
+    /// <summary>Waits until the first connection attempt after <see cref="StartAsync"/> has ended, and returns whether
+    /// it connected. Bounded by the attempt's own deadlines (ConnectTimeoutSeconds + PublishTimeoutSeconds for the
+    /// retained state): a broker that is down or unreachable answers false, it never waits longer. The daemon opens its
+    /// sources after this, so a full inbox at start is published live (historical: false) when the broker is up.</summary>
+    public async Task<bool> WaitForFirstConnectAttemptAsync(CancellationToken cancellationToken)
+    {
+        var deadline = TimeSpan.FromSeconds(_o.ConnectTimeoutSeconds + _o.PublishTimeoutSeconds + 1);
+        try
+        {
+            await _firstAttempt.Task.WaitAsync(deadline, _time, cancellationToken).ConfigureAwait(false);
+        }
+        catch (TimeoutException)
+        {
+            // The attempt outlived its own deadlines (a hung socket): go on; what is stored meanwhile goes out later.
+        }
+
+        return _connected;
+    }
+
     /// <summary>Drains the outbox for up to DrainOnStopSeconds (while connected), publishes retained "offline"
     /// (reason "stopped") and disconnects without the will. What was not sent stays in the outbox.</summary>
     public async Task StopAsync(CancellationToken cancellationToken)
@@ -399,6 +420,7 @@ public sealed partial class MqttPublisher : IHostedService, IAsyncDisposable
         }
 
         _stopping = true;
+        _firstAttempt.TrySetResult(); // nobody waits for an attempt that will not come
         await stop.CancelAsync().ConfigureAwait(false);
         try
         {

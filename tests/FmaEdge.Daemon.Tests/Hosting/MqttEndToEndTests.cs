@@ -2,6 +2,7 @@ using System.Collections.Concurrent;
 using System.Security.Cryptography;
 using System.Text;
 using System.Text.Json;
+using FmaEdge.Daemon.Tests.Reliability;
 using FmaEdge.Daemon.Tests.Support;
 using FmaEdge.TestSupport;
 using MQTTnet;
@@ -29,15 +30,51 @@ public sealed class MqttEndToEndTests : IDisposable
     };
 
     [Fact]
+    public async Task Start_InboxAlreadyFull_BrokerUp_EveryResultLive()
+    {
+        // docs/mqtt.md: what waits in a folder at start is published live when the broker is up. The daemon opens its
+        // sources once the publisher's first connection attempt ended; before that fix the first results of a full
+        // inbox were stored while the publisher was still connecting and went out flagged historical.
+        await using var broker = await MosquittoBroker.StartNewAsync();
+        await using var sub = await Subscriber.ConnectAsync(broker);
+        var images = TestPaths.SampleImages("val");
+        Directory.CreateDirectory(Path.Combine(_tmp.Path, "inbox"));
+        DaemonHarness.DropInto(Path.Combine(_tmp.Path, "inbox"), images);
+        await using var daemon = await DaemonHarness.StartAsync(_tmp.Path, ViaBroker(broker));
+        Assert.True(daemon.Status.Snapshot().Output.Connected, "connected when start-up returned");
+
+        await DaemonHarness.WaitUntilAsync(() => sub.Results.Count >= images.Count, $"{images.Count} results over MQTT");
+        Assert.All(sub.Results, r => Assert.False(r.GetProperty("historical").GetBoolean(), r.GetProperty("image").GetProperty("id").GetString()));
+    }
+
+    [Fact]
+    public async Task Start_BrokerDown_SourcesOpenAndResultsWaitAsHistorical()
+    {
+        // The other half of the rule: a broker that refuses connections does not hold start-up back; the results are
+        // stored and go out as historical once it comes. The floor's persistent session keeps what arrives before it
+        // reconnects.
+        await using var broker = await MosquittoBroker.StartNewAsync();
+        await using var floor = await FloorSubscriber.ConnectAsync(broker);
+        await broker.StopAsync();
+        var images = TestPaths.SampleImages("val").Take(5).ToList();
+        await using var daemon = await DaemonHarness.StartAsync(_tmp.Path, ViaBroker(broker));
+        daemon.Drop(images);
+        await DaemonHarness.WaitUntilAsync(() => Directory.Exists(daemon.Done) && Directory.GetFiles(daemon.Done).Length == images.Count,
+            "every image committed and moved to done/ while the broker is down");
+        Assert.False(daemon.Status.Snapshot().Output.Connected);
+
+        await broker.StartAsync();
+        await DaemonHarness.WaitUntilAsync(() => floor.Results.Count >= images.Count, $"{images.Count} results after the broker came");
+        Assert.All(floor.Results, r => Assert.True(r.Json.GetProperty("historical").GetBoolean()));
+    }
+
+    [Fact]
     public async Task Run_FolderOfRealImages_OneResultPerImageWithAllFieldsOverMqtt()
     {
         await using var broker = await MosquittoBroker.StartNewAsync();
         await using var sub = await Subscriber.ConnectAsync(broker);
         await using var daemon = await DaemonHarness.StartAsync(_tmp.Path, ViaBroker(broker));
         var images = TestPaths.SampleImages("val"); // one real image per leaf (21)
-        // The publisher connects in the background; a result stored before that is rightly historical. This test is
-        // about live results, so it drops the images once the daemon is connected.
-        await DaemonHarness.WaitUntilAsync(() => daemon.Status.Snapshot().Output.Connected, "the daemon connected to the broker");
         var names = daemon.Drop(images);
 
         await DaemonHarness.WaitUntilAsync(() => sub.Results.Count >= images.Count, $"{images.Count} results over MQTT");
