@@ -112,20 +112,22 @@ public sealed class StableFileTracker : IDisposable
         return ready.Select(r => (r.Path, r.Signature)).ToList();
     }
 
-    /// <summary>A watcher on <paramref name="folder"/> (not its subfolders) that feeds <see cref="Seen"/>; its errors
-    /// (overflow) go to <paramref name="onError"/> and wake the owner, whose rescan still finds every file. The caller
-    /// owns and disposes the watcher.</summary>
-    public FileSystemWatcher Watch(string folder, string filter, Action<Exception> onError)
+    /// <summary>A watcher on <paramref name="folder"/> (not its subfolders) whose events go to <paramref name="seen"/>
+    /// (path, renamed in): the owner decides what is a candidate (its extensions, nothing in flight) and passes that on
+    /// to <see cref="Seen"/>. Its errors (overflow) go to <paramref name="onError"/> and wake the owner, whose rescan
+    /// still finds every file. The caller owns and disposes the watcher.</summary>
+    public FileSystemWatcher Watch(string folder, string filter, Action<string, bool> seen, Action<Exception> onError)
     {
+        ArgumentNullException.ThrowIfNull(seen);
         var watcher = new FileSystemWatcher(folder, filter)
         {
             IncludeSubdirectories = false,
             NotifyFilter = NotifyFilters.FileName | NotifyFilters.Size | NotifyFilters.LastWrite,
             InternalBufferSize = 64 * 1024,
         };
-        watcher.Created += (_, e) => Seen(e.FullPath, renamedIn: false);
-        watcher.Changed += (_, e) => Seen(e.FullPath, renamedIn: false);
-        watcher.Renamed += (_, e) => Seen(e.FullPath, renamedIn: true);
+        watcher.Created += (_, e) => seen(e.FullPath, false);
+        watcher.Changed += (_, e) => seen(e.FullPath, false);
+        watcher.Renamed += (_, e) => seen(e.FullPath, true);
         watcher.Error += (_, e) =>
         {
             onError(e.GetException());

@@ -128,7 +128,14 @@ public sealed class ModelManager : IAsyncDisposable
             return;
         }
 
-        _watcher = _tracker.Watch(_dir, "*.onnx", e => Log.ModelWatchError(_log, e.Message));
+        // A rename out of the pattern (m.onnx -> m.onnx.bak) still raises an event for the new name: judge only *.onnx.
+        _watcher = _tracker.Watch(_dir, "*.onnx", (path, renamedIn) =>
+        {
+            if (string.Equals(Path.GetExtension(path), ".onnx", StringComparison.OrdinalIgnoreCase))
+            {
+                _tracker.Seen(path, renamedIn);
+            }
+        }, e => Log.ModelWatchError(_log, e.Message));
         _cts = new CancellationTokenSource();
         _loop = Task.Run(() => WatchLoopAsync(_cts.Token));
     }

@@ -101,7 +101,9 @@ public sealed class FolderSource : IImageSource, IWorkCompletion
     {
         _watcher?.Dispose();
         // Overflow or a watcher failure: the rescan still finds every file.
-        _watcher = _tracker.Watch(_folder, "*", e => Log.WatcherError(_log, Id, e.Message));
+        // Every event goes through Seen's checks (extension, in flight), as the rescan's listing does: a writer's
+        // "x.png.part" is never a candidate, however long it pauses.
+        _watcher = _tracker.Watch(_folder, "*", Seen, e => Log.WatcherError(_log, Id, e.Message));
     }
 
     /// <summary>A folder that vanished (unmounted share, deleted by hand) is reported, not recreated: creating it would

@@ -95,7 +95,7 @@ public sealed class StableFileTrackerTests : IDisposable
     {
         using var tracker = new StableFileTracker(TimeSpan.FromSeconds(10), seenMeansComplete: false, _clock);
         var errors = new List<Exception>();
-        using var watcher = tracker.Watch(_tmp.Path, "*.png", errors.Add);
+        using var watcher = tracker.Watch(_tmp.Path, "*.png", tracker.Seen, errors.Add);
         var staging = Write("x.part", 10);
         File.Move(staging, Path.Combine(_tmp.Path, "x.png"));
 

@@ -95,6 +95,37 @@ public sealed class FolderSourceTests
         Assert.Single(taken.Items);
     }
 
+    [Fact]
+    public async Task RenameMode_WriterWritesPartThenRenames_OnlyTheRenamedImageIsTaken()
+    {
+        // Completion "rename": a file is complete the moment it appears under an image name, so the writer's temporary
+        // "x.png.part" must never be a candidate (it once was, through the watcher's events: read half-written, set aside
+        // as bad, and the writer's rename then failed).
+        using var tmp = new TempFolder("rename");
+        var options = new SourceOptions { Id = "line1", Path = Path.Combine(tmp.Path, "inbox"), Completion = FolderCompletion.Rename, RescanSeconds = 1 };
+        var taken = new RecordingInput();
+        await using var source = new FolderSource(options, NullLogger.Instance, sink: null);
+        await source.StartAsync(taken, CancellationToken.None);
+
+        var bytes = await File.ReadAllBytesAsync(TestPaths.SampleImages("val", perLeaf: 1)[0]);
+        var part = Path.Combine(options.Path, "x.png.part");
+        await using (var fs = new FileStream(part, FileMode.CreateNew, FileAccess.Write, FileShare.ReadWrite))
+        {
+            await fs.WriteAsync(bytes.AsMemory(0, bytes.Length / 2));
+            await fs.FlushAsync();
+            var rescans = source.Rescans;
+            await DaemonHarness.WaitUntilAsync(() => source.Rescans >= rescans + 2, "two rescans while the part file is half written");
+            Assert.Empty(taken.Items);
+            await fs.WriteAsync(bytes.AsMemory(bytes.Length / 2));
+        }
+
+        File.Move(part, Path.Combine(options.Path, "x.png"));
+        await DaemonHarness.WaitUntilAsync(() => !taken.Items.IsEmpty, "the renamed image to be taken");
+        var (work, length) = Assert.Single(taken.Items);
+        Assert.Equal("x.png", work.ImageId);
+        Assert.Equal(bytes.Length, length);
+    }
+
     /// <summary>The pipeline's input as the source sees it: records each work item with its file's length at hand-over.</summary>
     private sealed class RecordingInput : IImageSink
     {
