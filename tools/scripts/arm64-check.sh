@@ -186,9 +186,16 @@ t=$(date +%s)
 "${ARM[@]}" run --config "$WORK/fma-edge.json" > "$WORK/daemon.log" 2>&1 &
 DAEMON=$!
 WATCH=""
+# SIGTERM, then up to 60 s for the daemon's own drain (it needs ~1 s here), then SIGKILL: the check never hangs on it.
+stop_daemon() {
+  kill -TERM "$DAEMON" 2>/dev/null || return 0
+  for _ in $(seq 1 120); do kill -0 "$DAEMON" 2>/dev/null || break; sleep 0.5; done
+  kill -0 "$DAEMON" 2>/dev/null && { kill -KILL "$DAEMON"; say "the daemon ignored SIGTERM for 60 s: killed"; }
+  wait "$DAEMON"
+}
 cleanup() {
   [ -n "$WATCH" ] && kill "$WATCH" 2>/dev/null || true
-  kill -TERM "$DAEMON" 2>/dev/null && wait "$DAEMON" 2>/dev/null || true
+  stop_daemon 2>/dev/null || true
 }
 trap cleanup EXIT
 up=""
@@ -213,7 +220,7 @@ run_time=$(since "$t")
 done_files=$(find "$WORK/inbox/done" -name '*.png' | wc -l)
 [ "$done_files" -eq "$IMAGES" ] || fail "$done_files of $IMAGES files reached done/"
 t=$(date +%s)
-kill -TERM "$DAEMON"; wait "$DAEMON" || fail "fma-edge run did not exit cleanly on SIGTERM (see $WORK/daemon.log)"
+stop_daemon || fail "fma-edge run did not exit cleanly on SIGTERM (see $WORK/daemon.log)"
 stop_time=$(since "$t")
 failed_files=$(find "$WORK/inbox/failed" -type f 2>/dev/null | wc -l)
 [ "$failed_files" -eq 0 ] || fail "$failed_files file(s) were set aside in failed/ (see $WORK/daemon.log)"
