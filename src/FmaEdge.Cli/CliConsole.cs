@@ -5,8 +5,14 @@ namespace FmaEdge.Cli;
 /// <summary>Where commands write: Spectre for tables, plain writers for JSON (never wrapped). Tests pass string writers.</summary>
 public sealed record CliConsole(IAnsiConsole Ansi, TextWriter Out, TextWriter Error)
 {
+    /// <summary>Where commands read input (a password); tests pass a string reader.</summary>
+    public TextReader In { get; init; } = Console.In;
+
+    /// <summary>True when <see cref="In"/> is an interactive terminal (prompt, no echo).</summary>
+    public bool InIsTerminal { get; init; }
+
     /// <summary>The process's own console.</summary>
-    public static CliConsole Standard() => new(AnsiConsole.Console, Console.Out, Console.Error);
+    public static CliConsole Standard() => new(AnsiConsole.Console, Console.Out, Console.Error) { InIsTerminal = !Console.IsInputRedirected };
 
     /// <summary>A console writing into <paramref name="output"/> (no colours, wide lines), for tests and pipes.</summary>
     public static CliConsole ToWriter(StringWriter output, StringWriter error)

@@ -3,7 +3,7 @@ using FmaEdge.Cli.Commands;
 
 namespace FmaEdge.Cli;
 
-/// <summary>The fma-edge command line: run, status, classify, model validate, watch, bench. Stateless.</summary>
+/// <summary>The fma-edge command line: run, status, classify, model validate, watch, bench, broker passwd. Stateless.</summary>
 public static class FmaEdgeCli
 {
     /// <summary>Parses and runs <paramref name="args"/>; returns the process exit code.</summary>
@@ -29,6 +29,7 @@ public static class FmaEdgeCli
         root.Subcommands.Add(ModelCommand.Create(console));
         root.Subcommands.Add(WatchCommand.Create(console));
         root.Subcommands.Add(BenchCommand.Create(console));
+        root.Subcommands.Add(BrokerCommand.Create(console));
         return root;
     }
 

@@ -28,7 +28,8 @@ public static class MessagingServiceCollectionExtensions
         // (AddHostedService would de-duplicate two registrations of the same adapter type.)
         if (snapshot.Embedded.Enabled)
         {
-            services.AddSingleton(sp => new EmbeddedBroker(snapshot.Embedded, sp.GetService<ILogger<EmbeddedBroker>>()));
+            var reserved = ReservedTopics.Of(new Topics(snapshot.TopicPrefix, snapshot.EffectiveNodeName), snapshot.EffectiveClientId, snapshot.Username);
+            services.AddSingleton(sp => new EmbeddedBroker(snapshot.Embedded, sp.GetService<ILogger<EmbeddedBroker>>(), reserved));
             services.AddSingleton<IHostedService>(sp => new HostedAdapter(sp.GetRequiredService<EmbeddedBroker>()));
         }
 

@@ -135,6 +135,16 @@ public sealed class MqttOptions
             e.Add($"Mqtt.Embedded is enabled on port {Embedded.Port} but the publisher connects to port {Port}: set both to the same port or disable the embedded broker");
         }
 
+        // The daemon's own publisher is a client of the embedded broker like any other.
+        if (Embedded.Enabled && !Embedded.AnonymousAllowed && string.IsNullOrEmpty(Username))
+        {
+            e.Add("Mqtt.Embedded refuses anonymous clients, so the daemon's own publisher needs Mqtt.Username and Mqtt.Password of a user in Mqtt.Embedded.PasswordFile");
+        }
+        else if (Embedded.Enabled && !string.IsNullOrEmpty(Username) && Embedded.LoadedUsers() is { } users && !users.Contains(Username))
+        {
+            e.Add($"Mqtt.Username '{Username}' is not a user of Mqtt.Embedded.PasswordFile, so the embedded broker would refuse the daemon's own publisher");
+        }
+
         return e;
     }
 
@@ -245,8 +255,28 @@ public sealed class EmbeddedBrokerOptions
     /// <summary>Run the embedded broker.</summary>
     public bool Enabled { get; set; } = true;
 
-    /// <summary>IP address to listen on; "0.0.0.0" exposes it to the network (no authentication!).</summary>
+    /// <summary>IP address to listen on; anything but loopback exposes it to the network, and then it must authenticate
+    /// (<see cref="PasswordFile"/>) unless <see cref="AllowAnonymous"/> says otherwise.</summary>
     public string BindAddress { get; set; } = "127.0.0.1";
+
+    /// <summary>Users and salted password hashes, mosquitto's format (<c>fma-edge broker passwd FILE USER</c> or
+    /// mosquitto_passwd writes it). When set, a client must give a user and password from it (unless anonymous clients
+    /// are allowed); the daemon's own publisher then needs Mqtt:Username/Password too.</summary>
+    public string? PasswordFile { get; set; }
+
+    /// <summary>Topic access rules, mosquitto's acl_file format; unset: every client may use every topic, except the
+    /// daemon's own topics, which only the daemon may publish under (always).</summary>
+    public string? AclFile { get; set; }
+
+    /// <summary>Accept clients without a user name. Default: yes on loopback without a <see cref="PasswordFile"/>, no
+    /// otherwise. Allowed beyond loopback only when set to true explicitly, and then status reports it as a problem.</summary>
+    public bool? AllowAnonymous { get; set; }
+
+    /// <summary>Whether clients without a user name are accepted, after the defaults above.</summary>
+    public bool AnonymousAllowed => AllowAnonymous ?? (string.IsNullOrEmpty(PasswordFile) && IsLoopback);
+
+    /// <summary>True when <see cref="BindAddress"/> is a loopback address (nothing outside the box reaches it).</summary>
+    public bool IsLoopback => IPAddress.TryParse(BindAddress, out var a) && IPAddress.IsLoopback(a);
 
     /// <summary>TCP port to listen on.</summary>
     public int Port { get; set; } = 1883;
@@ -255,6 +285,36 @@ public sealed class EmbeddedBrokerOptions
     public int MaxPendingMessagesPerClient { get; set; } = 10_000;
 
     internal EmbeddedBrokerOptions CloneShallow() => (EmbeddedBrokerOptions)MemberwiseClone();
+
+    // The users of PasswordFile, or null when none is set or it cannot be read (Validate reports that).
+    internal IReadOnlyCollection<string>? LoadedUsers()
+    {
+        try
+        {
+            return string.IsNullOrEmpty(PasswordFile) ? null : Broker.PasswordFile.Load(PasswordFile).Users;
+        }
+        catch (Exception x) when (x is IOException or UnauthorizedAccessException or FormatException)
+        {
+            return null;
+        }
+    }
+
+    private static void CheckFile<T>(List<string> e, string key, string? path, Func<string, T> load)
+    {
+        if (string.IsNullOrEmpty(path))
+        {
+            return;
+        }
+
+        try
+        {
+            load(path);
+        }
+        catch (Exception x) when (x is IOException or UnauthorizedAccessException or FormatException)
+        {
+            e.Add($"{key}: {x.Message}");
+        }
+    }
 
     internal IEnumerable<string> Validate()
     {
@@ -273,6 +333,19 @@ public sealed class EmbeddedBrokerOptions
         if (MaxPendingMessagesPerClient < 1)
         {
             e.Add("Mqtt.Embedded.MaxPendingMessagesPerClient must be at least 1");
+        }
+
+        CheckFile(e, "Mqtt.Embedded.PasswordFile", PasswordFile, Broker.PasswordFile.Load);
+        CheckFile(e, "Mqtt.Embedded.AclFile", AclFile, Broker.AclFile.Load);
+        if (!IsLoopback && string.IsNullOrEmpty(PasswordFile) && AllowAnonymous != true)
+        {
+            e.Add($"Mqtt.Embedded.BindAddress {BindAddress} is reachable from the network: set Mqtt.Embedded.PasswordFile " +
+                "(users: fma-edge broker passwd FILE USER), or Mqtt.Embedded.AllowAnonymous=true to accept anyone (reported by status)");
+        }
+
+        if (AllowAnonymous == false && string.IsNullOrEmpty(PasswordFile))
+        {
+            e.Add("Mqtt.Embedded.AllowAnonymous is false but no Mqtt.Embedded.PasswordFile is set: no client could connect");
         }
 
         foreach (var x in e)

@@ -9,6 +9,7 @@ namespace FmaEdge.TestSupport;
 /// <param name="PasswordFile">mosquitto password file (made with mosquitto_passwd); anonymous access is then refused.</param>
 /// <param name="CaFile">CA PEM for the TLS listener (with CertFile and KeyFile).</param>
 /// <param name="RequireClientCertificate">Require a client certificate signed by CaFile.</param>
+/// <param name="AclFile">mosquitto acl_file (topic access per user).</param>
 /// <param name="Persistence">Keep sessions and queued messages across Stop/Start (on by default, so a
 /// subscriber with a persistent session misses nothing during an outage, as with a real broker).</param>
 public sealed record MosquittoSettings(
@@ -17,7 +18,8 @@ public sealed record MosquittoSettings(
     string? CertFile = null,
     string? KeyFile = null,
     bool RequireClientCertificate = false,
-    bool Persistence = true);
+    bool Persistence = true,
+    string? AclFile = null);
 
 /// <summary>A real mosquitto broker for tests: /usr/sbin/mosquitto on a free loopback port with a generated
 /// config in its own temp folder. Stop() and Start() again on the same port simulate an outage; Kill()
@@ -255,6 +257,11 @@ public sealed class MosquittoBroker : IAsyncDisposable, IDisposable
         else
         {
             sb.AppendLine("allow_anonymous true");
+        }
+
+        if (_settings.AclFile is not null)
+        {
+            sb.AppendLine($"acl_file {_settings.AclFile}");
         }
 
         return sb.ToString();

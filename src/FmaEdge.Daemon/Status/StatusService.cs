@@ -73,6 +73,12 @@ public sealed class StatusService(FmaEdgeOptions options, DaemonSession session,
             problems.Add($"output {outState.Kind} not delivering ({outState.Detail ?? "disconnected"}); outbox holds {outState.OutboxDepth}");
         }
 
+        // Allowed only by an explicit setting, and never silently: anyone on the network may read and publish.
+        if (options.Output.Type == OutputType.Mqtt && options.Mqtt.Embedded is { Enabled: true, IsLoopback: false, AnonymousAllowed: true } b)
+        {
+            problems.Add($"embedded MQTT broker on {b.BindAddress}:{b.Port} accepts anonymous clients from the network (Mqtt.Embedded.AllowAnonymous)");
+        }
+
         var disks = Disks();
         problems.AddRange(disks.Where(d => d.BelowFloor).Select(d => $"disk low: {d.FreeMiB} MiB free on {d.Path}"));
         foreach (var hb in pipeline.Heartbeats)

@@ -17,7 +17,11 @@ public sealed class Subscriber : IAsyncDisposable
     public IReadOnlyCollection<JsonElement> Results => ResultQueue;
     public ConcurrentBag<(string Topic, string Payload)> Retained { get; } = [];
 
-    public static async Task<Subscriber> ConnectAsync(MosquittoBroker broker)
+    public static Task<Subscriber> ConnectAsync(MosquittoBroker broker) => ConnectAsync(broker.Host, broker.Port);
+
+    /// <summary>Subscribes to <paramref name="filter"/> on any broker, with credentials when given.</summary>
+    public static async Task<Subscriber> ConnectAsync(string host, int port, string? user = null, string? password = null,
+        string filter = "fma/test-node/#")
     {
         var client = new MqttClientFactory().CreateMqttClient();
         var s = new Subscriber(client);
@@ -35,9 +39,10 @@ public sealed class Subscriber : IAsyncDisposable
 
             return Task.CompletedTask;
         };
-        await client.ConnectAsync(new MqttClientOptionsBuilder().WithTcpServer(broker.Host, broker.Port).WithCleanSession().Build());
+        var options = new MqttClientOptionsBuilder().WithTcpServer(host, port).WithCleanSession().WithTimeout(TimeSpan.FromSeconds(10));
+        await client.ConnectAsync((user is null ? options : options.WithCredentials(user, password)).Build());
         await client.SubscribeAsync(new MqttClientSubscribeOptionsBuilder()
-            .WithTopicFilter("fma/test-node/#", MQTTnet.Protocol.MqttQualityOfServiceLevel.AtLeastOnce).Build());
+            .WithTopicFilter(filter, MQTTnet.Protocol.MqttQualityOfServiceLevel.AtLeastOnce).Build());
         return s;
     }
 
