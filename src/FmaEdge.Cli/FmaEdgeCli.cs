@@ -3,7 +3,7 @@ using FmaEdge.Cli.Commands;
 
 namespace FmaEdge.Cli;
 
-/// <summary>The fma-edge command line: run, status, classify, model validate, watch, bench, broker passwd. Stateless.</summary>
+/// <summary>The fma-edge command line: run, status, classify, model validate, watch, bench, broker passwd, fleet. Stateless.</summary>
 public static class FmaEdgeCli
 {
     /// <summary>Parses and runs <paramref name="args"/>; returns the process exit code.</summary>
@@ -30,6 +30,7 @@ public static class FmaEdgeCli
         root.Subcommands.Add(WatchCommand.Create(console));
         root.Subcommands.Add(BenchCommand.Create(console));
         root.Subcommands.Add(BrokerCommand.Create(console));
+        root.Subcommands.Add(FleetCommand.Create(console));
         return root;
     }
 

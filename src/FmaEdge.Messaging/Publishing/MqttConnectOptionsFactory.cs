@@ -40,20 +40,28 @@ internal sealed class MqttConnectOptionsFactory
     /// <summary>"host:port" plus " (tls)" when encrypted, for status.</summary>
     public string Describe() => $"{_o.Host}:{_o.Port}{(_o.Tls.Enabled ? " (tls)" : "")}";
 
-    public MqttClientOptions Build(byte[] willPayload, string willTopic)
-    {
-        var b = new MqttClientOptionsBuilder()
-            .WithTcpServer(_o.Host, _o.Port)
-            .WithClientId(_o.EffectiveClientId)
-            .WithProtocolVersion(MqttProtocolVersion.V500)
-            .WithCleanStart(true)
-            .WithKeepAlivePeriod(TimeSpan.FromSeconds(_o.KeepAliveSeconds))
-            .WithTimeout(TimeSpan.FromSeconds(_o.ConnectTimeoutSeconds))
+    /// <summary>The publisher's connection: its client id and the retained last will.</summary>
+    public MqttClientOptions Build(byte[] willPayload, string willTopic) =>
+        Common(_o.EffectiveClientId)
             .WithWillTopic(willTopic)
             .WithWillPayload(willPayload)
             .WithWillQualityOfServiceLevel(MqttQualityOfServiceLevel.AtLeastOnce)
             .WithWillRetain(true)
-            .WithWillContentType("application/json");
+            .WithWillContentType("application/json")
+            .Build();
+
+    /// <summary>An observer's connection (fleet view): same broker, TLS and login, its own client id, no will.</summary>
+    public MqttClientOptions BuildObserver(string clientId) => Common(clientId).Build();
+
+    private MqttClientOptionsBuilder Common(string clientId)
+    {
+        var b = new MqttClientOptionsBuilder()
+            .WithTcpServer(_o.Host, _o.Port)
+            .WithClientId(clientId)
+            .WithProtocolVersion(MqttProtocolVersion.V500)
+            .WithCleanStart(true)
+            .WithKeepAlivePeriod(TimeSpan.FromSeconds(_o.KeepAliveSeconds))
+            .WithTimeout(TimeSpan.FromSeconds(_o.ConnectTimeoutSeconds));
         if (!string.IsNullOrEmpty(_o.Username))
         {
             b.WithCredentials(_o.Username, _o.Password ?? "");
@@ -81,7 +89,7 @@ internal sealed class MqttConnectOptionsFactory
             });
         }
 
-        return b.Build();
+        return b;
     }
 
     // A private CA is the normal case on a factory network: trust exactly the configured roots, but never a

@@ -321,7 +321,8 @@ public sealed partial class MqttPublisher : IHostedService, IAsyncDisposable
         };
         try
         {
-            var msg = Message(Topics.Stats, MessageJson.Serialize(filled), MqttQualityOfServiceLevel.AtMostOnce, retain: false);
+            // Retained, so a fleet view shows the latest figures the moment it subscribes.
+            var msg = Message(Topics.Stats, MessageJson.Serialize(filled), MqttQualityOfServiceLevel.AtMostOnce, retain: true);
             await _client.PublishAsync(msg, cancellationToken).ConfigureAwait(false);
             return true;
         }
