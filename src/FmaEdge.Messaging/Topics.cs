@@ -2,8 +2,8 @@ using System.Text;
 
 namespace FmaEdge.Messaging;
 
-/// <summary>The topic tree under one prefix (default "fma/&lt;node&gt;"): status, model, events, stats and
-/// per-source results. Immutable and thread-safe.</summary>
+/// <summary>The topic tree under one prefix (default "fma/&lt;node&gt;"): status, model, events, stats,
+/// per-source results and per-source trigger commands. Immutable and thread-safe.</summary>
 public sealed class Topics
 {
     /// <summary>Builds the tree for a prefix (sanitised segment by segment) or, when empty, "fma/&lt;node&gt;".</summary>
@@ -34,6 +34,27 @@ public sealed class Topics
 
     /// <summary>Results of one source (QoS 1, one message per image).</summary>
     public string Result(string source) => $"{Prefix}/{SanitizeSegment(source)}/result";
+
+    /// <summary>Software trigger command for one source: a message here makes the source's camera take one frame.</summary>
+    public string Trigger(string source) => $"{Prefix}/{SanitizeSegment(source)}/trigger";
+
+    /// <summary>The filter the daemon subscribes to for every source's trigger.</summary>
+    public string Triggers => Prefix + "/+/trigger";
+
+    /// <summary>The source (topic level) of a trigger topic under this prefix; null for any other topic.</summary>
+    public string? TriggerSource(string topic)
+    {
+        var head = Prefix + "/";
+        const string tail = "/trigger";
+        if (!topic.StartsWith(head, StringComparison.Ordinal) || !topic.EndsWith(tail, StringComparison.Ordinal)
+            || topic.Length <= head.Length + tail.Length)
+        {
+            return null;
+        }
+
+        var source = topic[head.Length..^tail.Length];
+        return source.Contains('/', StringComparison.Ordinal) ? null : source;
+    }
 
     /// <summary>Makes a string safe as one topic level: wildcards '+' '#', '/', '$', control characters and
     /// spaces become '_'; an empty result becomes "_". Letters, digits, '-', '.', '_' and other printable

@@ -168,6 +168,24 @@ public static class StatusCommand
         }
 
         ansi.Write(sources);
+        var cams = s.Sources.Where(x => x.Camera is not null).ToList();
+        if (cams.Count > 0)
+        {
+            var cameras = new Table().Title("cameras").AddColumns("id", "backend", "camera", "pixel format", "size", "incomplete", "resends", "triggers / delivered");
+            foreach (var src in cams)
+            {
+                var k = src.Camera!;
+                var who = string.Join(" ", new[] { k.Model, k.Serial is null ? null : "s/n " + k.Serial, k.Address }.Where(x => !string.IsNullOrEmpty(x)));
+                cameras.AddRow(Markup.Escape(src.Id), k.Backend, Markup.Escape(who), Markup.Escape(k.PixelFormat ?? "-"), $"{k.Width}x{k.Height}",
+                    k.IncompleteFrames.ToString(inv), k.Resends.ToString(inv), $"{k.TriggersReceived.ToString(inv)} / {k.FramesDelivered.ToString(inv)}");
+            }
+
+            ansi.Write(cameras);
+            foreach (var p in cams.SelectMany(x => x.Camera!.FeatureProblems.Select(f => $"  camera {x.Id}: feature not applied: {f}")))
+            {
+                ansi.MarkupLine(Markup.Escape(p));
+            }
+        }
 
         var c = s.Counts;
         var q = s.Queues;

@@ -179,7 +179,8 @@ public sealed class SourceOptions
     public string Uri { get; set; } = "";
 
     /// <summary>Camera backend: "auto" (network URLs through ffmpeg, the rest through OpenCV), "opencv" (VideoCapture),
-    /// "ffmpeg" (an ffmpeg subprocess decoding to a pipe).</summary>
+    /// "ffmpeg" (an ffmpeg subprocess decoding to a pipe), "aravis" (a GenICam camera; <see cref="Uri"/> is its device id,
+    /// serial number or address, empty for the first one found).</summary>
     public string Backend { get; set; } = "auto";
 
     /// <summary>The ffmpeg executable for the ffmpeg backend (a name on PATH or a full path).</summary>
@@ -215,6 +216,54 @@ public sealed class SourceOptions
 
     /// <summary>Frames waiting per camera; on overload the oldest is dropped and counted.</summary>
     public int QueueCapacity { get; set; } = 4;
+
+    /// <summary>GenICam settings for the "aravis" backend (ignored by the others).</summary>
+    public GenICamOptions GenICam { get; set; } = new();
+}
+
+/// <summary>GenICam (GigE Vision, USB3 Vision) camera settings, applied at every (re)connect in this order: pixel format,
+/// region, exposure, gain, frame rate, packet size, <see cref="Features"/>, then the trigger. Empty/null leaves the
+/// camera's own value.</summary>
+public sealed class GenICamOptions
+{
+    public const string FreeRunning = "free";
+    public const string Software = "software";
+    public const string Hardware = "hardware";
+
+    /// <summary>PixelFormat: Mono8, Mono12, Mono16, BayerRG8/BG8/GR8/GB8, RGB8, BGR8; empty keeps the camera's.</summary>
+    public string PixelFormat { get; set; } = "";
+
+    /// <summary>"x,y,width,height" in pixels; empty keeps the camera's region.</summary>
+    public string Region { get; set; } = "";
+
+    /// <summary>Exposure time in microseconds.</summary>
+    public double? ExposureUs { get; set; }
+
+    /// <summary>Gain in the camera's unit (usually dB).</summary>
+    public double? Gain { get; set; }
+
+    /// <summary>Acquisition frame rate (free-running).</summary>
+    public double? FrameRate { get; set; }
+
+    /// <summary>GigE Vision stream packet size in bytes (GevSCPSPacketSize); needs a matching MTU (docs/operations.md).</summary>
+    public int? PacketSize { get; set; }
+
+    /// <summary>Any other GenICam feature as "Name=Value", applied in list order after the settings above.</summary>
+    public List<string> Features { get; set; } = [];
+
+    /// <summary>"free" (free-running), "software" (one frame per trigger from the status socket or MQTT) or "hardware"
+    /// (TriggerMode On with <see cref="TriggerSource"/> and <see cref="TriggerActivation"/>).</summary>
+    public string Trigger { get; set; } = FreeRunning;
+
+    /// <summary>Hardware trigger input (TriggerSource), e.g. Line0, Line1.</summary>
+    public string TriggerSource { get; set; } = "Line1";
+
+    /// <summary>TriggerActivation for hardware triggers (RisingEdge, FallingEdge, ...); empty keeps the camera's.</summary>
+    public string TriggerActivation { get; set; } = "RisingEdge";
+
+    /// <summary><see cref="Region"/> as x, y, width, height.</summary>
+    public static int[] ParseRegion(string region) =>
+        region.Split(',', StringSplitOptions.TrimEntries).Select(v => int.Parse(v, System.Globalization.CultureInfo.InvariantCulture)).ToArray();
 }
 
 /// <summary>Bounded queues between the pipeline stages.</summary>

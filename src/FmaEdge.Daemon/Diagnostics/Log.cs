@@ -63,6 +63,9 @@ public static partial class Log
     [LoggerMessage(2009, LogLevel.Information, "Camera {Source}: an abandoned capture returned {Seconds:F0} s after it was given up ({Stuck} still stuck)")]
     public static partial void AbandonedCaptureReturned(ILogger log, string source, double seconds, int stuck);
 
+    [LoggerMessage(2010, LogLevel.Warning, "Camera {Source}: feature not applied: {Problem}")]
+    public static partial void CameraFeatureProblem(ILogger log, string source, string problem);
+
     [LoggerMessage(3000, LogLevel.Warning, "Bad image {Source}/{Image} set aside: {Reason} ({Detail})")]
     public static partial void BadImage(ILogger log, string source, string image, string reason, string detail);
 

@@ -72,7 +72,8 @@ public static class ServiceCollectionExtensions
 
     /// <summary>The MQTT sink: the publisher with its durable outbox in StateDir, and the embedded broker when enabled
     /// (registered before the daemon, so it is up before the daemon connects and stops only after the daemon has drained
-    /// and published "offline"). The daemon starts and stops the publisher itself.</summary>
+    /// and published "offline"). The daemon starts and stops the publisher itself. The publisher also hands trigger
+    /// commands to the sources.</summary>
     private static void AddMqttSink(IServiceCollection services, FmaEdgeOptions options)
     {
         var mqtt = options.Mqtt.Clone();
@@ -87,7 +88,14 @@ public static class ServiceCollectionExtensions
         }
 
         services.AddFmaEdgeMessaging(mqtt, StatusService.Version, session: sp => sp.GetRequiredService<DaemonSession>().Id, hostPublisher: false);
-        services.TryAddSingleton<IResultSink>(sp => new MqttResultSink(sp.GetRequiredService<MqttPublisher>()));
+        services.TryAddSingleton<IResultSink>(sp =>
+        {
+            var publisher = sp.GetRequiredService<MqttPublisher>();
+            // Software triggers from <prefix>/<source>/trigger. The sources are looked up at the first trigger, not
+            // here: they are made with this sink.
+            publisher.TriggerHandler = source => sp.GetRequiredService<SourceSet>().Trigger(source);
+            return new MqttResultSink(publisher);
+        });
     }
 
     /// <summary>The status socket path the options ask for.</summary>

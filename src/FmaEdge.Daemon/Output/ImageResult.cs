@@ -25,6 +25,9 @@ public sealed record ImageResult
     /// <summary>De-duplication key within the source: the SHA-256 for files, a unique frame key for cameras.</summary>
     public required string FileKey { get; init; }
     public required DateTimeOffset CapturedUtc { get; init; }
+
+    /// <summary>The camera's own frame id and timestamp (GenICam cameras); null for files and plain video.</summary>
+    public CameraRef? Camera { get; init; }
     public required DateTimeOffset ClassifiedUtc { get; init; }
     public required string ModelId { get; init; }
 

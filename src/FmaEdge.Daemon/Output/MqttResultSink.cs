@@ -36,13 +36,17 @@ public sealed class MqttResultSink(MqttPublisher publisher) : IResultSink
     }
 
     // Identity (message id, session, seq) and node are the publisher's: assigned when the outbox stores the result.
-    private static ResultMessage ToMessage(ImageResult r) => ResultMessage.From(
-        r.Prediction,
-        r.SourceId,
-        r.CapturedUtc,
-        new ImageRef(r.ImageId, r.ImagePath, r.Sha256, r.ImageBytes, r.Width, r.Height),
-        new ModelRef(r.ModelId, r.ModelVersion, r.ModelSha256, r.ExecutionProvider),
-        r.Latency);
+    private static ResultMessage ToMessage(ImageResult r)
+    {
+        var m = ResultMessage.From(
+            r.Prediction,
+            r.SourceId,
+            r.CapturedUtc,
+            new ImageRef(r.ImageId, r.ImagePath, r.Sha256, r.ImageBytes, r.Width, r.Height),
+            new ModelRef(r.ModelId, r.ModelVersion, r.ModelSha256, r.ExecutionProvider),
+            r.Latency);
+        return m with { Camera = r.Camera };
+    }
 
     private static CommitResult ToOutcome(JournalCommit c) => c.Status == CommitStatus.Enqueued
         ? new CommitResult(CommitOutcome.Committed, c.MessageId, c.Seq)

@@ -554,6 +554,7 @@ public sealed class InferencePipeline : IImageSink, IDisposable
             ImageBytes = item.Bytes,
             FileKey = item.FileKey!,
             CapturedUtc = w.CapturedUtc,
+            Camera = w.Camera,
             ClassifiedUtc = _time.GetUtcNow(),
             ModelId = item.Model!.Model.Manifest.Model.Id,
             ModelVersion = string.IsNullOrEmpty(item.Model.Model.Manifest.Model.Version) ? null : item.Model.Model.Manifest.Model.Version,

@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using System.Globalization;
+using System.Text.RegularExpressions;
 using System.Threading.Channels;
 using FmaEdge.Daemon.Configuration;
 using FmaEdge.Daemon.Diagnostics;
@@ -18,7 +19,7 @@ namespace FmaEdge.Daemon.Sources;
 /// native call in it has a deadline (<c>OpenTimeoutSeconds</c> for the open, <c>StallSeconds</c> for a read): an attempt
 /// blocked past it inside OpenCV or the kernel is abandoned (counted, logged, published) and its thread left to return
 /// on its own, so nothing in the daemon ever waits on it. Thread-safe for state, trigger and stop.</summary>
-public sealed class CameraSource : IImageSource, IWorkCompletion
+public sealed partial class CameraSource : IImageSource, IWorkCompletion
 {
     /// <summary>How long a stop waits for healthy capture threads to return from their current read.</summary>
     private static readonly TimeSpan StopGrace = TimeSpan.FromSeconds(2);
@@ -46,6 +47,10 @@ public sealed class CameraSource : IImageSource, IWorkCompletion
     private string _state = SourceStates.Stopped;
     private string? _detail;
     private DateTime _triggerFileStamp;
+    private long _triggersReceived;
+    private CameraInfo? _cameraInfo;
+    private GrabberCounters? _counters;
+    private IReadOnlyList<string> _featureProblems = [];
 
     public CameraSource(SourceOptions options, IReporter sink, ILogger log, TimeProvider? time = null)
     {
@@ -68,10 +73,13 @@ public sealed class CameraSource : IImageSource, IWorkCompletion
     /// folders other sources watch).</summary>
     public static void Validate(SourceOptions s, string key, ConfigErrors errors, ISet<string> watched)
     {
-        if (string.IsNullOrWhiteSpace(s.Uri))
+        // A GenICam camera may be left unnamed: the first one found is taken.
+        if (string.IsNullOrWhiteSpace(s.Uri) && s.Backend != CameraBackends.Aravis)
         {
             errors.Add($"{key}:Uri is required for a camera source");
         }
+
+        ValidateGenICam(s.GenICam, $"{key}:GenICam", errors);
 
         if (!Cameras.CameraBackends.All.Contains(s.Backend))
         {
@@ -91,6 +99,40 @@ public sealed class CameraSource : IImageSource, IWorkCompletion
         errors.Range($"{key}:ReconnectMaxMs", s.ReconnectMaxMs, s.ReconnectMinMs, 3_600_000);
         errors.Range($"{key}:QueueCapacity", s.QueueCapacity, 1, 1000);
     }
+
+    private static void ValidateGenICam(GenICamOptions g, string key, ConfigErrors errors)
+    {
+        if (g.Trigger is not (GenICamOptions.FreeRunning or GenICamOptions.Software or GenICamOptions.Hardware))
+        {
+            errors.Add($"{key}:Trigger '{g.Trigger}' is not free, software or hardware");
+        }
+
+        if (g.Region.Length > 0 && !RegionPattern().IsMatch(g.Region))
+        {
+            errors.Add($"{key}:Region '{g.Region}' is not x,y,width,height");
+        }
+
+        for (var i = 0; i < g.Features.Count; i++)
+        {
+            if (g.Features[i].IndexOf('=', StringComparison.Ordinal) <= 0)
+            {
+                errors.Add($"{key}:Features:{i} '{g.Features[i]}' is not Name=Value");
+            }
+        }
+
+        if (g.PacketSize is { } p)
+        {
+            errors.Range($"{key}:PacketSize", p, 576, 16_384);
+        }
+
+        if (g.Trigger == GenICamOptions.Hardware && string.IsNullOrWhiteSpace(g.TriggerSource))
+        {
+            errors.Add($"{key}:TriggerSource is required for a hardware trigger");
+        }
+    }
+
+    [GeneratedRegex(@"^\s*\d+\s*,\s*\d+\s*,\s*[1-9]\d*\s*,\s*[1-9]\d*\s*$")]
+    private static partial Regex RegionPattern();
 
     public string Id => _options.Id;
 
@@ -151,11 +193,25 @@ public sealed class CameraSource : IImageSource, IWorkCompletion
 
     public bool Trigger()
     {
+        // A GenICam camera triggered by software takes the trigger itself (one frame per trigger), and only while it is
+        // acquiring; other cameras in trigger sampling take the latest frame.
+        if (CameraBackends.Resolve(_options) == CameraBackends.Aravis && _options.GenICam.Trigger == GenICamOptions.Software)
+        {
+            if (CurrentGrabber()?.SoftwareTrigger() != true)
+            {
+                return false;
+            }
+
+            Interlocked.Increment(ref _triggersReceived);
+            return true;
+        }
+
         if (_options.Sampling != CameraSampling.Trigger)
         {
             return false;
         }
 
+        Interlocked.Increment(ref _triggersReceived);
         Interlocked.Increment(ref _triggers);
         return true;
     }
@@ -164,11 +220,16 @@ public sealed class CameraSource : IImageSource, IWorkCompletion
     {
         var last = Interlocked.Read(ref _lastFrameTimestamp);
         double? age = last == 0 ? null : _time.GetElapsedTime(last).TotalSeconds;
+        var info = _cameraInfo;
+        var counters = _counters;
         return new SourceState(Id, "camera", _state, Interlocked.Read(ref _frames), _rate.PerSecond, age,
             Interlocked.Read(ref _errors), Interlocked.Read(ref _dropped), _queue.Reader.Count, _detail)
         {
             AbandonedCaptures = Interlocked.Read(ref _abandoned),
             StuckCaptures = StuckAttempts().Count,
+            Camera = new CameraStatus(info?.Backend ?? CameraBackends.Resolve(_options), info?.Address ?? _options.Uri, info?.Model, info?.Serial,
+                info?.PixelFormat, info?.Width ?? 0, info?.Height ?? 0, counters?.Incomplete ?? 0, counters?.Resends ?? 0,
+                Interlocked.Read(ref _triggersReceived), Interlocked.Read(ref _frames), _featureProblems),
         };
     }
 
@@ -223,6 +284,11 @@ public sealed class CameraSource : IImageSource, IWorkCompletion
                 _detail = null;
                 delay = _options.ReconnectMinMs;
                 Log.CameraUp(_log, Id, _options.Uri, s.Width, s.Height);
+                foreach (var problem in _featureProblems)
+                {
+                    Log.CameraFeatureProblem(_log, Id, problem);
+                }
+
                 if (!wasUp)
                 {
                     wasUp = true;
@@ -272,6 +338,9 @@ public sealed class CameraSource : IImageSource, IWorkCompletion
         thread.Start();
         return attempt;
     }
+
+    /// <summary>The grabber of the newest attempt still running (null while none is open).</summary>
+    private IFrameGrabber? CurrentGrabber() => LiveAttempts().LastOrDefault(a => !a.Retired)?.Grabber;
 
     private List<CaptureAttempt> LiveAttempts()
     {
@@ -348,7 +417,8 @@ public sealed class CameraSource : IImageSource, IWorkCompletion
 
             ReportDrops();
             var age = _time.GetElapsedTime(Interlocked.Read(ref _lastFrameTimestamp));
-            if (age > stall)
+            // A camera that only sends frames when triggered is allowed silence; its backend checks the camera answers.
+            if (age > stall && !(attempt.Grabber?.WaitsForTriggers ?? false))
             {
                 Log.CameraStalled(_log, Id, age.TotalSeconds);
                 if (attempt.Stage == CaptureStage.Reading)
@@ -401,6 +471,9 @@ public sealed class CameraSource : IImageSource, IWorkCompletion
                 return;
             }
 
+            _cameraInfo = grabber.Info;
+            _counters = grabber.Counters;
+            _featureProblems = grabber.Problems;
             Interlocked.Exchange(ref _lastFrameTimestamp, _time.GetTimestamp());
             attempt.Opened.TrySetResult((grabber.Info.Width, grabber.Info.Height));
             var minGap = _options.Sampling switch
@@ -429,7 +502,11 @@ public sealed class CameraSource : IImageSource, IWorkCompletion
 
                 Interlocked.Exchange(ref _lastFrameTimestamp, _time.GetTimestamp());
                 bool take;
-                if (_options.Sampling == CameraSampling.Trigger)
+                if (grabber.WaitsForTriggers)
+                {
+                    take = true; // the camera sent it because it was triggered
+                }
+                else if (_options.Sampling == CameraSampling.Trigger)
                 {
                     take = TakeTrigger();
                 }
@@ -453,6 +530,7 @@ public sealed class CameraSource : IImageSource, IWorkCompletion
                     Frame = frame.Clone(),
                     FrameKey = $"{Id}-{_time.GetUtcNow():yyyyMMddTHHmmssfff}-{seq.ToString(CultureInfo.InvariantCulture)}-{Guid.NewGuid():N}",
                     CapturedUtc = meta.Value.CapturedUtc,
+                    Camera = meta.Value.CameraFrameId is { } frameId ? new FmaEdge.Messaging.Contract.CameraRef(frameId, meta.Value.CameraTimestampNs) : null,
                     ArrivalTimestamp = Stopwatch.GetTimestamp(),
                     Completion = this,
                 };

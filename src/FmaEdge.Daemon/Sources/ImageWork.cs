@@ -27,6 +27,9 @@ public sealed class ImageWork
 
     public required DateTimeOffset CapturedUtc { get; init; }
 
+    /// <summary>The camera's frame id and timestamp when the camera numbers its frames (GenICam); null otherwise.</summary>
+    public FmaEdge.Messaging.Contract.CameraRef? Camera { get; init; }
+
     /// <summary>Stopwatch timestamp at arrival, the start of the total latency.</summary>
     public required long ArrivalTimestamp { get; init; }
 
@@ -113,4 +116,13 @@ public sealed record SourceState(string Id, string Type, string State, long Fram
 
     /// <summary>Abandoned capture attempts whose thread has not returned yet (each holds a thread, often a device).</summary>
     public int StuckCaptures { get; init; }
+
+    /// <summary>Camera details (camera sources only).</summary>
+    public CameraStatus? Camera { get; init; }
 }
+
+/// <summary>What a camera source is connected to and its camera counters since start: backend, address, model, serial,
+/// pixel format, size, frames the camera started but did not complete, packet resends, triggers received (status socket,
+/// MQTT) and frames delivered to the pipeline, and the features the camera did not know or refused at the last connect.</summary>
+public sealed record CameraStatus(string Backend, string Address, string? Model, string? Serial, string? PixelFormat, int Width, int Height,
+    long IncompleteFrames, long Resends, long TriggersReceived, long FramesDelivered, IReadOnlyList<string> FeatureProblems);

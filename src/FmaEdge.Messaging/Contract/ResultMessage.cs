@@ -39,6 +39,9 @@ public sealed record ResultMessage
 
     public required ImageRef Image { get; init; }
 
+    /// <summary>The camera's own frame id and timestamp (GenICam cameras); absent for files and plain video.</summary>
+    public CameraRef? Camera { get; init; }
+
     public required ModelRef Model { get; init; }
 
     /// <summary>Each level's own answer (argmax) with its top-k, root level first.</summary>
@@ -107,6 +110,10 @@ public sealed record ResultMessage
 
 /// <summary>The classified image: an id (file name or frame id), its path or URI, its SHA-256 (hex) and size.</summary>
 public sealed record ImageRef(string Id, string? Path, string? Sha256, long? Bytes = null, int? Width = null, int? Height = null);
+
+/// <summary>A camera frame as the camera numbered it: its frame (block) id, and its timestamp in the camera's clock
+/// (nanoseconds for GigE Vision / USB3 Vision; not wall time).</summary>
+public sealed record CameraRef(long FrameId, long? TimestampNs = null);
 
 /// <summary>The model that answered: its id, version and file SHA-256 (hex), plus the execution provider used.</summary>
 public sealed record ModelRef(string Id, string? Version, string Sha256, string? ExecutionProvider = null);

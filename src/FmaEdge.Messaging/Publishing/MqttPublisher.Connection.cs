@@ -101,6 +101,7 @@ public sealed partial class MqttPublisher
         Interlocked.Increment(ref _generation);
         _connected = true;
         await PublishRetainedStateAsync(stop).ConfigureAwait(false);
+        await SubscribeTriggersAsync(stop).ConfigureAwait(false);
         DateTimeOffset? downSince;
         lock (_stateGate)
         {

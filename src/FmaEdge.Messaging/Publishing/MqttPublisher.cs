@@ -97,6 +97,7 @@ public sealed partial class MqttPublisher : IHostedService, IAsyncDisposable
         _outbox.PruneJournal(_startedAt - TimeSpan.FromDays(_o.JournalRetentionDays));
         _client = new MqttClientFactory().CreateMqttClient();
         _client.DisconnectedAsync += OnDisconnectedAsync;
+        _client.ApplicationMessageReceivedAsync += OnMessageReceivedAsync;
     }
 
     /// <summary>This run's id (in every payload); a new one at every daemon start.</summary>

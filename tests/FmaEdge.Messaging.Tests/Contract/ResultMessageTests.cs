@@ -106,6 +106,18 @@ public sealed class ResultMessageTests
     }
 
     [Fact]
+    public void Serialize_CameraFrame_CarriesFrameIdAndTimestampOnlyWhenKnown()
+    {
+        var m = ResultMessage.From(Samples.Prediction(1), "cam1", DateTimeOffset.UnixEpoch.AddDays(20000), Samples.Image(0), Samples.Model,
+            new StageLatency(1, 2, 3, 6));
+        Assert.False(JsonDocument.Parse(MessageJson.Serialize(m)).RootElement.TryGetProperty("camera", out _));
+
+        var json = JsonDocument.Parse(MessageJson.Serialize(m with { Camera = new CameraRef(4711, 123_456_789_000) })).RootElement;
+        Assert.Equal(4711, json.GetProperty("camera").GetProperty("frame_id").GetInt64());
+        Assert.Equal(123_456_789_000, json.GetProperty("camera").GetProperty("timestamp_ns").GetInt64());
+    }
+
+    [Fact]
     public void Next_RandomBitsExhausted_CarriesIntoTheTimestampKeepingVersionAndVariant()
     {
         var gen = new MessageIdGenerator("0190000000007fffbfffffffffffffff");

@@ -10,9 +10,10 @@ public static class CameraBackends
     public const string Auto = "auto";
     public const string OpenCv = "opencv";
     public const string Ffmpeg = "ffmpeg";
+    public const string Aravis = "aravis";
 
     /// <summary>Every accepted value of the Backend key.</summary>
-    public static readonly IReadOnlyList<string> All = [Auto, OpenCv, Ffmpeg];
+    public static readonly IReadOnlyList<string> All = [Auto, OpenCv, Ffmpeg, Aravis];
 
     private static readonly string[] NetworkSchemes = ["rtsp://", "rtsps://", "rtmp://", "rtmps://", "http://", "https://", "udp://", "rtp://", "srt://", "tcp://"];
 
@@ -34,6 +35,7 @@ public static class CameraBackends
     /// <summary>A new, unopened connection for one capture attempt.</summary>
     public static IFrameGrabber Create(SourceOptions options) => Resolve(options) switch
     {
+        Aravis => new Aravis.AravisGrabber(options, TimeSpan.FromSeconds(options.StallSeconds)),
         Ffmpeg => new FfmpegGrabber(options.Uri, options.FfmpegPath, options.FfmpegInputArgs, TimeSpan.FromSeconds(options.StallSeconds)),
         _ => new OpenCvGrabber(options.Uri),
     };

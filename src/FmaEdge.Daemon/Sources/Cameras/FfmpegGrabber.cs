@@ -48,6 +48,10 @@ public sealed class FfmpegGrabber : IFrameGrabber
 
     public GrabberCounters Counters { get; } = new();
 
+    public bool WaitsForTriggers => false;
+
+    public IReadOnlyList<string> Problems => [];
+
     /// <summary>The ffmpeg command line (for logs and tests).</summary>
     public IReadOnlyList<string> Arguments => BuildArguments();
 

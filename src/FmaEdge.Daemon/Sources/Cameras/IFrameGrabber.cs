@@ -13,6 +13,13 @@ public interface IFrameGrabber : IDisposable
     /// <summary>Backend counters (incomplete frames, resends, triggers sent); zero for backends that have none.</summary>
     GrabberCounters Counters { get; }
 
+    /// <summary>True when the camera sends frames only when triggered (GenICam software or hardware trigger): every frame
+    /// is taken, and silence is not a stall (the backend checks the camera is alive itself).</summary>
+    bool WaitsForTriggers { get; }
+
+    /// <summary>Features the camera did not know or refused at <see cref="Open"/>, one line each.</summary>
+    IReadOnlyList<string> Problems { get; }
+
     /// <summary>Connects; throws <see cref="CameraException"/> saying why it could not.</summary>
     void Open(CancellationToken cancellationToken);
 
@@ -21,7 +28,7 @@ public interface IFrameGrabber : IDisposable
     FrameMeta? Read(Mat frame, CancellationToken cancellationToken);
 
     /// <summary>Asks the camera itself for one frame (GenICam software trigger); false when the camera is not triggered
-    /// by software (the source then takes the latest frame instead).</summary>
+    /// by software, is not acquiring (opening, lost, closing), or has too many triggers waiting.</summary>
     bool SoftwareTrigger();
 
     /// <summary>Makes a blocked <see cref="Open"/> or <see cref="Read"/> return soon where the backend can (kills the

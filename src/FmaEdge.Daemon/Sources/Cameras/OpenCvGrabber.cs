@@ -14,6 +14,10 @@ public sealed class OpenCvGrabber(string uri) : IFrameGrabber
 
     public GrabberCounters Counters { get; } = new();
 
+    public bool WaitsForTriggers => false;
+
+    public IReadOnlyList<string> Problems => [];
+
     public void Open(CancellationToken cancellationToken)
     {
         _cap = Create(uri);

@@ -82,9 +82,12 @@ public sealed class FfmpegStreamTests : IDisposable
         await DaemonHarness.WaitUntilAsync(() => d.Results("cam1").Count >= before + 5, "results after the server returned", 30_000);
         Assert.True(d.Events("source_up").Count >= 2, "a source-up for each start");
 
-        // Stop the stream, let the pipeline empty: every frame taken was published once or dropped and counted.
+        // Stop the stream, let the pipeline empty: every frame taken was published once or dropped and counted. Frames
+        // the decoder still had come after the kill, so "idle" is read until the books balance (the two counters are
+        // read one after the other, and a frame can move between them), not at the first quiet moment.
         server.Kill();
-        await DaemonHarness.WaitUntilAsync(() => d.Pipeline.InFlight == 0 && d.Status.Snapshot().Sources[1].Pending == 0, "pipeline idle", 30_000);
+        await DaemonHarness.WaitUntilAsync(() => d.Pipeline.InFlight == 0 && d.Status.Snapshot().Sources[1] is { Pending: 0 } s
+            && s.Frames == d.Results("cam1").Count + s.Dropped, "pipeline idle with every frame published or dropped", 30_000);
         var st = d.Status.Snapshot().Sources[1];
         var results = d.Results("cam1");
         var ids = results.Select(r => r.GetProperty("imageId").GetString()).ToList();
