@@ -1,5 +1,6 @@
 using System.CommandLine;
 using System.Text;
+using FmaEdge.Messaging;
 using FmaEdge.Messaging.Broker;
 
 namespace FmaEdge.Cli.Commands;
@@ -7,7 +8,8 @@ namespace FmaEdge.Cli.Commands;
 /// <summary><c>fma-edge broker passwd FILE USER [--delete]</c>: adds, changes or removes a user of the embedded broker's
 /// password file (mosquitto's format, so mosquitto reads it too). The password comes from standard input: typed twice
 /// without echo on a terminal, else its first line (for scripts: <c>printf '%s\n' "$PW" | fma-edge broker passwd ...</c>).
-/// Exit 0 written, 2 bad input (nothing written).</summary>
+/// Exit 0 written, 2 bad input (nothing written). <c>fma-edge broker serve</c>: the embedded broker alone, until Ctrl-C
+/// (to try a password or ACL file, or to run a conformance suite against it).</summary>
 public static class BrokerCommand
 {
     public static Command Create(CliConsole console)
@@ -22,7 +24,58 @@ public static class BrokerCommand
         passwd.SetAction(parse => Passwd(console, parse.GetValue(file)!, parse.GetValue(user)!, parse.GetValue(delete)));
         var broker = new Command("broker", "Embedded MQTT broker tools");
         broker.Subcommands.Add(passwd);
+        broker.Subcommands.Add(CreateServe(console));
         return broker;
+    }
+
+    private static Command CreateServe(CliConsole console)
+    {
+        var bind = new Option<string>("--bind") { Description = "Address to listen on", DefaultValueFactory = _ => "127.0.0.1" };
+        var port = new Option<int>("--port") { Description = "TCP port", DefaultValueFactory = _ => 1883 };
+        var passwords = new Option<string?>("--password-file") { Description = "Users (mosquitto's format); required beyond loopback" };
+        var acl = new Option<string?>("--acl-file") { Description = "Topic rules (mosquitto's acl_file format)" };
+        var anonymous = new Option<bool?>("--allow-anonymous") { Description = "Accept clients without a user name" };
+        var serve = new Command("serve", "Run the embedded MQTT broker alone until Ctrl-C (same options as Mqtt:Embedded)")
+        {
+            bind, port, passwords, acl, anonymous,
+        };
+        serve.SetAction(async (r, ct) =>
+        {
+            var options = new EmbeddedBrokerOptions
+            {
+                BindAddress = r.GetValue(bind)!,
+                Port = r.GetValue(port),
+                PasswordFile = r.GetValue(passwords),
+                AclFile = r.GetValue(acl),
+                AllowAnonymous = r.GetValue(anonymous),
+            };
+            EmbeddedBroker broker;
+            try
+            {
+                broker = new EmbeddedBroker(options);
+            }
+            catch (ArgumentException x)
+            {
+                console.Error.WriteLine("broker serve: " + x.Message);
+                return 2;
+            }
+
+            await using (broker)
+            {
+                await broker.StartAsync(ct);
+                console.Out.WriteLine($"listening on {broker.EndPoint}; Ctrl-C to stop");
+                try
+                {
+                    await Task.Delay(Timeout.Infinite, ct);
+                }
+                catch (OperationCanceledException)
+                {
+                }
+            }
+
+            return 0;
+        });
+        return serve;
     }
 
     public static int Passwd(CliConsole console, FileInfo file, string user, bool delete)

@@ -102,4 +102,32 @@ public sealed class EmbeddedBrokerOnNetworkTests : IDisposable
         var ex = Assert.Throws<ConfigurationErrorsException>(() => { FmaEdgeConfiguration.Bind(config); });
         Assert.Contains("Mqtt.Embedded.PasswordFile", ex.Message, StringComparison.Ordinal);
     }
+    [Fact]
+    public async Task BrokerServe_UsersOnLoopback_ServesThemUntilCancelled_AndRefusesTheNetworkWithoutUsers()
+    {
+        using var o = new StringWriter();
+        using var e = new StringWriter();
+        var console = CliConsole.ToWriter(o, e);
+        var port = MosquittoBroker.FreeLoopbackPort().ToString(CultureInfo.InvariantCulture);
+        using (var quick = new CancellationTokenSource(TimeSpan.FromSeconds(30)))
+        {
+            var refused = await FmaEdgeCli.Build(console).Parse(["broker", "serve", "--bind", "0.0.0.0", "--port", port]).InvokeAsync(cancellationToken: quick.Token);
+            Assert.Equal(2, refused);
+            Assert.Contains("PasswordFile", e.ToString(), StringComparison.Ordinal);
+        }
+
+        var passwd = _tmp.File("serve.passwd");
+        Assert.Equal(0, Passwd(passwd, "floor", "floor-secret\n").Code);
+        using var stop = new CancellationTokenSource(TimeSpan.FromMinutes(2));
+        var serving = FmaEdgeCli.Build(console).Parse(["broker", "serve", "--port", port, "--password-file", passwd]).InvokeAsync(cancellationToken: stop.Token);
+        await DaemonHarness.WaitUntilAsync(() => o.ToString().Contains("listening on", StringComparison.Ordinal) || serving.IsCompleted, "broker serve to listen");
+        Assert.False(serving.IsCompleted, e.ToString());
+        await using (var floor = await Subscriber.ConnectAsync("127.0.0.1", int.Parse(port, CultureInfo.InvariantCulture), "floor", "floor-secret", "#"))
+        {
+            await Assert.ThrowsAnyAsync<Exception>(() => Subscriber.ConnectAsync("127.0.0.1", int.Parse(port, CultureInfo.InvariantCulture)));
+        }
+
+        await stop.CancelAsync();
+        Assert.Equal(0, await serving.WaitAsync(TimeSpan.FromSeconds(30)));
+    }
 }
