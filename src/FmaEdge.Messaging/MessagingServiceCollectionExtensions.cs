@@ -6,8 +6,8 @@ using Microsoft.Extensions.Logging;
 
 namespace FmaEdge.Messaging;
 
-/// <summary>Registers the messaging parts with a host: the embedded broker (started first, stopped last) and
-/// the publisher, both as singletons and hosted services.</summary>
+/// <summary>Registers the messaging parts with a host: the embedded broker (started first, stopped last), the
+/// publisher and, when enabled, the Sparkplug B publisher, as singletons and hosted services.</summary>
 public static class MessagingServiceCollectionExtensions
 {
     /// <summary>Adds the <see cref="MqttPublisher"/> and, when <c>options.Embedded.Enabled</c>, the
@@ -38,6 +38,16 @@ public static class MessagingServiceCollectionExtensions
         if (hostPublisher)
         {
             services.AddSingleton<IHostedService>(sp => new HostedAdapter(sp.GetRequiredService<MqttPublisher>()));
+        }
+
+        if (snapshot.Sparkplug.Enabled)
+        {
+            services.AddSingleton(sp => new Sparkplug.SparkplugPublisher(snapshot, sp.GetRequiredService<MqttPublisher>(),
+                sp.GetService<ILogger<Sparkplug.SparkplugPublisher>>(), sp.GetService<TimeProvider>()));
+            if (hostPublisher)
+            {
+                services.AddSingleton<IHostedService>(sp => new HostedAdapter(sp.GetRequiredService<Sparkplug.SparkplugPublisher>()));
+            }
         }
 
         return services;

@@ -52,6 +52,9 @@ public sealed class MqttOptions
     /// <summary>The embedded broker (MQTTnet.Server) for a single box.</summary>
     public EmbeddedBrokerOptions Embedded { get; set; } = new();
 
+    /// <summary>Sparkplug B output on a second connection to the same broker (off by default).</summary>
+    public Sparkplug.SparkplugOptions Sparkplug { get; set; } = new();
+
     /// <summary>SQLite file of the outbox and the published journal. Relative paths are resolved against the
     /// current directory; the daemon passes one under its state directory.</summary>
     public string OutboxPath { get; set; } = "outbox.db";
@@ -130,6 +133,7 @@ public sealed class MqttOptions
         CheckRange(e, "Mqtt.DrainOnStopSeconds", DrainOnStopSeconds, 0, 600);
         e.AddRange(Tls.Validate());
         e.AddRange(Embedded.Validate());
+        e.AddRange(Sparkplug.Validate());
         if (Embedded.Enabled && Embedded.Port != Port)
         {
             e.Add($"Mqtt.Embedded is enabled on port {Embedded.Port} but the publisher connects to port {Port}: set both to the same port or disable the embedded broker");
@@ -164,6 +168,7 @@ public sealed class MqttOptions
         var c = (MqttOptions)MemberwiseClone();
         c.Tls = (MqttTlsOptions)Tls.CloneShallow();
         c.Embedded = Embedded.CloneShallow();
+        c.Sparkplug = Sparkplug.CloneShallow();
         return c;
     }
 

@@ -4,6 +4,7 @@ using System.Net.Sockets;
 using System.Text.Json;
 using FmaEdge.Daemon.Configuration;
 using FmaEdge.Daemon.Hosting;
+using FmaEdge.Daemon.Output;
 using FmaEdge.Daemon.Status;
 using Spectre.Console;
 
@@ -209,7 +210,12 @@ public static class StatusCommand
 
         var o = s.Output;
         var output = new Table().Title("output").AddColumns("kind", "endpoint", "connected", "outbox", "detail");
-        output.AddRow(o.Kind, Markup.Escape(o.Endpoint), o.Connected ? "[green]yes[/]" : "[red]no[/]", o.OutboxDepth.ToString(inv), Markup.Escape(o.Detail ?? ""));
+        foreach (var row in new[] { o, o.Sparkplug }.OfType<SinkState>())
+        {
+            output.AddRow(row.Kind, Markup.Escape(row.Endpoint), row.Connected ? "[green]yes[/]" : "[red]no[/]", row.OutboxDepth.ToString(inv),
+                Markup.Escape(row.Detail ?? ""));
+        }
+
         ansi.Write(output);
 
         var disks = new Table().Title("disk").AddColumns("path", "free MiB", "total MiB", "below floor");

@@ -8,6 +8,7 @@ using FmaEdge.Daemon.Status;
 using FmaEdge.Messaging;
 using FmaEdge.Messaging.Broker;
 using FmaEdge.Messaging.Publishing;
+using FmaEdge.Messaging.Sparkplug;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.DependencyInjection.Extensions;
@@ -94,7 +95,9 @@ public static class ServiceCollectionExtensions
             // Software triggers from <prefix>/<source>/trigger. The sources are looked up at the first trigger, not
             // here: they are made with this sink.
             publisher.TriggerHandler = source => sp.GetRequiredService<SourceSet>().Trigger(source);
-            return new MqttResultSink(publisher);
+            var sparkplug = sp.GetService<SparkplugPublisher>();
+            sparkplug?.DeclareDevices(options.Sources.Where(s => s.Enabled).Select(s => s.Id));
+            return new MqttResultSink(publisher, sparkplug);
         });
     }
 

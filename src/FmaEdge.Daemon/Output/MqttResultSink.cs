@@ -3,15 +3,24 @@ using FmaEdge.Messaging;
 using FmaEdge.Messaging.Contract;
 using FmaEdge.Messaging.Outbox;
 using FmaEdge.Messaging.Publishing;
+using FmaEdge.Messaging.Sparkplug;
 using MsgEventKinds = FmaEdge.Messaging.Contract.EventKinds;
 
 namespace FmaEdge.Daemon.Output;
 
 /// <summary>The production <see cref="IResultSink"/>: results and events through the durable MQTT outbox and
-/// published journal of <see cref="MqttPublisher"/> (docs/mqtt.md). Thread-safe (the publisher is).</summary>
-public sealed class MqttResultSink(MqttPublisher publisher) : IResultSink
+/// published journal of <see cref="MqttPublisher"/> (docs/mqtt.md), and, when configured, the same results, model and
+/// node figures in Sparkplug B (the <see cref="SparkplugPublisher"/> drains its own feed of the outbox). Thread-safe.</summary>
+public sealed class MqttResultSink(MqttPublisher publisher, SparkplugPublisher? sparkplug = null) : IResultSink
 {
-    public Task StartAsync(CancellationToken cancellationToken) => publisher.StartAsync(cancellationToken);
+    public async Task StartAsync(CancellationToken cancellationToken)
+    {
+        await publisher.StartAsync(cancellationToken);
+        if (sparkplug is not null)
+        {
+            await sparkplug.StartAsync(cancellationToken);
+        }
+    }
 
     public Task WaitForFirstConnectAttemptAsync(CancellationToken cancellationToken) => publisher.WaitForFirstConnectAttemptAsync(cancellationToken);
 
@@ -55,7 +64,7 @@ public sealed class MqttResultSink(MqttPublisher publisher) : IResultSink
     public async ValueTask PublishStatsAsync(FmaEdge.Daemon.Status.StatusSnapshot s, CancellationToken cancellationToken)
     {
         // Stats are a periodic snapshot (QoS 0, never stored): a missed one is replaced by the next.
-        await publisher.PublishStatsAsync(new StatsMessage
+        var stats = new StatsMessage
         {
             Node = s.Node,
             Session = s.Session,
@@ -67,7 +76,10 @@ public sealed class MqttResultSink(MqttPublisher publisher) : IResultSink
             Sources = s.Sources.ToDictionary(x => x.Id, x => new SourceStats(x.State, x.Frames, x.Errors, x.Dropped, x.Fps, x.LastFrameAgeSeconds)),
             LatencyMs = s.Latency.ToDictionary(kv => kv.Key, kv => new LatencyPercentiles(kv.Value.P50Ms, kv.Value.P99Ms)),
             Mqtt = publisher.Health,
-        }, cancellationToken);
+            Sparkplug = sparkplug?.Health,
+        };
+        sparkplug?.SetStats(stats);
+        await publisher.PublishStatsAsync(stats, cancellationToken);
     }
 
     public ValueTask PublishEventAsync(DaemonEvent evt, CancellationToken cancellationToken)
@@ -110,8 +122,11 @@ public sealed class MqttResultSink(MqttPublisher publisher) : IResultSink
         }
     }
 
-    public async ValueTask PublishModelAsync(ModelMessage model, CancellationToken cancellationToken) =>
+    public async ValueTask PublishModelAsync(ModelMessage model, CancellationToken cancellationToken)
+    {
+        sparkplug?.SetModel(model);
         await publisher.SetModelAsync(model, cancellationToken);
+    }
 
     public SinkState State
     {
@@ -124,11 +139,32 @@ public sealed class MqttResultSink(MqttPublisher publisher) : IResultSink
                 detail = $"{detail} outbox cap dropped {h.DroppedByCap} result(s)".Trim();
             }
 
-            return new SinkState("mqtt", h.State == ConnectionState.Connected, h.Broker, h.Outbox.Depth, detail);
+            return new SinkState("mqtt", h.State == ConnectionState.Connected, h.Broker, h.Outbox.Depth, detail,
+                sparkplug?.Health is { } spb
+                    ? new SinkState("sparkplug", spb.State == "online", $"spBv1.0/{spb.EdgeNode} bdSeq {spb.BdSeq}", spb.Backlog,
+                        spb.LastError is null ? spb.State : $"{spb.State}: {spb.LastError}")
+                    : null);
         }
     }
 
-    public Task StopAsync(CancellationToken cancellationToken) => publisher.StopAsync(cancellationToken);
+    // Sparkplug first: its NDEATH goes out while the JSON publisher is still draining on its own connection.
+    public async Task StopAsync(CancellationToken cancellationToken)
+    {
+        if (sparkplug is not null)
+        {
+            await sparkplug.StopAsync(cancellationToken);
+        }
 
-    public ValueTask DisposeAsync() => publisher.DisposeAsync();
+        await publisher.StopAsync(cancellationToken);
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        if (sparkplug is not null)
+        {
+            await sparkplug.DisposeAsync();
+        }
+
+        await publisher.DisposeAsync();
+    }
 }

@@ -37,6 +37,9 @@ public sealed record StatsMessage
     /// <summary>Publisher counters and outbox depth; filled by the publisher when null.</summary>
     public PublisherHealth? Mqtt { get; init; }
 
+    /// <summary>The Sparkplug B connection, when enabled.</summary>
+    public Sparkplug.SparkplugHealth? Sparkplug { get; init; }
+
     /// <summary>Anything else the daemon wants to report.</summary>
     public JsonObject? Extra { get; init; }
 }

@@ -43,6 +43,10 @@ public sealed record OutboxRow(long RowId, string Kind, string Topic, string Mes
 /// <summary>Raised in the result of an insert that had to drop messages to stay under the cap.</summary>
 public sealed record CapDrop(int Dropped, long DroppedBytes);
 
+/// <summary>A result queued for a second consumer of the outbox (a <see cref="SqliteOutbox"/> feed, e.g. Sparkplug B):
+/// its place in the feed, when it was committed, and the result as stored (JSON, with its identity).</summary>
+public sealed record FeedRow(long RowId, long EnqueuedUnixMs, byte[] Payload);
+
 /// <summary>One result for <see cref="SqliteOutbox.CommitResults"/>: its topic, message and file key (journal).</summary>
 public readonly record struct ResultToCommit(string Topic, ResultMessage Message, string? FileKey);
 
@@ -85,12 +89,17 @@ public sealed class SqliteOutbox : IDisposable
     private long _depth;
     private long _bytes;
     private long _droppedByCap;
+    private readonly Dictionary<string, FeedCount> _feeds = [];
     private bool _disposed;
 
     /// <summary>Opens (or creates) the store for the daemon run <paramref name="session"/> (stamped on every message
     /// stored through this instance). A file that is not a readable SQLite database is renamed to
     /// "*.corrupt-&lt;time&gt;" and a fresh store is created; <see cref="Recovery"/> then says so.</summary>
-    public SqliteOutbox(string path, string session, long maxMessages, long maxBytes, TimeProvider? time = null)
+    /// <para>Each name in <paramref name="feeds"/> gets its own durable queue of every committed result, filled in the
+    /// same transaction as the outbox row, emptied only by that consumer (<see cref="RemoveFromFeed"/>), and capped at
+    /// <paramref name="maxMessages"/> (oldest dropped first).</para>
+    public SqliteOutbox(string path, string session, long maxMessages, long maxBytes, TimeProvider? time = null,
+        IReadOnlyCollection<string>? feeds = null)
     {
         ArgumentException.ThrowIfNullOrWhiteSpace(path);
         ArgumentException.ThrowIfNullOrWhiteSpace(session);
@@ -128,6 +137,18 @@ public sealed class SqliteOutbox : IDisposable
         _depth = r.GetInt64(0);
         _bytes = r.GetInt64(1);
         _ids = new MessageIdGenerator(r.IsDBNull(2) ? null : r.GetString(2));
+        r.Close();
+        foreach (var feed in feeds ?? [])
+        {
+            _feeds[feed] = new FeedCount();
+        }
+
+        // A feed no longer configured (Sparkplug switched off) must not keep its rows for ever.
+        using var stale = _db.CreateCommand();
+        stale.CommandText = "DELETE FROM feed WHERE name NOT IN (SELECT value FROM json_each($names))";
+        stale.Parameters.AddWithValue("$names", System.Text.Json.JsonSerializer.Serialize(_feeds.Keys.ToArray()));
+        stale.ExecuteNonQuery();
+        RecountFeeds();
     }
 
     /// <summary>Full path of the database file.</summary>
@@ -256,6 +277,11 @@ public sealed class SqliteOutbox : IDisposable
                     var drop = MakeRoom(tx, payload.Length);
                     var rowId = Insert(tx, KindResult, topic, toStore.MessageId, Session, generation, payload);
                     Account(payload.Length, drop);
+                    foreach (var feed in _feeds)
+                    {
+                        AppendToFeed(tx, feed.Key, feed.Value, payload);
+                    }
+
                     drops = drop is null ? drops : new CapDrop((drops?.Dropped ?? 0) + drop.Dropped, (drops?.DroppedBytes ?? 0) + drop.DroppedBytes);
                     if (!string.IsNullOrEmpty(fileKey) && original is null)
                     {
@@ -279,6 +305,7 @@ public sealed class SqliteOutbox : IDisposable
             catch
             {
                 (_depth, _bytes, _droppedByCap) = (depth, bytesHeld, capped);
+                RecountFeeds();
                 throw;
             }
 
@@ -375,6 +402,84 @@ public sealed class SqliteOutbox : IDisposable
         }
     }
 
+    /// <summary>Up to <paramref name="max"/> results waiting in feed <paramref name="feed"/>, oldest first.</summary>
+    public IReadOnlyList<FeedRow> PeekFeed(string feed, int max)
+    {
+        lock (_gate)
+        {
+            ThrowIfDisposed();
+            using var cmd = _db.CreateCommand();
+            cmd.CommandText = "SELECT seq, enqueued_ms, payload FROM feed WHERE name = $n ORDER BY seq LIMIT $max";
+            cmd.Parameters.AddWithValue("$n", feed);
+            cmd.Parameters.AddWithValue("$max", max);
+            using var r = cmd.ExecuteReader();
+            var rows = new List<FeedRow>();
+            while (r.Read())
+            {
+                rows.Add(new FeedRow(r.GetInt64(0), r.GetInt64(1), (byte[])r[2]));
+            }
+
+            return rows;
+        }
+    }
+
+    /// <summary>Deletes delivered rows of a feed in one transaction; returns how many were still there.</summary>
+    public int RemoveFromFeed(string feed, IReadOnlyCollection<long> rowIds)
+    {
+        ArgumentNullException.ThrowIfNull(rowIds);
+        lock (_gate)
+        {
+            ThrowIfDisposed();
+            using var tx = _db.BeginTransaction();
+            using var cmd = _db.CreateCommand();
+            cmd.Transaction = tx;
+            cmd.CommandText = "DELETE FROM feed WHERE seq = $s AND name = $n";
+            cmd.Parameters.AddWithValue("$n", feed);
+            var p = cmd.Parameters.Add("$s", SqliteType.Integer);
+            var removed = 0;
+            foreach (var id in rowIds)
+            {
+                p.Value = id;
+                removed += cmd.ExecuteNonQuery();
+            }
+
+            tx.Commit();
+            _feeds[feed].Depth -= removed;
+            return removed;
+        }
+    }
+
+    /// <summary>Results waiting in a feed, and how many the cap dropped from it since this instance opened.</summary>
+    public (long Depth, long DroppedByCap) FeedStats(string feed)
+    {
+        lock (_gate)
+        {
+            var f = _feeds[feed];
+            return (f.Depth, f.DroppedByCap);
+        }
+    }
+
+    /// <summary>Advances a durable counter kept in this file (0, 1, ... <paramref name="modulo"/>-1, 0, ...) and
+    /// returns its new value; the first call ever returns 0. On disk (fsync) before it returns.</summary>
+    public long NextCounter(string key, long modulo)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(key);
+        ArgumentOutOfRangeException.ThrowIfLessThan(modulo, 1);
+        lock (_gate)
+        {
+            ThrowIfDisposed();
+            using var cmd = _db.CreateCommand();
+            cmd.CommandText = """
+                INSERT INTO meta(key, value) VALUES ($k, '0')
+                ON CONFLICT(key) DO UPDATE SET value = CAST((CAST(value AS INTEGER) + 1) % $m AS TEXT)
+                RETURNING CAST(value AS INTEGER)
+                """;
+            cmd.Parameters.AddWithValue("$k", "counter:" + key);
+            cmd.Parameters.AddWithValue("$m", modulo);
+            return (long)cmd.ExecuteScalar()!;
+        }
+    }
+
     /// <summary>Deletes journal entries committed before <paramref name="olderThan"/>, and the seq counters of other
     /// sessions not used since then; returns how many journal entries went.</summary>
     public int PruneJournal(DateTimeOffset olderThan)
@@ -464,6 +569,12 @@ public sealed class SqliteOutbox : IDisposable
                     updated_ms INTEGER NOT NULL,
                     PRIMARY KEY(session, source)) WITHOUT ROWID;
                 CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;
+                CREATE TABLE IF NOT EXISTS feed(
+                    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+                    name TEXT NOT NULL,
+                    enqueued_ms INTEGER NOT NULL,
+                    payload BLOB NOT NULL);
+                CREATE INDEX IF NOT EXISTS feed_name_seq ON feed(name, seq);
                 PRAGMA user_version = 2;
                 PRAGMA quick_check;
                 """;
@@ -581,6 +692,44 @@ public sealed class SqliteOutbox : IDisposable
         }
 
         return new CapDrop(victims.Count, freedBytes);
+    }
+
+    // Queues a committed result for one feed, dropping that feed's oldest row when it is full.
+    private void AppendToFeed(SqliteTransaction tx, string name, FeedCount count, byte[] payload)
+    {
+        using var cmd = _db.CreateCommand();
+        cmd.Transaction = tx;
+        cmd.Parameters.AddWithValue("$n", name);
+        if (count.Depth >= _maxMessages)
+        {
+            cmd.CommandText = "DELETE FROM feed WHERE seq = (SELECT MIN(seq) FROM feed WHERE name = $n)";
+            count.Depth -= cmd.ExecuteNonQuery();
+            count.DroppedByCap++;
+        }
+
+        cmd.CommandText = "INSERT INTO feed(name, enqueued_ms, payload) VALUES ($n, $t, $p)";
+        cmd.Parameters.AddWithValue("$t", _time.GetUtcNow().ToUnixTimeMilliseconds());
+        cmd.Parameters.Add("$p", SqliteType.Blob).Value = payload;
+        cmd.ExecuteNonQuery();
+        count.Depth++;
+    }
+
+    // After a rolled-back batch the in-memory feed counts are read back from the file.
+    private void RecountFeeds()
+    {
+        foreach (var (name, count) in _feeds)
+        {
+            using var cmd = _db.CreateCommand();
+            cmd.CommandText = "SELECT COUNT(*) FROM feed WHERE name = $n";
+            cmd.Parameters.AddWithValue("$n", name);
+            count.Depth = (long)cmd.ExecuteScalar()!;
+        }
+    }
+
+    private sealed class FeedCount
+    {
+        public long Depth;
+        public long DroppedByCap;
     }
 
     private void Account(int addedBytes, CapDrop? drop)

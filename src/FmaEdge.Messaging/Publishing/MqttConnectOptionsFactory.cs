@@ -50,6 +50,17 @@ internal sealed class MqttConnectOptionsFactory
             .WithWillContentType("application/json")
             .Build();
 
+    /// <summary>The Sparkplug B connection: its own client id, and the NDEATH death certificate as the will
+    /// (QoS 1, not retained; Sparkplug 3.0 section 5.1.1). Clean start, session expiry 0, as Sparkplug requires.</summary>
+    public MqttClientOptions BuildSparkplug(string clientId, string deathTopic, byte[] deathPayload) =>
+        Common(clientId)
+            .WithWillTopic(deathTopic)
+            .WithWillPayload(deathPayload)
+            .WithWillQualityOfServiceLevel(MqttQualityOfServiceLevel.AtLeastOnce)
+            .WithWillRetain(false)
+            .WithSessionExpiryInterval(0)
+            .Build();
+
     /// <summary>An observer's connection (fleet view): same broker, TLS and login, its own client id, no will.</summary>
     public MqttClientOptions BuildObserver(string clientId) => Common(clientId).Build();
 

@@ -87,7 +87,8 @@ public sealed partial class MqttPublisher : IHostedService, IAsyncDisposable
         _startedAt = _time.GetUtcNow();
         _connectOptions = new MqttConnectOptionsFactory(_o);
         _broker = _connectOptions.Describe();
-        _outbox = new SqliteOutbox(_o.OutboxPath, Session, _o.OutboxMaxMessages, _o.OutboxMaxBytes, _time);
+        _outbox = new SqliteOutbox(_o.OutboxPath, Session, _o.OutboxMaxMessages, _o.OutboxMaxBytes, _time,
+            _o.Sparkplug.Enabled ? [Sparkplug.SparkplugPublisher.FeedName] : null);
         if (_outbox.Recovery is { } recovery)
         {
             LogOutboxRecovered(_log, recovery);
@@ -111,6 +112,15 @@ public sealed partial class MqttPublisher : IHostedService, IAsyncDisposable
 
     /// <summary>The topic tree.</summary>
     public Topics Topics { get; }
+
+    /// <summary>The outbox, for a second consumer of committed results (Sparkplug B).</summary>
+    internal SqliteOutbox Outbox => _outbox;
+
+    /// <summary>Broker, login and TLS, for a second connection (Sparkplug B).</summary>
+    internal MqttConnectOptionsFactory ConnectOptions => _connectOptions;
+
+    /// <summary>Raised after results were committed (on the committing thread; handlers must be quick).</summary>
+    internal event Action? ResultsCommitted;
 
     /// <summary>Full path of the outbox database.</summary>
     public string OutboxPath => _outbox.Path;
@@ -195,6 +205,7 @@ public sealed partial class MqttPublisher : IHostedService, IAsyncDisposable
         var rows = results.Select(r => new ResultToCommit(Topics.Result(r.Result.Source), r.Result with { Node = Node, EnqueuedAt = now }, r.FileKey)).ToList();
         var (commits, drop) = _outbox.CommitResults(rows, policy, CurrentGeneration);
         AfterInsert(drop);
+        ResultsCommitted?.Invoke();
         return commits;
     }
 

@@ -48,6 +48,70 @@ public sealed class MqttEndToEndTests : IDisposable
     }
 
     [Fact]
+    public async Task Run_SparkplugEnabled_EveryResultAlsoAsDdata_StatsAndStatusShowIt()
+    {
+        // Configuration as docs/configuration.md and docs/mqtt.md give it: the sources become devices, every result is
+        // a DDATA after the births, the node's figures go out as NDATA, and stats/status carry the Sparkplug state.
+        await using var broker = await MosquittoBroker.StartNewAsync();
+        var sparkplug = new ConcurrentQueue<(string Topic, byte[] Bytes)>();
+        JsonElement? stats = null;
+        using var client = new MqttClientFactory().CreateMqttClient();
+        client.ApplicationMessageReceivedAsync += e =>
+        {
+            if (e.ApplicationMessage.Topic.EndsWith("/stats", StringComparison.Ordinal))
+            {
+                stats = JsonDocument.Parse(Encoding.UTF8.GetString(e.ApplicationMessage.Payload)).RootElement.Clone();
+            }
+            else
+            {
+                sparkplug.Enqueue((e.ApplicationMessage.Topic, System.Buffers.BuffersExtensions.ToArray(e.ApplicationMessage.Payload)));
+            }
+
+            return Task.CompletedTask;
+        };
+        await client.ConnectAsync(new MqttClientOptionsBuilder().WithTcpServer(broker.Host, broker.Port).Build());
+        await client.SubscribeAsync(new MqttClientSubscribeOptionsBuilder().WithTopicFilter("spBv1.0/#").WithTopicFilter("fma/test-node/stats").Build());
+        await using var daemon = await DaemonHarness.StartAsync(_tmp.Path, s =>
+        {
+            ViaBroker(broker)(s);
+            s["FmaEdge:Mqtt:Sparkplug:Enabled"] = "true";
+            s["FmaEdge:Mqtt:Sparkplug:GroupId"] = "plant-1";
+            s["FmaEdge:Status:StatsSeconds"] = "1";
+        });
+        var images = TestPaths.SampleImages("val").Take(6).ToList();
+        daemon.Drop(images);
+
+        await DaemonHarness.WaitUntilAsync(() => sparkplug.Count(m => m.Topic.Contains("/DDATA/", StringComparison.Ordinal)) >= images.Count,
+            $"{images.Count} DDATA");
+        await DaemonHarness.WaitUntilAsync(() => stats?.TryGetProperty("sparkplug", out var sp) == true && sp.GetProperty("data_messages").GetInt64() >= images.Count,
+            "stats with the Sparkplug figures");
+        var messages = sparkplug.ToList();
+        Assert.Equal("spBv1.0/plant-1/NBIRTH/test-node", messages[0].Topic);
+        Assert.Equal("spBv1.0/plant-1/DBIRTH/test-node/line1", messages[1].Topic);
+        var nbirth = FmaEdge.Messaging.Sparkplug.Protobuf.Payload.Parser.ParseFrom(messages[0].Bytes);
+        Assert.Equal(64, nbirth.Metrics.Single(m => m.Name == "Model/Sha256").StringValue.Length);
+        var dbirth = FmaEdge.Messaging.Sparkplug.Protobuf.Payload.Parser.ParseFrom(messages[1].Bytes);
+        var labelAlias = dbirth.Metrics.Single(m => m.Name == "Answer/Path").Alias;
+        var data = messages.Where(m => m.Topic == "spBv1.0/plant-1/DDATA/test-node/line1")
+            .Select(m => FmaEdge.Messaging.Sparkplug.Protobuf.Payload.Parser.ParseFrom(m.Bytes)).ToList();
+        Assert.Equal(images.Count, data.Count);
+        Assert.All(data, d => Assert.Equal(3, d.Metrics.Single(m => m.Alias == labelAlias).StringValue.Split('/').Length));
+        await DaemonHarness.WaitUntilAsync(() => sparkplug.Any(m => m.Topic == "spBv1.0/plant-1/NDATA/test-node"), "NDATA with the node's figures");
+
+        var documented = new[] { "state", "edge_node", "bd_seq", "backlog", "dropped_by_cap", "births", "data_messages", "historical_messages", "rebirth_requests" };
+        var sent = stats!.Value.GetProperty("sparkplug").EnumerateObject().Select(p => p.Name).ToList();
+        Assert.Equal(documented.Order(), sent.Except(["last_error", "last_error_at"]).Order());
+        Assert.Equal("online", stats.Value.GetProperty("sparkplug").GetProperty("state").GetString());
+        Assert.Equal("plant-1/test-node", stats.Value.GetProperty("sparkplug").GetProperty("edge_node").GetString());
+
+        var output = daemon.Status.Snapshot().Output;
+        Assert.NotNull(output.Sparkplug);
+        Assert.True(output.Sparkplug.Connected);
+        Assert.Equal("sparkplug", output.Sparkplug.Kind);
+        Assert.Equal(0, output.Sparkplug.OutboxDepth);
+    }
+
+    [Fact]
     public async Task Start_BrokerDown_SourcesOpenAndResultsWaitAsHistorical()
     {
         // The other half of the rule: a broker that refuses connections does not hold start-up back; the results are

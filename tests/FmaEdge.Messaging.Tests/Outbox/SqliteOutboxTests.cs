@@ -19,6 +19,67 @@ public sealed class SqliteOutboxTests
         TimeProvider? time = null) => new(path, session, maxMessages, maxBytes, time);
 
     [Fact]
+    public void Feed_GetsEveryCommittedResult_SurvivesReopen_IsCappedAndPurgedWhenNoLongerConfigured()
+    {
+        using var dir = new TempFolder("outbox");
+        var path = dir.File("o.db");
+        var ids = new List<string>();
+        using (var box = new SqliteOutbox(path, Session, 12, 10_000_000, feeds: ["sparkplug"]))
+        {
+            foreach (var (commit, _) in Enumerable.Range(0, 5).Select(i => box.CommitResult("t", Result(i), $"k{i}", DuplicatePolicy.Skip, 0)))
+            {
+                ids.Add(commit.MessageId);
+            }
+
+            box.CommitResult("t", Result(0), "k0", DuplicatePolicy.Skip, 0); // a skipped duplicate is not fed
+            box.EnqueueEvent("t", Event(0), 0); // events are not fed
+            var rows = box.PeekFeed("sparkplug", 100);
+            Assert.Equal(ids, rows.Select(r => MessageJson.Deserialize<ResultMessage>(r.Payload).MessageId));
+            Assert.Equal(2, box.RemoveFromFeed("sparkplug", [rows[0].RowId, rows[1].RowId]));
+            Assert.Equal(5, box.Peek(100).Count(r => r.Kind == SqliteOutbox.KindResult)); // the JSON queue is separate
+            Assert.Equal((3, 0), box.FeedStats("sparkplug"));
+        }
+
+        using (var box = new SqliteOutbox(path, Session, 12, 10_000_000, feeds: ["sparkplug"]))
+        {
+            Assert.Equal(ids.Skip(2), box.PeekFeed("sparkplug", 100).Select(r => MessageJson.Deserialize<ResultMessage>(r.Payload).MessageId));
+            for (var i = 5; i < 15; i++)
+            {
+                box.CommitResult("t", Result(i), null, DuplicatePolicy.Skip, 0);
+            }
+
+            Assert.Equal((12, 1), box.FeedStats("sparkplug")); // 13 would pass the cap: the oldest went
+        }
+
+        using (var box = new SqliteOutbox(path, Session, 12, 10_000_000))
+        {
+            box.CommitResult("t", Result(20), null, DuplicatePolicy.Skip, 0);
+        }
+
+        using (var box = new SqliteOutbox(path, Session, 12, 10_000_000, feeds: ["sparkplug"]))
+        {
+            Assert.Empty(box.PeekFeed("sparkplug", 100)); // switched off meanwhile: its rows were dropped, not kept for ever
+        }
+    }
+
+    [Fact]
+    public void NextCounter_StartsAtZero_WrapsAtModulo_AndSurvivesReopen()
+    {
+        using var dir = new TempFolder("outbox");
+        var path = dir.File("o.db");
+        using (var box = Open(path))
+        {
+            Assert.Equal([0L, 1, 2], Enumerable.Range(0, 3).Select(_ => box.NextCounter("bd", 4)));
+        }
+
+        using (var box = Open(path))
+        {
+            Assert.Equal([3L, 0, 1], Enumerable.Range(0, 3).Select(_ => box.NextCounter("bd", 4)));
+            Assert.Equal(0, box.NextCounter("other", 4));
+        }
+    }
+
+    [Fact]
     public void Peek_AfterEnqueueAndRemove_ReturnsRemainingInInsertionOrder()
     {
         using var dir = new TempFolder("outbox");

@@ -1,3 +1,4 @@
+using System.Buffers;
 using System.Collections.Concurrent;
 using System.Text.Json;
 using System.Text.Json.Nodes;
@@ -8,7 +9,7 @@ using MQTTnet.Protocol;
 namespace FmaEdge.Messaging.Tests.Support;
 
 /// <summary>One message as a subscriber saw it.</summary>
-public sealed record Received(string Topic, string Payload, bool Retain, bool Dup, DateTimeOffset At)
+public sealed record Received(string Topic, string Payload, bool Retain, bool Dup, DateTimeOffset At, byte[]? Bytes = null, int Qos = 0)
 {
     public JsonObject Json => JsonNode.Parse(Payload)!.AsObject();
 
@@ -54,7 +55,8 @@ public sealed class TestSubscriber : IAsyncDisposable
         client.ApplicationMessageReceivedAsync += e =>
         {
             s._messages.Enqueue(new Received(e.ApplicationMessage.Topic, e.ApplicationMessage.ConvertPayloadToString(),
-                e.ApplicationMessage.Retain, e.ApplicationMessage.Dup, DateTimeOffset.UtcNow));
+                e.ApplicationMessage.Retain, e.ApplicationMessage.Dup, DateTimeOffset.UtcNow, e.ApplicationMessage.Payload.ToArray(),
+                (int)e.ApplicationMessage.QualityOfServiceLevel));
             return Task.CompletedTask;
         };
         await s.ConnectAndSubscribeAsync(CancellationToken.None);
