@@ -19,11 +19,13 @@ public sealed class FakeGigECamera : IDisposable
 
     public string Serial { get; }
 
-    public void Start()
+    /// <summary>Starts the simulator on <paramref name="address"/> (an address of an interface: 127.0.0.1, or another
+    /// loopback address added to lo with <see cref="LoopbackAlias"/>).</summary>
+    public void Start(string address = "127.0.0.1")
     {
         Kill();
         var psi = new ProcessStartInfo("arv-fake-gv-camera-0.8") { UseShellExecute = false, RedirectStandardOutput = true, RedirectStandardError = true };
-        foreach (var a in new[] { "-i", "127.0.0.1", "-s", Serial })
+        foreach (var a in new[] { "-i", address, "-s", Serial })
         {
             psi.ArgumentList.Add(a);
         }
@@ -61,4 +63,58 @@ public sealed class FakeGigECamera : IDisposable
     }
 
     public void Dispose() => Kill();
+}
+
+/// <summary>A second loopback address (e.g. 127.0.0.2) on lo for the test's lifetime, so the camera simulator can come back
+/// "with another IP" and be found by discovery there. Needs root (CI runs as root); removed again only if it added it.</summary>
+public sealed class LoopbackAlias : IDisposable
+{
+    private readonly bool _added;
+
+    public LoopbackAlias(string address)
+    {
+        Address = address;
+        var show = Run("ip", "-o", "addr", "show", "dev", "lo");
+        if (show.Contains($" {address}/", StringComparison.Ordinal))
+        {
+            return;
+        }
+
+        var add = Run("ip", "addr", "add", $"{address}/8", "dev", "lo");
+        if (!Run("ip", "-o", "addr", "show", "dev", "lo").Contains($" {address}/", StringComparison.Ordinal))
+        {
+            throw new InvalidOperationException($"could not add {address} to lo (needs root, as CI runs): {add}");
+        }
+
+        _added = true;
+    }
+
+    public string Address { get; }
+
+    public void Dispose()
+    {
+        if (_added)
+        {
+            Run("ip", "addr", "del", $"{Address}/8", "dev", "lo");
+        }
+    }
+
+    private static string Run(string exe, params string[] args)
+    {
+        var psi = new ProcessStartInfo(exe) { UseShellExecute = false, RedirectStandardOutput = true, RedirectStandardError = true };
+        foreach (var a in args)
+        {
+            psi.ArgumentList.Add(a);
+        }
+
+        using var p = Process.Start(psi) ?? throw new InvalidOperationException($"{exe} did not start");
+        var output = p.StandardOutput.ReadToEnd() + p.StandardError.ReadToEnd();
+        if (!p.WaitForExit(10_000))
+        {
+            p.Kill();
+            throw new TimeoutException($"{exe} {string.Join(' ', args)} did not finish in 10 s");
+        }
+
+        return output;
+    }
 }
