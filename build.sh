@@ -14,6 +14,8 @@
 #                         CPU ONNX Runtime, model validate, classify (equal to x86-64 within 1e-4), run until every
 #                         image is published. Not part of `test` (minutes; caches under artifacts/arm64). Needs the
 #                         OpenCvSharp sources once: OPENCVSHARP_SRC=DIR (docs/jetson.md)
+#   ./build.sh camera-latency   capture-to-result latency of a fake GigE Vision camera at 10 fps through fma-edge run
+#                         (p50/p95/max; docs/performance.md)
 #   ./build.sh conformance   the Eclipse Paho MQTT interoperability suites (3.1.1 and 5) against the embedded broker
 #                         and mosquitto; prints a table (figures, not pass/fail). Needs paho.mqtt.testing once:
 #                         PAHO_TESTING_SRC=DIR, else it is cloned (docs/mqtt.md)
@@ -146,7 +148,8 @@ case "$cmd" in
   test-stress) check_dotnet; apt_install "${RUNTIME_PKGS[@]}" "${TEST_PKGS[@]}" "${STRESS_PKGS[@]}"; exec "$ROOT/tools/scripts/test-stress.sh" "$@" ;;
   soak) build; apt_install "${SOAK_PKGS[@]}"; exec "$ROOT/tools/scripts/soak.sh" "$@" ;;
   arm64-check) build; apt_install "${ARM64_PKGS[@]}"; exec "$ROOT/tools/scripts/arm64-check.sh" "$@" ;;
+  camera-latency) build; apt_install mosquitto-clients aravis-tools libaravis-0.8-0 python3; exec "$ROOT/tools/scripts/camera-latency.sh" "$@" ;;
   conformance) build; apt_install mosquitto python3 git; exec "$ROOT/tools/scripts/conformance.sh" "$@" ;;
   format) check_dotnet; dotnet format FmaEdge.sln --verify-no-changes ;;
-  *) die "unknown command '$cmd' (build, demo, test, test-stress, publish, bench, soak, arm64-check, conformance, deps, format)" ;;
+  *) die "unknown command '$cmd' (build, demo, test, test-stress, publish, bench, soak, arm64-check, camera-latency, conformance, deps, format)" ;;
 esac

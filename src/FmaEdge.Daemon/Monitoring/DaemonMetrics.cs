@@ -44,6 +44,10 @@ public sealed class DaemonMetrics
     private readonly Gauge _sourceUp;
     private readonly Counter _sourceFrames;
     private readonly Counter _sourceDropped;
+    private readonly Counter _cameraIncomplete;
+    private readonly Counter _cameraResends;
+    private readonly Counter _cameraTriggers;
+    private readonly Counter _cameraDelivered;
     private readonly Counter _sourceErrors;
     private readonly Gauge _sourcePending;
     private readonly Gauge _sourceFrameAge;
@@ -93,6 +97,10 @@ public sealed class DaemonMetrics
         _sourceUp = f.CreateGauge(Prefix + "source_up", "1 while the source is watching or streaming.", "source", "type");
         _sourceFrames = f.CreateCounter(Prefix + "source_frames_total", "Images or frames the source passed on.", "source", "type");
         _sourceDropped = f.CreateCounter(Prefix + "source_dropped_total", "Camera frames dropped on overload (oldest first); always 0 for folders.", "source", "type");
+        _cameraIncomplete = f.CreateCounter(Prefix + "camera_incomplete_frames_total", "GenICam frames the camera started but did not complete (missing packets); never classified.", "source");
+        _cameraResends = f.CreateCounter(Prefix + "camera_resends_total", "GigE Vision packets the host asked the camera to send again.", "source");
+        _cameraTriggers = f.CreateCounter(Prefix + "camera_triggers_total", "Software triggers received for the camera (status socket, MQTT).", "source");
+        _cameraDelivered = f.CreateCounter(Prefix + "camera_frames_delivered_total", "Frames the camera backend delivered to the source.", "source");
         _sourceErrors = f.CreateCounter(Prefix + "source_errors_total", "Read errors of the source (failed grabs or reads, reconnects).", "source", "type");
         _sourcePending = f.CreateGauge(Prefix + "source_pending", "Files seen and not yet passed on (folders).", "source", "type");
         _sourceFrameAge = f.CreateGauge(Prefix + "source_last_frame_age_seconds", "Seconds since the source last passed on an image (absent before the first).", "source", "type");
@@ -164,6 +172,14 @@ public sealed class DaemonMetrics
                 _sourceDropped.WithLabels(labels).IncTo(src.Dropped);
                 _sourceErrors.WithLabels(labels).IncTo(src.Errors);
                 _sourcePending.WithLabels(labels).Set(src.Pending);
+                if (src.Camera is { } cam)
+                {
+                    _cameraIncomplete.WithLabels(src.Id).IncTo(cam.IncompleteFrames);
+                    _cameraResends.WithLabels(src.Id).IncTo(cam.Resends);
+                    _cameraTriggers.WithLabels(src.Id).IncTo(cam.TriggersReceived);
+                    _cameraDelivered.WithLabels(src.Id).IncTo(cam.FramesDelivered);
+                }
+
                 if (src.LastFrameAgeSeconds is { } age)
                 {
                     _sourceFrameAge.WithLabels(labels).Set(age);

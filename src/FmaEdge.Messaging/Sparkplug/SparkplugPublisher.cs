@@ -30,6 +30,8 @@ public sealed partial class SparkplugPublisher : IHostedService, IAsyncDisposabl
 
     private const string Namespace = "spBv1.0";
     private const int FeedBatch = 50;
+    // The daemon hands over the model right after start; births wait this long for it rather than birth twice.
+    private static readonly TimeSpan ModelWait = TimeSpan.FromSeconds(5);
 
     private readonly MqttOptions _o;
     private readonly MqttPublisher _publisher;
@@ -47,6 +49,7 @@ public sealed partial class SparkplugPublisher : IHostedService, IAsyncDisposabl
     private readonly Dictionary<string, Dictionary<string, MetricDefinition>> _deviceMetrics = [];
     private readonly Dictionary<string, Dictionary<string, object?>> _lastValues = [];
     private ModelMessage? _model;
+    private DateTimeOffset _startedAt;
     private CancellationTokenSource? _stop;
     private Task? _loop;
     private string _state = "stopped";
@@ -171,6 +174,7 @@ public sealed partial class SparkplugPublisher : IHostedService, IAsyncDisposabl
             return Task.CompletedTask;
         }
 
+        _startedAt = _time.GetUtcNow();
         _stop = new CancellationTokenSource();
         _loop = Task.Run(() => RunAsync(_stop.Token), CancellationToken.None);
         return Task.CompletedTask;
@@ -338,6 +342,12 @@ public sealed partial class SparkplugPublisher : IHostedService, IAsyncDisposabl
                 ThrowIfLinkLost();
                 await _wake.WaitAsync(TimeSpan.FromSeconds(1), stop).ConfigureAwait(false);
             }
+        }
+
+        while (!HasModel() && _time.GetUtcNow() - _startedAt < ModelWait)
+        {
+            ThrowIfLinkLost();
+            await _wake.WaitAsync(TimeSpan.FromMilliseconds(200), stop).ConfigureAwait(false);
         }
 
         Interlocked.Exchange(ref _rebirthRequested, 0);
@@ -512,6 +522,14 @@ public sealed partial class SparkplugPublisher : IHostedService, IAsyncDisposabl
 
         ndata.Seq = NextSeq();
         await PublishAsync(Topic("NDATA"), ndata.ToByteArray(), MqttQualityOfServiceLevel.AtMostOnce, stop).ConfigureAwait(false);
+    }
+
+    private bool HasModel()
+    {
+        lock (_gate)
+        {
+            return _model is not null;
+        }
     }
 
     private ulong NextSeq()

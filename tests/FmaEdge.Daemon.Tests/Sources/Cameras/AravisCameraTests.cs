@@ -408,10 +408,13 @@ public sealed class AravisCameraTests : IDisposable
         // The simulator loses 3 GVSP packets per thousand: about 4 frames in 10 miss a packet of their ~190.
         using var cam = new FakeGigECamera(lossPerThousand: 3);
         cam.Start();
+        var metricsPort = MosquittoBroker.FreeLoopbackPort();
         await using var d = await DaemonHarness.StartAsync(_tmp.Path, s =>
         {
             Camera(s, cam.Serial);
             s["FmaEdge:Sources:1:GenICam:FrameRate"] = "10";
+            s["FmaEdge:Metrics:Enabled"] = "true";
+            s["FmaEdge:Metrics:Port"] = metricsPort.ToString(System.Globalization.CultureInfo.InvariantCulture);
         });
 
         await WaitAsync(d, () => d.Status.Snapshot().Sources[1].Camera!.IncompleteFrames >= 3, "incomplete frames counted");
@@ -420,6 +423,15 @@ public sealed class AravisCameraTests : IDisposable
         Assert.Equal(ids.Count, ids.Distinct().Count());
         // An incomplete frame is never handed to the pipeline: its id is a gap among the delivered ones.
         Assert.True(ids.Max() - ids.Min() + 1 > ids.Count, $"frame ids skip the incomplete frames ({string.Join(",", ids)})");
+
+        // The same counters for the monitoring stack (docs/operations.md, Metrics), accepted by promtool.
+        var scrape = await Scrape.GetAsync($"http://127.0.0.1:{metricsPort}/metrics");
+        var (exit, output) = scrape.Promtool();
+        Assert.True(exit == 0, output);
+        var camera = d.Status.Snapshot().Sources[1].Camera!;
+        Assert.InRange(scrape.Value("fmaedge_camera_incomplete_frames_total", ("source", "cam1")), 3, camera.IncompleteFrames);
+        Assert.InRange(scrape.Value("fmaedge_camera_frames_delivered_total", ("source", "cam1")), ids.Count, camera.FramesDelivered);
+        Assert.Equal(0, scrape.Value("fmaedge_camera_triggers_total", ("source", "cam1")));
     }
 
     private static void Camera(Dictionary<string, string?> s, string serial)
