@@ -64,7 +64,7 @@ for _ in $(seq 1 600); do (echo >"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null && brea
 
 TOTAL=$((N + WARMUP))
 say "receiving $TOTAL results (the first $WARMUP are not counted)"
-timeout $((TOTAL / FPS + 120)) mosquitto_sub -h 127.0.0.1 -p "$PORT" -t "fma/latency/cam1/result" -q 1 -C "$TOTAL" -F '%U %p' \
+timeout $((TOTAL / FPS + 120)) mosquitto_sub -h 127.0.0.1 -p "$PORT" -i fma-latency-sub -t "fma/latency/cam1/result" -q 1 -C "$TOTAL" -F '%U %p' \
   >"$OUT/results.txt" || die "fewer than $TOTAL results within the deadline (see $OUT/daemon.log)"
 
 python3 - "$OUT/results.txt" "$WARMUP" "$FPS" <<'PY'
@@ -80,9 +80,11 @@ for line in open(path):
                  r["camera"]["frame_id"], r["latency_ms"]["infer"]))
 rows = rows[warmup:]
 ids = [r[3] for r in rows]
+# GigE Vision block ids run 1..65535 and wrap to 1 (0 is reserved): a frame not classified is a gap between neighbours.
+missed = sum((b - a) % 65535 - 1 for a, b in zip(ids, ids[1:]))
 def pct(v, p): v = sorted(v); return v[min(len(v) - 1, int(round(p / 100 * (len(v) - 1))))]
-print(f"fake GigE camera at {fps} fps, {len(rows)} results, frame ids {min(ids)}..{max(ids)} "
-      f"({len(set(ids))} distinct, {max(ids) - min(ids) + 1 - len(rows)} not classified)")
+print(f"fake GigE camera at {fps} fps, {len(rows)} results, frame ids {ids[0]}..{ids[-1]} "
+      f"({len(set(ids))} distinct, {missed} frames in between not classified)")
 print(f"{'interval (ms)':24} {'p50':>8} {'p95':>8} {'max':>8}")
 for i, name in enumerate(["capture -> committed", "capture -> published", "capture -> received", "", "inference alone"]):
     if name:
