@@ -8,8 +8,13 @@ public sealed record InferenceOptions
     /// last resort so a model can always be served.</summary>
     public List<string> Providers { get; init; } = ["tensorrt", "cuda", "cpu"];
 
-    /// <summary>Threads inside one operator (0 = ONNX Runtime's default, one per core).</summary>
+    /// <summary>Threads inside one operator (0 = one per core this process may use, see <see cref="EffectiveIntraOpThreads"/>).</summary>
     public int IntraOpThreads { get; init; }
+
+    /// <summary>The intra-op threads sessions get: <see cref="IntraOpThreads"/>, or for 0 <see cref="Environment.ProcessorCount"/>,
+    /// which on Linux counts the cores in the process's CPU affinity (taskset, systemd CPUAffinity=) and its cgroup CPU
+    /// limit. ONNX Runtime's own default counts physical cores: 1 on a 2-vCPU VM, leaving half of it idle.</summary>
+    public int EffectiveIntraOpThreads => IntraOpThreads > 0 ? IntraOpThreads : Environment.ProcessorCount;
 
     /// <summary>Threads across operators (0 = default; only used by parallel execution).</summary>
     public int InterOpThreads { get; init; }

@@ -223,10 +223,7 @@ public sealed class OnnxClassifier : IDisposable
             ExecutionMode = ExecutionMode.ORT_SEQUENTIAL,
             LogSeverityLevel = OrtLoggingLevel.ORT_LOGGING_LEVEL_ERROR,
         };
-        if (options.IntraOpThreads > 0)
-        {
-            so.IntraOpNumThreads = options.IntraOpThreads;
-        }
+        so.IntraOpNumThreads = options.EffectiveIntraOpThreads;
 
         // Idle intra-op workers sleep instead of spinning: in the daemon they share the cores with decoding, the
         // outbox and MQTT, and spinning workers took that CPU (fma-edge bench: the pipeline reached 0.64 of the

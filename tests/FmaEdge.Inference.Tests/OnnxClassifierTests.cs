@@ -191,4 +191,16 @@ public sealed class OnnxClassifierTests : IClassFixture<OnnxClassifierTests.Mode
         await collector;
         Assert.Equal([150, 150], runs);
     }
+
+    [Fact]
+    public void EffectiveIntraOpThreads_Default_OnePerCoreTheProcessMayUse()
+    {
+        // Cpus_allowed_list is the affinity mask (taskset, systemd CPUAffinity=); ProcessorCount follows it and may be
+        // lower still under a cgroup CPU quota.
+        var allowed = File.ReadLines("/proc/self/status").Single(l => l.StartsWith("Cpus_allowed_list:", StringComparison.Ordinal))
+            .Split(':')[1].Trim().Split(',').Sum(r => r.Split('-') is [var a, var b] ? int.Parse(b, System.Globalization.CultureInfo.InvariantCulture) - int.Parse(a, System.Globalization.CultureInfo.InvariantCulture) + 1 : 1);
+        Assert.Equal(Environment.ProcessorCount, new InferenceOptions().EffectiveIntraOpThreads);
+        Assert.InRange(new InferenceOptions().EffectiveIntraOpThreads, 1, allowed);
+        Assert.Equal(3, new InferenceOptions { IntraOpThreads = 3 }.EffectiveIntraOpThreads);
+    }
 }

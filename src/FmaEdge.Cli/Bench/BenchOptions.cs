@@ -10,13 +10,24 @@ public sealed class BenchOptions
     /// <summary>Folder of real images (any depth) copied, with distinct bytes, into the watched folder.</summary>
     public string Images { get; set; } = "";
 
-    /// <summary>ONNX Runtime intra-op threads for the ceiling and the daemon (0 = ONNX Runtime's default, one per core).</summary>
+    /// <summary>ONNX Runtime intra-op threads for the same-settings ceiling and the daemon (0 = the daemon's default, one
+    /// per core the process may use).</summary>
     public int Threads { get; set; }
 
     /// <summary>The one execution provider benchmarked, for the ceiling and the daemon: "cpu" (default), "cuda" or
     /// "tensorrt". The TensorRT and CUDA settings are the daemon's defaults (fp16 with LayerNorm in fp32, profile up to
     /// MaxBatch); a provider that cannot load fails the ceiling, which stops the run (nothing is measured on the CPU under its name).</summary>
     public string Provider { get; set; } = "cpu";
+
+    /// <summary><see cref="Threads"/> as the daemon resolves it.</summary>
+    public int EffectiveThreads => Threads > 0 ? Threads : Environment.ProcessorCount;
+
+    /// <summary>Seconds per configuration of the best-ceiling search (threads x batch).</summary>
+    public double SearchSeconds { get; set; } = 3;
+
+    /// <summary>Daemon configuration overrides ("Section:Key" under FmaEdge, e.g. "Inference:OtherThreadsNice"), for
+    /// measuring what one setting buys.</summary>
+    public Dictionary<string, string> Overrides { get; } = new(StringComparer.OrdinalIgnoreCase);
 
     /// <summary>The daemon's Inference:MaxBatch; the ceiling runs at this batch.</summary>
     public int MaxBatch { get; set; } = 8;
@@ -75,6 +86,16 @@ public sealed class BenchOptions
         if (MaxBatch is < 1 or > 256)
         {
             e.Add($"--max-batch {MaxBatch} is outside 1..256");
+        }
+
+        if (SearchSeconds is <= 0 or > 3600)
+        {
+            e.Add($"--search-seconds {SearchSeconds} is outside (0, 3600]");
+        }
+
+        foreach (var key in Overrides.Keys.Where(k => k.Contains("IntraOpThreads", StringComparison.OrdinalIgnoreCase) || k.Contains("MaxBatch", StringComparison.OrdinalIgnoreCase)))
+        {
+            e.Add($"--set {key}: use --threads / --max-batch, which the ceilings follow too");
         }
 
         if (CeilingSeconds is <= 0 or > 3600)

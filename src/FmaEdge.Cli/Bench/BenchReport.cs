@@ -17,6 +17,13 @@ public sealed record BenchReport
 
     /// <summary>The bare loop at batch 1, for scale (the pipeline batches whatever is queued, up to MaxBatch).</summary>
     public required CeilingResult CeilingBatch1 { get; init; }
+
+    /// <summary>Every bare configuration tried (threads 1..cores the process may use x batch 1, 2, 4, ..., MaxBatch).</summary>
+    public required IReadOnlyList<CeilingResult> CeilingSearch { get; init; }
+
+    /// <summary>The fastest of <see cref="CeilingSearch"/>, and the same configuration again right after the pipeline run.</summary>
+    public required CeilingResult BestCeiling { get; init; }
+    public required CeilingResult BestCeilingAfter { get; init; }
     public required PipelineResult Pipeline { get; init; }
     public required IReadOnlyList<PreprocessResult> Preprocess { get; init; }
 
@@ -30,21 +37,26 @@ public sealed record MachineInfo(int Cores, string Cpu, string Os, string Runtim
 /// <summary>The model benchmarked.</summary>
 public sealed record BenchModelInfo(string File, string Id, string Architecture, string Sha256, int Width, int Height);
 
-/// <summary>The settings both the ceiling and the daemon ran with.</summary>
-public sealed record BenchSettings(string Provider, int IntraOpThreads, int MaxBatch, int Images, string Broker, string ImagesFrom);
+/// <summary>The settings both the same-settings ceiling and the daemon ran with (<paramref name="IntraOpThreads"/> as
+/// resolved: 0 in the configuration means one per core the process may use), and the daemon's configuration overrides.</summary>
+public sealed record BenchSettings(string Provider, int IntraOpThreads, int MaxBatch, int Images, string Broker, string ImagesFrom,
+    IReadOnlyDictionary<string, string> Overrides);
 
-/// <summary>The bare ONNX Runtime loop: pre-made input tensors, no decoding, same session settings as the daemon.</summary>
+/// <summary>The bare ONNX Runtime loop: pre-made input tensors, no decoding.</summary>
+/// <param name="Threads">Intra-op threads.</param>
 /// <param name="Cores">Average cores busy during the timed runs; <paramref name="CpuMsPerImage"/> is CPU time per image.</param>
-public sealed record CeilingResult(int Batch, int Runs, double Seconds, double ImagesPerSecond, StageStats BatchMs, double Cores, double CpuMsPerImage);
+public sealed record CeilingResult(int Threads, int Batch, int Runs, double Seconds, double ImagesPerSecond, StageStats BatchMs, double Cores, double CpuMsPerImage);
 
 /// <summary>Folder -> pipeline -> MQTT throughput and per-stage latency.</summary>
 /// <param name="Seconds">From the first file renamed into the watched folder to the last result received from the broker.</param>
-/// <param name="Ratio">Images per second over the mean of the ceiling at MaxBatch before and after the pipeline run.</param>
+/// <param name="Ratio">Images per second over the mean of the same-settings ceiling (the daemon's threads, MaxBatch)
+/// before and after the pipeline run.</param>
+/// <param name="RatioToBest">Images per second over the mean of the best bare configuration before and after.</param>
 /// <param name="Backlog">Per-stage latency while the whole batch of files waited (queue wait dominates by design).</param>
 /// <param name="Steady">Per-stage latency of a steady stream below capacity (the hot-swap run before the swap); null when skipped.</param>
 /// <param name="CpuMsPerImage">CPU time of the whole process (daemon, embedded broker, subscriber) per image in the backlog run.</param>
 /// <param name="Cpu">Where that CPU time went, by thread name.</param>
-public sealed record PipelineResult(int Images, int Received, double Seconds, double ImagesPerSecond, double Ratio, double MeanBatch,
+public sealed record PipelineResult(int Images, int Received, double Seconds, double ImagesPerSecond, double Ratio, double RatioToBest, double MeanBatch,
     IReadOnlyDictionary<string, StageStats> Backlog, IReadOnlyDictionary<string, StageStats>? Steady, double CpuMsPerImage, CpuUse Cpu);
 
 /// <summary>Decode and preprocess cost of one generated image kind, single-threaded.</summary>

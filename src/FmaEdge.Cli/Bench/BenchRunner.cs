@@ -5,7 +5,8 @@ using Microsoft.ML.OnnxRuntime;
 
 namespace FmaEdge.Cli.Bench;
 
-/// <summary>Runs every part of <c>fma-edge bench</c> in order (ceiling on the idle machine first, then preprocessing,
+/// <summary>Runs every part of <c>fma-edge bench</c> in order (ceilings on the idle machine first: the daemon's settings
+/// and the search for the best bare configuration; then preprocessing,
 /// then the daemon: backlog throughput and the hot-swap stream) and returns the report. Not thread-safe; one run at a time.</summary>
 public static class BenchRunner
 {
@@ -36,10 +37,13 @@ public static class BenchRunner
         var clock = Stopwatch.StartNew();
         var loadBefore = LoadAverage();
         var m = model.Manifest;
-        progress?.Invoke($"ceiling: bare ONNX Runtime loop, batch {options.MaxBatch}, {options.CeilingSeconds:0.#} s");
-        var ceiling = CeilingBenchmark.Run(model, options.Provider, options.Threads, options.MaxBatch, options.CeilingSeconds, ct);
+        var threads = options.EffectiveThreads;
+        progress?.Invoke($"ceiling: bare ONNX Runtime loop, {threads} thread(s), batch {options.MaxBatch}, {options.CeilingSeconds:0.#} s");
+        var ceiling = await CeilingBenchmark.RunAsync(model, options.Provider, threads, options.MaxBatch, options.CeilingSeconds, ct);
         progress?.Invoke("ceiling: batch 1");
-        var ceiling1 = CeilingBenchmark.Run(model, options.Provider, options.Threads, 1, Math.Max(options.CeilingSeconds / 2, 0.1), ct);
+        var ceiling1 = await CeilingBenchmark.RunAsync(model, options.Provider, threads, 1, Math.Max(options.CeilingSeconds / 2, 0.1), ct);
+        var search = await CeilingBenchmark.SearchAsync(model, options.Provider, options.MaxBatch, options.SearchSeconds, progress, ct);
+        var best = search.MaxBy(c => c.ImagesPerSecond)!;
         IReadOnlyList<PreprocessResult> pre = [];
         if (options.PreprocessRepeats > 0)
         {
@@ -54,6 +58,7 @@ public static class BenchRunner
         Directory.CreateDirectory(root);
         PipelineResult pipeline;
         CeilingResult ceilingAfter;
+        CeilingResult bestAfter;
         SwapResult? swap = null;
         string broker;
         try
@@ -67,8 +72,14 @@ public static class BenchRunner
             // The machine may be shared: the ceiling is measured again right after the pipeline run (the daemon idle)
             // and the ratio uses the mean of both, so a load change in between moves both sides alike.
             progress?.Invoke("ceiling again, right after the pipeline run");
-            ceilingAfter = CeilingBenchmark.Run(model, options.Provider, options.Threads, options.MaxBatch, options.CeilingSeconds, ct);
-            pipeline = pipeline with { Ratio = pipeline.ImagesPerSecond / ((ceiling.ImagesPerSecond + ceilingAfter.ImagesPerSecond) / 2) };
+            ceilingAfter = await CeilingBenchmark.RunAsync(model, options.Provider, threads, options.MaxBatch, options.CeilingSeconds, ct);
+            progress?.Invoke($"best ceiling again ({best.Threads} thread(s), batch {best.Batch})");
+            bestAfter = await CeilingBenchmark.RunAsync(model, options.Provider, best.Threads, best.Batch, options.CeilingSeconds, ct);
+            pipeline = pipeline with
+            {
+                Ratio = pipeline.ImagesPerSecond / ((ceiling.ImagesPerSecond + ceilingAfter.ImagesPerSecond) / 2),
+                RatioToBest = pipeline.ImagesPerSecond / ((best.ImagesPerSecond + bestAfter.ImagesPerSecond) / 2),
+            };
             if (options.SwapSeconds > 0)
             {
                 var rate = Math.Max(0.5, pipeline.ImagesPerSecond * options.SwapLoad);
@@ -100,10 +111,14 @@ public static class BenchRunner
             Machine = new MachineInfo(Environment.ProcessorCount, CpuModel(), RuntimeInformation.OSDescription, RuntimeInformation.FrameworkDescription,
                 OrtEnv.Instance().GetVersionString(), loadBefore, LoadAverage()),
             Model = new BenchModelInfo(Path.GetFullPath(options.Model), m.Model.Id, m.Model.Architecture, model.Sha256, m.Input.Width, m.Input.Height),
-            Settings = new BenchSettings(options.Provider, options.Threads, options.MaxBatch, options.Count, broker, Path.GetFullPath(options.Images)),
+            Settings = new BenchSettings(options.Provider, threads, options.MaxBatch, options.Count, broker, Path.GetFullPath(options.Images),
+                new SortedDictionary<string, string>(options.Overrides, StringComparer.OrdinalIgnoreCase)),
             Ceiling = ceiling,
             CeilingAfter = ceilingAfter,
             CeilingBatch1 = ceiling1,
+            CeilingSearch = search,
+            BestCeiling = best,
+            BestCeilingAfter = bestAfter,
             Pipeline = pipeline,
             Preprocess = pre,
             Swap = swap,

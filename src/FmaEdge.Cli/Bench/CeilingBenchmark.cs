@@ -1,19 +1,56 @@
 using System.Diagnostics;
 using FmaEdge.Core.Contract;
+using FmaEdge.Daemon.Pipeline;
 using FmaEdge.Inference;
 using Microsoft.ML.OnnxRuntime;
 
 namespace FmaEdge.Cli.Bench;
 
 /// <summary>The ceiling: a bare ONNX Runtime loop on the model with the daemon's session settings (the chosen provider, full
-/// graph optimisation, sequential execution, the same intra-op threads), fed one pre-made input tensor, so no decoding,
-/// preprocessing, batching logic or output handling is counted. Stateless.</summary>
+/// graph optimisation, sequential execution, ONNX Runtime's default spinning), fed one pre-made input tensor, so no
+/// decoding, preprocessing, batching logic or output handling is counted. Runs on a normal-priority thread
+/// (<see cref="InferenceThreads"/>), as the daemon's inference does. Stateless.</summary>
 public static class CeilingBenchmark
 {
-    /// <summary>Runs batches of <paramref name="batch"/> for about <paramref name="seconds"/> after two warm-up runs
-    /// (at least three timed runs).</summary>
-    public static CeilingResult Run(ValidatedModel model, string provider, int threads, int batch, double seconds, CancellationToken ct)
+    /// <summary>Runs batches of <paramref name="batch"/> on <paramref name="provider"/> with <paramref name="threads"/>
+    /// intra-op threads (>= 1) for about <paramref name="seconds"/> after two warm-up runs (at least three timed runs).</summary>
+    public static Task<CeilingResult> RunAsync(ValidatedModel model, string provider, int threads, int batch, double seconds, CancellationToken ct) =>
+        InferenceThreads.RunAsync("ceiling", () => Run(model, provider, threads, batch, seconds, ct));
+
+    /// <summary>Every thread count from 1 to the cores this process may use, each at batch 1, 2, 4, ... up to
+    /// <paramref name="maxBatch"/> (and <paramref name="maxBatch"/> itself), <paramref name="seconds"/> each.</summary>
+    public static async Task<IReadOnlyList<CeilingResult>> SearchAsync(ValidatedModel model, string provider, int maxBatch, double seconds,
+        Action<string>? progress, CancellationToken ct)
     {
+        var results = new List<CeilingResult>();
+        foreach (var threads in Enumerable.Range(1, Environment.ProcessorCount))
+        {
+            foreach (var batch in SearchBatches(maxBatch))
+            {
+                progress?.Invoke($"best-ceiling search: {threads} thread(s), batch {batch}");
+                results.Add(await RunAsync(model, provider, threads, batch, seconds, ct));
+            }
+        }
+
+        return results;
+    }
+
+    /// <summary>1, 2, 4, ... below <paramref name="maxBatch"/>, then <paramref name="maxBatch"/>.</summary>
+    public static IReadOnlyList<int> SearchBatches(int maxBatch)
+    {
+        var list = new List<int>();
+        for (var b = 1; b < maxBatch; b *= 2)
+        {
+            list.Add(b);
+        }
+
+        list.Add(maxBatch);
+        return list;
+    }
+
+    private static CeilingResult Run(ValidatedModel model, string provider, int threads, int batch, double seconds, CancellationToken ct)
+    {
+        ArgumentOutOfRangeException.ThrowIfLessThan(threads, 1);
         var input = model.Manifest.Input;
         var len = 3 * input.Height * input.Width;
         using var so = new SessionOptions
@@ -22,10 +59,7 @@ public static class CeilingBenchmark
             ExecutionMode = ExecutionMode.ORT_SEQUENTIAL,
             LogSeverityLevel = OrtLoggingLevel.ORT_LOGGING_LEVEL_ERROR,
         };
-        if (threads > 0)
-        {
-            so.IntraOpNumThreads = threads;
-        }
+        so.IntraOpNumThreads = threads;
 
         using var session = OpenSession(model, so, provider, batch);
         var rng = new Random(0);
@@ -60,7 +94,7 @@ public static class CeilingBenchmark
 
         var cpu = ThreadCpu.Take().Since(cpu0);
         var elapsed = times.Sum() / 1000.0;
-        return new CeilingResult(batch, times.Count, elapsed, times.Count * batch / elapsed, StageStats.Of(times), cpu.Cores,
+        return new CeilingResult(threads, batch, times.Count, elapsed, times.Count * batch / elapsed, StageStats.Of(times), cpu.Cores,
             cpu.CpuSeconds * 1000 / (times.Count * batch));
     }
 

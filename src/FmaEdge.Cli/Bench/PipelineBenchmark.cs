@@ -84,6 +84,11 @@ public sealed class PipelineBenchmark : IAsyncDisposable
             // The daemon's log goes to stderr; warnings only, so the bench's own table stays readable.
             ["FmaEdge:Logging:Level"] = "Warning",
         };
+        foreach (var (key, value) in _o.Overrides)
+        {
+            settings["FmaEdge:" + key] = value;
+        }
+
         var builder = FmaEdgeHost.CreateBuilder(overrides: settings, systemConfigDir: Path.Combine(_root, "no-etc"));
         _host = builder.Build();
         await _host.StartAsync(ct);
@@ -96,8 +101,8 @@ public sealed class PipelineBenchmark : IAsyncDisposable
     /// code (seconds of CPU at start) is not charged to the throughput.</summary>
     public int WarmUpImages => Math.Max(16, 2 * _o.MaxBatch);
 
-    /// <summary>Every file dropped at once; throughput from the first drop to the last result received. The ratio is
-    /// left at 0 for the caller, who knows the ceiling.</summary>
+    /// <summary>Every file dropped at once; throughput from the first drop to the last result received. The ratios are
+    /// left at 0 for the caller, who knows the ceilings.</summary>
     public async Task<PipelineResult> RunBacklogAsync(IReadOnlyList<string> images, CancellationToken ct)
     {
         var warm = BenchImages.Stage(images, Path.Combine(Stage, "warm"), WarmUpImages, "w");
@@ -132,7 +137,7 @@ public sealed class PipelineBenchmark : IAsyncDisposable
         var last = mine.Max(r => r.ReceivedTimestamp);
         var seconds = Stopwatch.GetElapsedTime(first, last).TotalSeconds;
         var ips = staged.Count / seconds;
-        return new PipelineResult(staged.Count, mine.Count, seconds, ips, 0, Pipeline.MeanBatch, Stages(mine), null,
+        return new PipelineResult(staged.Count, mine.Count, seconds, ips, 0, 0, Pipeline.MeanBatch, Stages(mine), null,
             cpu.CpuSeconds * 1000 / staged.Count, cpu with { Threads = cpu.Threads.Take(8).ToList() });
     }
 

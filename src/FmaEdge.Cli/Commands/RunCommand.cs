@@ -22,6 +22,7 @@ public static class RunCommand
         {
             // Before the host starts its threads (each would get its own malloc arena).
             var malloc = NativeMemory.Apply();
+            FmaEdge.Daemon.Pipeline.InferenceThreads.Initialize(); // while this thread still has the normal priority
             HostApplicationBuilder builder;
             try
             {

@@ -80,8 +80,12 @@ public sealed class InferenceSettings
     /// <summary>Cap on the CUDA provider's memory arena in MiB (0 = no cap; memory is shared on Jetson).</summary>
     public int CudaMemoryLimitMiB { get; set; }
 
-    /// <summary>Intra-op threads (0 = ONNX Runtime's default: one per core).</summary>
+    /// <summary>Intra-op threads (0 = one per core this process may use: CPU affinity and cgroup limits count).</summary>
     public int IntraOpThreads { get; set; }
+
+    /// <summary>Nice value (1..19) the daemon's other threads (decoding, commits, MQTT, the embedded broker) are lowered to,
+    /// so they run in the gaps of ONNX Runtime's workers instead of pre-empting them; 0 leaves every thread as it is.</summary>
+    public int OtherThreadsNice { get; set; } = 10;
 
     /// <summary>Inter-op threads (0 = default).</summary>
     public int InterOpThreads { get; set; }

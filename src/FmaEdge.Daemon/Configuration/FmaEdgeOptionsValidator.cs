@@ -42,6 +42,7 @@ public static partial class FmaEdgeOptionsValidator
         e.Range($"{p}:Inference:CudaDevice", inf.CudaDevice, 0, 15);
         e.Range($"{p}:Inference:IntraOpThreads", inf.IntraOpThreads, 0, 256);
         e.Range($"{p}:Inference:InterOpThreads", inf.InterOpThreads, 0, 256);
+        e.Range($"{p}:Inference:OtherThreadsNice", inf.OtherThreadsNice, 0, 19);
         e.Range($"{p}:Inference:MaxBatch", inf.MaxBatch, 1, 256);
         e.Range($"{p}:Inference:WarmUpRuns", inf.WarmUpRuns, 0, 100);
         e.Range($"{p}:Inference:TensorRt:WorkspaceMiB", inf.TensorRt.WorkspaceMiB, 64, 65536);

@@ -3,6 +3,7 @@ using FmaEdge.Daemon.Configuration;
 using FmaEdge.Daemon.Diagnostics;
 using FmaEdge.Daemon.Files;
 using FmaEdge.Daemon.Output;
+using FmaEdge.Daemon.Pipeline;
 using FmaEdge.Messaging.Contract;
 using Microsoft.Extensions.Logging;
 
@@ -103,7 +104,8 @@ public sealed class ModelManager : IAsyncDisposable
         var refusals = new List<string>();
         foreach (var file in files)
         {
-            var slot = await Task.Run(() => TryLoad(file, cancellationToken), cancellationToken);
+            // On a normal-priority thread: ONNX Runtime's workers take the priority of the thread that makes the session.
+            var slot = await InferenceThreads.RunAsync("load", () => TryLoad(file, cancellationToken));
             if (slot is not null)
             {
                 Volatile.Write(ref _current, slot);
@@ -296,7 +298,7 @@ public sealed class ModelManager : IAsyncDisposable
 
         await Events.EmitAsync(_sink, _log, new DaemonEvent(EventKinds.ModelLoading, EventSeverity.Info,
             $"loading and warming {report.Model.Manifest.Model.Id} {report.Model.ShortHash} beside the serving model", _time.GetUtcNow(), Subject: path), ct);
-        var slot = await Task.Run(() => TryLoad(path, ct), ct);
+        var slot = await InferenceThreads.RunAsync("load", () => TryLoad(path, ct));
         if (slot is null)
         {
             var reasons = LastRejection?.Reasons ?? [];

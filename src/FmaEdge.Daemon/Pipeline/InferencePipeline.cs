@@ -16,9 +16,9 @@ using OpenCvSharp;
 namespace FmaEdge.Daemon.Pipeline;
 
 /// <summary>Images from sources to committed results in three stages joined by bounded channels:
-/// decode + preprocess -> batched inference -> commit/publish. Each stage is one task, so arrival order is kept end to
-/// end; bounded channels keep memory flat (file sources wait when the input is full). Models swap only between
-/// batches. <see cref="WriteAsync"/> is thread-safe; Start and Drain are called once each by the host.</summary>
+/// decode + preprocess (on several workers, handed on in order) -> batched inference (its own normal-priority thread,
+/// see <see cref="InferenceThreads"/>) -> commit/publish. Arrival order is kept end to end; bounded channels keep memory
+/// flat (file sources wait when the input is full). Models swap only between batches. <see cref="WriteAsync"/> is thread-safe; Start and Drain are called once each by the host.</summary>
 public sealed class InferencePipeline : IImageSink, IDisposable
 {
     private readonly FmaEdgeOptions _options;
@@ -35,6 +35,7 @@ public sealed class InferencePipeline : IImageSink, IDisposable
     private Task[] _stageTasks = [];
     private volatile bool _draining;
     private CancellationTokenSource? _abort;
+    private Timer? _lowering;
 
     private long _accepted;
     private long _published;
@@ -139,10 +140,33 @@ public sealed class InferencePipeline : IImageSink, IDisposable
         _abort = new CancellationTokenSource();
         var ct = _abort.Token;
         var decode = Task.Run(() => DecodeStageAsync(ct), CancellationToken.None);
-        var infer = Task.Run(() => InferStageAsync(ct), CancellationToken.None);
+        // Inference runs on its own normal-priority thread: ONNX Runtime's caller thread is one of its workers.
+        var inferDone = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        InferenceThreads.Start("stage", () =>
+        {
+            try
+            {
+                InferStage(ct);
+                inferDone.SetResult();
+            }
+            catch (OperationCanceledException)
+            {
+                inferDone.SetCanceled(ct);
+            }
+            catch (Exception e)
+            {
+                inferDone.SetException(e);
+            }
+        });
         var publish = Task.Run(() => PublishStageAsync(ct), CancellationToken.None);
-        _stageTasks = [decode, infer, publish];
-        _stages = Task.WhenAll(decode, infer, publish);
+        _stageTasks = [decode, inferDone.Task, publish];
+        _stages = Task.WhenAll(decode, inferDone.Task, publish);
+        var nice = _options.Inference.OtherThreadsNice;
+        if (nice > 0)
+        {
+            // Threads the runtime, MQTT or the broker start later are caught by the next sweep.
+            _lowering = new Timer(_ => InferenceThreads.LowerOthers(nice), null, TimeSpan.Zero, TimeSpan.FromSeconds(1));
+        }
     }
 
     /// <summary>Stops taking input and finishes everything already accepted. When <paramref name="cancellationToken"/>
@@ -152,6 +176,7 @@ public sealed class InferencePipeline : IImageSink, IDisposable
     {
         _draining = true;
         _input.Writer.TryComplete();
+        _lowering?.Dispose();
         if (_stages is null)
         {
             return true;
@@ -173,24 +198,47 @@ public sealed class InferencePipeline : IImageSink, IDisposable
     /// <summary>Releases the stages' cancellation source; call after <see cref="DrainAsync"/> (the host does, at the end).</summary>
     public void Dispose() => _abort?.Dispose();
 
+    /// <summary>Images are read, decoded and preprocessed on up to <see cref="DecodeWorkers"/> at once (a 5-megapixel
+    /// PNG takes tens of milliseconds) and handed on in arrival order.</summary>
     private async Task DecodeStageAsync(CancellationToken ct)
     {
         var hb = Heartbeats[0];
+        // Each started image waits here in order; the bound keeps DecodeWorkers images in work at most.
+        var started = Channel.CreateBounded<Task<Item>>(new BoundedChannelOptions(Math.Max(1, DecodeWorkers - 1)) { SingleReader = true, SingleWriter = true });
+        var start = Task.Run(async () =>
+        {
+            try
+            {
+                await foreach (var work in _input.Reader.ReadAllAsync(ct))
+                {
+                    await started.Writer.WriteAsync(Task.Run(() => PrepareAsync(work, ct).AsTask(), CancellationToken.None), ct);
+                }
+            }
+            finally
+            {
+                started.Writer.TryComplete();
+            }
+        }, CancellationToken.None);
         try
         {
-            await foreach (var work in _input.Reader.ReadAllAsync(ct))
+            await foreach (var next in started.Reader.ReadAllAsync(ct))
             {
                 hb.Busy();
-                var item = await PrepareAsync(work, ct);
+                var item = await next;
                 hb.Idle();
                 await _toInfer.Writer.WriteAsync(item, ct);
             }
+
+            await start;
         }
         finally
         {
             _toInfer.Writer.TryComplete();
         }
     }
+
+    /// <summary>Images decoded at once: one per core this process may use.</summary>
+    private static int DecodeWorkers => Environment.ProcessorCount;
 
     /// <summary>Reads, hashes, checks the journal, decodes and preprocesses one image; failures become outcomes, never throws.</summary>
     private async ValueTask<Item> PrepareAsync(ImageWork work, CancellationToken ct)
@@ -331,7 +379,7 @@ public sealed class InferencePipeline : IImageSink, IDisposable
         item.PreprocessMs += Stopwatch.GetElapsedTime(t).TotalMilliseconds;
     }
 
-    private async Task InferStageAsync(CancellationToken ct)
+    private void InferStage(CancellationToken ct)
     {
         var hb = Heartbeats[1];
         var max = _options.Inference.MaxBatch;
@@ -344,14 +392,14 @@ public sealed class InferencePipeline : IImageSink, IDisposable
             {
                 // Wake for work, or for a warmed model waiting to be swapped in while idle.
                 var wait = reader.WaitToReadAsync(ct).AsTask();
-                await Task.WhenAny(wait, _models.PendingSignal);
+                Task.WaitAny([wait, _models.PendingSignal], ct);
                 SwapIfPending();
                 if (!wait.IsCompleted)
                 {
                     continue;
                 }
 
-                if (!await wait)
+                if (!wait.GetAwaiter().GetResult())
                 {
                     break;
                 }
@@ -411,7 +459,10 @@ public sealed class InferencePipeline : IImageSink, IDisposable
                 foreach (var item in batch)
                 {
                     item.ReleaseImage();
-                    await _toPublish.Writer.WriteAsync(item, ct);
+                    if (!_toPublish.Writer.TryWrite(item))
+                    {
+                        _toPublish.Writer.WriteAsync(item, ct).AsTask().GetAwaiter().GetResult();
+                    }
                 }
 
                 hb.Idle();

@@ -30,19 +30,35 @@ public sealed class BenchCommandTests : IDisposable
         using var o = new StringWriter();
         using var e = new StringWriter();
         string[] args = ["bench", "--model", TestModels.Real, "--images", Path.GetDirectoryName(images)!, "--threads", "1", "--max-batch", "4",
-            "--ceiling-seconds", "0.3", "--count", "12", "--preprocess-repeats", "2", "--swap-seconds", "2", "--json", json, "--timeout", "120"];
+            "--ceiling-seconds", "0.3", "--search-seconds", "0.2", "--set", "Pipeline:PublishCapacity=32", "--count", "12", "--preprocess-repeats", "2", "--swap-seconds", "2", "--json", json, "--timeout", "120"];
         var code = FmaEdgeCli.Run(args, CliConsole.ToWriter(o, e));
 
         Assert.True(code == 0, $"exit {code}: {e}");
-        Assert.Contains("ratio to the ceiling", o.ToString(), StringComparison.Ordinal);
+        Assert.Contains("ratio to the best ceiling", o.ToString(), StringComparison.Ordinal);
+        Assert.Contains("ratio to the same-settings ceiling", o.ToString(), StringComparison.Ordinal);
         using var doc = JsonDocument.Parse(File.ReadAllText(json));
         var r = doc.RootElement;
         Assert.StartsWith("fma-edge bench --model ", r.GetProperty("command").GetString(), StringComparison.Ordinal);
         Assert.Contains(o.ToString().Split('\n')[0]["command: ".Length..].Trim(), r.GetProperty("command").GetString(), StringComparison.Ordinal);
         Assert.Equal(64, r.GetProperty("model").GetProperty("sha256").GetString()!.Length);
 
+        Assert.Equal(1, r.GetProperty("settings").GetProperty("intra_op_threads").GetInt32());
+        Assert.Equal("32", r.GetProperty("settings").GetProperty("overrides").GetProperty("Pipeline:PublishCapacity").GetString());
         var ceiling = r.GetProperty("ceiling");
         Assert.Equal(4, ceiling.GetProperty("batch").GetInt32());
+        Assert.Equal(1, ceiling.GetProperty("threads").GetInt32());
+
+        // The best-ceiling search: every thread count the process may use, at batch 1, 2 and 4 (the max batch).
+        var search = r.GetProperty("ceiling_search").EnumerateArray()
+            .Select(c => (Threads: c.GetProperty("threads").GetInt32(), Batch: c.GetProperty("batch").GetInt32(), Ips: c.GetProperty("images_per_second").GetDouble()))
+            .ToList();
+        Assert.Equal(Enumerable.Range(1, Environment.ProcessorCount).SelectMany(t => new[] { (t, 1), (t, 2), (t, 4) }), search.Select(c => (c.Threads, c.Batch)));
+        Assert.All(search, c => Assert.True(c.Ips > 0));
+        var best = r.GetProperty("best_ceiling");
+        Assert.Equal(search.Max(c => c.Ips), best.GetProperty("images_per_second").GetDouble());
+        var bestAfter = r.GetProperty("best_ceiling_after");
+        Assert.Equal(best.GetProperty("threads").GetInt32(), bestAfter.GetProperty("threads").GetInt32());
+        Assert.Equal(best.GetProperty("batch").GetInt32(), bestAfter.GetProperty("batch").GetInt32());
         Assert.True(ceiling.GetProperty("runs").GetInt32() >= 3);
         Assert.True(ceiling.GetProperty("images_per_second").GetDouble() > 0);
         Assert.True(r.GetProperty("ceiling_batch1").GetProperty("images_per_second").GetDouble() > 0);
@@ -53,6 +69,9 @@ public sealed class BenchCommandTests : IDisposable
         Assert.Equal(12, p.GetProperty("received").GetInt32());
         Assert.True(p.GetProperty("images_per_second").GetDouble() > 0);
         Assert.InRange(p.GetProperty("ratio").GetDouble(), 1e-6, 10);
+        var expectedToBest = p.GetProperty("images_per_second").GetDouble() /
+            ((best.GetProperty("images_per_second").GetDouble() + bestAfter.GetProperty("images_per_second").GetDouble()) / 2);
+        Assert.Equal(expectedToBest, p.GetProperty("ratio_to_best").GetDouble(), 9);
         Assert.InRange(p.GetProperty("mean_batch").GetDouble(), 1, 4);
         Assert.True(p.GetProperty("cpu_ms_per_image").GetDouble() > 0);
         Assert.True(p.GetProperty("cpu").GetProperty("threads").GetArrayLength() > 0);
@@ -98,9 +117,11 @@ public sealed class BenchCommandTests : IDisposable
     {
         using var o = new StringWriter();
         using var e = new StringWriter();
-        var code = FmaEdgeCli.Run(["bench", "--model", _tmp.File("missing.onnx"), "--images", TestPaths.DatasetVal, "--count", "0", "--broker", "nohost"],
-            CliConsole.ToWriter(o, e));
+        var code = FmaEdgeCli.Run(["bench", "--model", _tmp.File("missing.onnx"), "--images", TestPaths.DatasetVal, "--count", "0", "--broker", "nohost",
+            "--search-seconds", "0", "--set", "Inference:IntraOpThreads=2"], CliConsole.ToWriter(o, e));
         Assert.Equal(2, code);
+        Assert.Contains("--search-seconds 0", e.ToString(), StringComparison.Ordinal);
+        Assert.Contains("--set Inference:IntraOpThreads: use --threads", e.ToString(), StringComparison.Ordinal);
         Assert.Contains("missing.onnx", e.ToString(), StringComparison.Ordinal);
         Assert.Contains("--count 0", e.ToString(), StringComparison.Ordinal);
         Assert.Contains("--broker 'nohost'", e.ToString(), StringComparison.Ordinal);

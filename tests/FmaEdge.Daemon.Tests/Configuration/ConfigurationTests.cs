@@ -12,6 +12,8 @@ public sealed class ConfigurationTests
         var o = FmaEdgeConfiguration.Bind(FmaEdgeConfiguration.Build(systemConfigDir: Path.Combine(tmp.Path, "none")));
         Assert.Equal(["tensorrt", "cuda", "cpu"], o.Inference.ProviderList);
         Assert.Equal(8, o.Inference.MaxBatch);
+        Assert.Equal(0, o.Inference.IntraOpThreads); // one per core the process may use
+        Assert.Equal(10, o.Inference.OtherThreadsNice);
         Assert.Equal(OutputType.Mqtt, o.Output.Type);
         Assert.Empty(o.Sources);
     }
@@ -26,6 +28,7 @@ public sealed class ConfigurationTests
             ["FmaEdge:Inference:Providers"] = "tensorrt,gpu",
             ["FmaEdge:Inference:MaxBatch"] = "0",
             ["FmaEdge:Inference:MaxBatchSize"] = "4",
+            ["FmaEdge:Inference:OtherThreadsNice"] = "20",
             ["FmaEdge:Pipeline:InputCapacity"] = "0",
             ["FmaEdge:Output:Type"] = "kafka",
             ["FmaEdge:Logging:Level"] = "Loud",
@@ -42,6 +45,7 @@ public sealed class ConfigurationTests
         string[] expected =
         [
             "FmaEdge:NodeName", "'gpu'", "FmaEdge:Inference:MaxBatch = 0", "FmaEdge:Inference:MaxBatchSize is not a known setting",
+            "FmaEdge:Inference:OtherThreadsNice = 20",
             "FmaEdge:Pipeline:InputCapacity", "kafka", "Loud", "FmaEdge:Sources:0:Path is required", "FmaEdge:Sources:0:Completion 'maybe'",
             "FmaEdge:Sources:1:Id 'a' is used by another source", "FmaEdge:Sources:1:Uri is required",
             "FmaEdge:Sources:1:Backend 'gstreamer' is not auto, opencv, ffmpeg", "FmaEdge:Sources:2:Type 'scanner'",
