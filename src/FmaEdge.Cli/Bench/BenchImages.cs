@@ -86,6 +86,44 @@ public static class BenchImages
         return written;
     }
 
+    /// <summary>Writes <paramref name="count"/> camera-sized images (<paramref name="width"/> x <paramref name="height"/>,
+    /// 8-bit grayscale like the defect set) made from real images spread over <paramref name="sources"/> by cubic
+    /// resizing, as PNG or JPEG quality 90 (<paramref name="format"/> "png" or "jpeg"); returns their paths.</summary>
+    public static IReadOnlyList<string> MakeLarge(IReadOnlyList<string> sources, string folder, string format, int count, int width, int height)
+    {
+        if (sources.Count == 0)
+        {
+            throw new ArgumentException("no source images", nameof(sources));
+        }
+
+        var (ext, prms) = format switch
+        {
+            "png" => (".png", Array.Empty<OpenCvSharp.ImageEncodingParam>()),
+            "jpeg" => (".jpg", [new OpenCvSharp.ImageEncodingParam(OpenCvSharp.ImwriteFlags.JpegQuality, 90)]),
+            _ => throw new ArgumentException($"format '{format}' is not png or jpeg", nameof(format)),
+        };
+        Directory.CreateDirectory(folder);
+        var written = new List<string>(count);
+        for (var i = 0; i < count; i++)
+        {
+            var src = sources[(int)((long)i * sources.Count / count)];
+            using var gray = OpenCvSharp.Cv2.ImRead(src, OpenCvSharp.ImreadModes.Grayscale);
+            if (gray.Empty())
+            {
+                throw new InvalidDataException($"cannot read {src} as an image");
+            }
+
+            using var large = new OpenCvSharp.Mat();
+            OpenCvSharp.Cv2.Resize(gray, large, new OpenCvSharp.Size(width, height), 0, 0, OpenCvSharp.InterpolationFlags.Cubic);
+            var path = Path.Combine(folder, Path.GetFileNameWithoutExtension(src) + ext);
+            OpenCvSharp.Cv2.ImEncode(ext, large, out var bytes, prms);
+            File.WriteAllBytes(path, bytes);
+            written.Add(path);
+        }
+
+        return written;
+    }
+
     private static uint Crc32(ReadOnlySpan<byte> data)
     {
         var crc = 0xFFFFFFFFu;

@@ -22,6 +22,10 @@ public sealed class BenchOptions
     /// <summary><see cref="Threads"/> as the daemon resolves it.</summary>
     public int EffectiveThreads => Threads > 0 ? Threads : Environment.ProcessorCount;
 
+    /// <summary>"png" or "jpeg": the pipeline runs on 2448x2048 (5-megapixel) images of that format made from the real
+    /// images instead of the images themselves; null uses the images as they are.</summary>
+    public string? Large { get; set; }
+
     /// <summary>Seconds per configuration of the best-ceiling search (threads x batch).</summary>
     public double SearchSeconds { get; set; } = 3;
 
@@ -86,6 +90,11 @@ public sealed class BenchOptions
         if (MaxBatch is < 1 or > 256)
         {
             e.Add($"--max-batch {MaxBatch} is outside 1..256");
+        }
+
+        if (Large is not null and not "png" and not "jpeg")
+        {
+            e.Add($"--large '{Large}' is not png or jpeg");
         }
 
         if (SearchSeconds is <= 0 or > 3600)

@@ -39,7 +39,8 @@ public sealed record BenchModelInfo(string File, string Id, string Architecture,
 
 /// <summary>The settings both the same-settings ceiling and the daemon ran with (<paramref name="IntraOpThreads"/> as
 /// resolved: 0 in the configuration means one per core the process may use), and the daemon's configuration overrides.</summary>
-public sealed record BenchSettings(string Provider, int IntraOpThreads, int MaxBatch, int Images, string Broker, string ImagesFrom,
+/// <param name="Large">"png" or "jpeg" when the pipeline ran on 2448x2048 images made from <paramref name="ImagesFrom"/>; else null.</param>
+public sealed record BenchSettings(string Provider, int IntraOpThreads, int MaxBatch, int Images, string Broker, string ImagesFrom, string? Large,
     IReadOnlyDictionary<string, string> Overrides);
 
 /// <summary>The bare ONNX Runtime loop: pre-made input tensors, no decoding.</summary>

@@ -56,6 +56,14 @@ public static class BenchRunner
             ? Path.Combine(Path.GetTempPath(), $"fmaedge-bench-{Guid.NewGuid():N}")
             : Path.Combine(Path.GetFullPath(options.WorkDir!), $"bench-{started:yyyyMMdd'T'HHmmss'Z'}-{Environment.ProcessId}");
         Directory.CreateDirectory(root);
+        var pipelineImages = images;
+        if (options.Large is { } large)
+        {
+            var (_, w, h) = PreprocessBenchmark.Sizes[1];
+            progress?.Invoke($"large images: {LargeImageCount} real images resized to {w}x{h}, {large}");
+            pipelineImages = BenchImages.MakeLarge(images, Path.Combine(root, "large"), large, LargeImageCount, w, h);
+        }
+
         PipelineResult pipeline;
         CeilingResult ceilingAfter;
         CeilingResult bestAfter;
@@ -68,7 +76,7 @@ public static class BenchRunner
             await daemon.StartAsync(ct);
             broker = daemon.BrokerDescription;
             progress?.Invoke($"pipeline: {daemon.WarmUpImages} warm-up images, then {options.Count} files renamed into the watched folder at once, results from {broker}");
-            pipeline = await daemon.RunBacklogAsync(images, ct);
+            pipeline = await daemon.RunBacklogAsync(pipelineImages, ct);
             // The machine may be shared: the ceiling is measured again right after the pipeline run (the daemon idle)
             // and the ratio uses the mean of both, so a load change in between moves both sides alike.
             progress?.Invoke("ceiling again, right after the pipeline run");
@@ -84,7 +92,7 @@ public static class BenchRunner
             {
                 var rate = Math.Max(0.5, pipeline.ImagesPerSecond * options.SwapLoad);
                 progress?.Invoke($"hot-swap: steady stream of {rate:0.#} images/s for {options.SwapSeconds:0.#} s, a new model dropped at 40 %");
-                var (s, steady) = await daemon.RunSwapAsync(images, rate, ct);
+                var (s, steady) = await daemon.RunSwapAsync(pipelineImages, rate, ct);
                 swap = s;
                 pipeline = pipeline with { Steady = steady };
             }
@@ -111,7 +119,7 @@ public static class BenchRunner
             Machine = new MachineInfo(Environment.ProcessorCount, CpuModel(), RuntimeInformation.OSDescription, RuntimeInformation.FrameworkDescription,
                 OrtEnv.Instance().GetVersionString(), loadBefore, LoadAverage()),
             Model = new BenchModelInfo(Path.GetFullPath(options.Model), m.Model.Id, m.Model.Architecture, model.Sha256, m.Input.Width, m.Input.Height),
-            Settings = new BenchSettings(options.Provider, threads, options.MaxBatch, options.Count, broker, Path.GetFullPath(options.Images),
+            Settings = new BenchSettings(options.Provider, threads, options.MaxBatch, options.Count, broker, Path.GetFullPath(options.Images), options.Large,
                 new SortedDictionary<string, string>(options.Overrides, StringComparer.OrdinalIgnoreCase)),
             Ceiling = ceiling,
             CeilingAfter = ceilingAfter,
@@ -124,6 +132,9 @@ public static class BenchRunner
             Swap = swap,
         };
     }
+
+    /// <summary>Distinct real images made camera-sized for <c>--large</c> (copies of them are tagged, as always).</summary>
+    private const int LargeImageCount = 32;
 
     private static string LoadAverage()
     {

@@ -21,6 +21,7 @@ public static class BenchCommand
         var images = new Option<string?>("--images") { Description = "Folder of real PNG/JPEG images, any depth (default: the defect set's val split, else tools/demo/images)" };
         var provider = new Option<string>("--provider") { Description = "Execution provider for ceiling and daemon: cpu, cuda or tensorrt", DefaultValueFactory = _ => "cpu" };
         var threads = new Option<int>("--threads") { Description = "ONNX Runtime intra-op threads for the daemon and its same-settings ceiling (0 = the daemon's default: one per core the process may use)" };
+        var large = new Option<string?>("--large") { Description = "png or jpeg: run the pipeline on 2448x2048 (5-megapixel) images of that format made from the real images" };
         var searchSeconds = new Option<double>("--search-seconds") { Description = "Seconds per configuration of the best-ceiling search (threads 1..cores x batch 1, 2, 4, .., max batch)", DefaultValueFactory = _ => 3 };
         var set = new Option<string[]>("--set") { Description = "Daemon configuration override KEY=VALUE (KEY under FmaEdge, e.g. Inference:OtherThreadsNice=0); repeatable", AllowMultipleArgumentsPerToken = false };
         var batch = new Option<int>("--max-batch") { Description = "The daemon's Inference:MaxBatch; the ceiling runs at this batch", DefaultValueFactory = _ => 8 };
@@ -35,7 +36,7 @@ public static class BenchCommand
         var timeout = new Option<double>("--timeout") { Description = "Seconds to wait for every result before failing", DefaultValueFactory = _ => 600 };
         var cmd = new Command("bench", "Benchmark the ceiling (bare ONNX Runtime) against the daemon's folder -> MQTT pipeline, preprocessing and hot-swap")
         {
-            model, images, provider, threads, searchSeconds, set, batch, ceiling, count, repeats, swapSeconds, swapLoad, broker, workDir, json, timeout,
+            model, images, large, provider, threads, searchSeconds, set, batch, ceiling, count, repeats, swapSeconds, swapLoad, broker, workDir, json, timeout,
         };
         cmd.SetAction((parse, ct) =>
         {
@@ -49,6 +50,7 @@ public static class BenchCommand
                 Provider = parse.GetValue(provider)!.ToLowerInvariant(),
                 Threads = parse.GetValue(threads),
                 SearchSeconds = parse.GetValue(searchSeconds),
+                Large = parse.GetValue(large),
                 MaxBatch = parse.GetValue(batch),
                 CeilingSeconds = parse.GetValue(ceiling),
                 Count = parse.GetValue(count),
@@ -164,7 +166,7 @@ public static class BenchCommand
         ansi.MarkupLine(Markup.Escape($"model {r.Model.Id} ({r.Model.Architecture}, {r.Model.Width}x{r.Model.Height}, sha256 {r.Model.Sha256[..12]}); " +
             $"{r.Machine.Cores} cores {r.Machine.Cpu}; ONNX Runtime {r.Machine.OnnxRuntime}; load {r.Machine.LoadBefore} -> {r.Machine.LoadAfter}"));
         ansi.MarkupLine(Markup.Escape($"provider {r.Settings.Provider}, intra-op threads {r.Settings.IntraOpThreads}, " +
-            $"max batch {r.Settings.MaxBatch}, broker {r.Settings.Broker}" +
+            $"max batch {r.Settings.MaxBatch}, broker {r.Settings.Broker}" + (r.Settings.Large is null ? "" : $"; pipeline images 2448x2048 {r.Settings.Large}") +
             (r.Settings.Overrides.Count == 0 ? "" : "; overrides " + string.Join(", ", r.Settings.Overrides.Select(kv => $"{kv.Key}={kv.Value}")))));
 
         var p = r.Pipeline;

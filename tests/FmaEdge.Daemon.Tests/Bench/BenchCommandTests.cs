@@ -112,15 +112,34 @@ public sealed class BenchCommandTests : IDisposable
         Assert.True(swap.GetProperty("stream_rate").GetDouble() > 0);
     }
 
+    [Theory]
+    [InlineData("png", ".png")]
+    [InlineData("jpeg", ".jpg")]
+    public void MakeLarge_RealImages_CameraSizedFilesTheDaemonDecodes(string format, string ext)
+    {
+        var sources = TestPaths.SampleImages("val").Take(5).ToList();
+        var made = BenchImages.MakeLarge(sources, _tmp.File("large/x"), format, 3, 2448, 2048);
+
+        Assert.Equal(3, made.Count);
+        Assert.All(made, f =>
+        {
+            Assert.EndsWith(ext, f, StringComparison.Ordinal);
+            using var rgb = ImageDecoder.LoadRgb(f);
+            Assert.Equal((2448, 2048), (rgb.Width, rgb.Height));
+        });
+        Assert.Equal(3, made.Select(f => Convert.ToHexString(SHA256.HashData(File.ReadAllBytes(f)))).Distinct().Count());
+    }
+
     [Fact]
     public void Bench_InvalidOptions_Exit2NamingEachProblem()
     {
         using var o = new StringWriter();
         using var e = new StringWriter();
         var code = FmaEdgeCli.Run(["bench", "--model", _tmp.File("missing.onnx"), "--images", TestPaths.DatasetVal, "--count", "0", "--broker", "nohost",
-            "--search-seconds", "0", "--set", "Inference:IntraOpThreads=2"], CliConsole.ToWriter(o, e));
+            "--search-seconds", "0", "--set", "Inference:IntraOpThreads=2", "--large", "tiff"], CliConsole.ToWriter(o, e));
         Assert.Equal(2, code);
         Assert.Contains("--search-seconds 0", e.ToString(), StringComparison.Ordinal);
+        Assert.Contains("--large 'tiff' is not png or jpeg", e.ToString(), StringComparison.Ordinal);
         Assert.Contains("--set Inference:IntraOpThreads: use --threads", e.ToString(), StringComparison.Ordinal);
         Assert.Contains("missing.onnx", e.ToString(), StringComparison.Ordinal);
         Assert.Contains("--count 0", e.ToString(), StringComparison.Ordinal);
