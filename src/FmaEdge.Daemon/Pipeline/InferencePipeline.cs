@@ -195,8 +195,13 @@ public sealed class InferencePipeline : IImageSink, IDisposable
         }
     }
 
-    /// <summary>Releases the stages' cancellation source; call after <see cref="DrainAsync"/> (the host does, at the end).</summary>
-    public void Dispose() => _abort?.Dispose();
+    /// <summary>Releases the stages' cancellation source and the priority sweep; call after <see cref="DrainAsync"/> (the host
+    /// does, at the end).</summary>
+    public void Dispose()
+    {
+        _lowering?.Dispose();
+        _abort?.Dispose();
+    }
 
     /// <summary>Images are read, decoded and preprocessed on up to <see cref="DecodeWorkers"/> at once (a 5-megapixel
     /// PNG takes tens of milliseconds) and handed on in arrival order.</summary>
