@@ -1,6 +1,7 @@
 using FmaEdge.Core.Contract;
 using FmaEdge.Core.Decoding;
 using FmaEdge.Daemon.Configuration;
+using FmaEdge.Daemon.Diagnostics;
 using FmaEdge.Inference;
 using Microsoft.Extensions.Logging;
 using OpenCvSharp;
@@ -8,9 +9,17 @@ using OpenCvSharp;
 namespace FmaEdge.Daemon.Models;
 
 /// <summary>Loads models with ONNX Runtime through <see cref="OnnxClassifier"/>, mapping the daemon's inference
-/// settings (TensorRT caches under the state folder, keyed by model hash inside OnnxClassifier). Thread-safe.</summary>
-public sealed class OnnxClassifierLoader(FmaEdgeOptions options, ILoggerFactory loggers) : IClassifierLoader
+/// settings (TensorRT caches under the state folder, keyed by model hash inside OnnxClassifier). Thread-safe.
+/// <paramref name="cheapModelCoreMs"/> is <see cref="CheapModelCoreMs"/> except in tests.</summary>
+public sealed class OnnxClassifierLoader(FmaEdgeOptions options, ILoggerFactory loggers, double cheapModelCoreMs = OnnxClassifierLoader.CheapModelCoreMs)
+    : IClassifierLoader
 {
+    /// <summary>Below this CPU cost per image (core-milliseconds at every core), a model is cheaper than decoding and
+    /// preparing its images: with <c>IntraOpThreads: 0</c> it gets one intra-op thread and the decode workers keep the
+    /// other cores. Measured (docs/performance.md, issue 15): atto@112 costs 3.4 core-ms and runs 391 images/s with one
+    /// thread vs 302 with two; ConvNeXt-T@224 costs ~60 and runs 24.1 with two vs 15.8 with one.</summary>
+    public const double CheapModelCoreMs = 8;
+
     private readonly ILogger _log = loggers.CreateLogger("FmaEdge.Inference");
 
     /// <summary>The inference options this loader passes to ONNX Runtime.</summary>
@@ -19,7 +28,29 @@ public sealed class OnnxClassifierLoader(FmaEdgeOptions options, ILoggerFactory 
     public IClassifier Load(string path, CancellationToken cancellationToken)
     {
         cancellationToken.ThrowIfCancellationRequested();
-        return new OnnxClassifierAdapter(OnnxClassifier.Load(path, InferenceOptions, _log));
+        var classifier = OnnxClassifier.Load(path, InferenceOptions, _log);
+        var threads = InferenceOptions.EffectiveIntraOpThreads;
+        if (options.Inference.IntraOpThreads != 0 || threads < 2 || classifier.ExecutionProvider != ExecutionProviders.Cpu)
+        {
+            return new OnnxClassifierAdapter(classifier);
+        }
+
+        // Threads are fixed when a session is made: time one full batch on every core, and remake the session with one
+        // thread when the model is cheap (what decoding an image costs), so inference does not take the decoders' cores.
+        var batch = Math.Max(1, options.Inference.MaxBatch);
+        classifier.WarmUp(batch, 1);
+        var start = System.Diagnostics.Stopwatch.GetTimestamp();
+        classifier.WarmUp(batch, 2);
+        var coreMs = System.Diagnostics.Stopwatch.GetElapsedTime(start).TotalMilliseconds * threads / (2.0 * batch);
+        if (coreMs >= cheapModelCoreMs)
+        {
+            return new OnnxClassifierAdapter(classifier);
+        }
+
+        Log.OneInferenceThread(_log, path, coreMs, threads, cheapModelCoreMs);
+        classifier.Dispose();
+        cancellationToken.ThrowIfCancellationRequested();
+        return new OnnxClassifierAdapter(OnnxClassifier.Load(path, InferenceOptions with { IntraOpThreads = 1 }, _log));
     }
 
     /// <summary>Daemon settings to ONNX Runtime options.</summary>
