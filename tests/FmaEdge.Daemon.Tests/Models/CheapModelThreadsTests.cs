@@ -37,7 +37,9 @@ public sealed class CheapModelThreadsTests
         var explicitOptions = FmaEdgeConfiguration.Bind(FmaEdgeConfiguration.Build(systemConfigDir: Path.Combine(tmp.Path, "none"),
             overrides: new Dictionary<string, string?>
             {
-                ["FmaEdge:Paths:StateDir"] = Path.Combine(tmp.Path, "state"), ["FmaEdge:Inference:Providers"] = "cpu", ["FmaEdge:Inference:IntraOpThreads"] = "2",
+                ["FmaEdge:Paths:StateDir"] = Path.Combine(tmp.Path, "state"),
+                ["FmaEdge:Inference:Providers"] = "cpu",
+                ["FmaEdge:Inference:IntraOpThreads"] = "2",
             }));
         using var fixedThreads = new OnnxClassifierLoader(explicitOptions, factory, cheapModelCoreMs: double.MaxValue).Load(TestPaths.DemoModel, CancellationToken.None);
         Assert.Single(logs.Entries, e => e.Id == 4006);
