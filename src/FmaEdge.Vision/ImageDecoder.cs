@@ -17,6 +17,10 @@ public sealed record DecodeLimits
     public static DecodeLimits Default { get; } = new();
 }
 
+/// <summary>A decoded image: 8-bit RGB pixels (at 1/<see cref="Reduction"/> of the file's size), and the file's own size.
+/// The caller disposes <see cref="Rgb"/>.</summary>
+public sealed record DecodedImage(Mat Rgb, int Width, int Height, int Reduction);
+
 /// <summary>Decodes image files into 8-bit, 3-channel RGB Mats: grayscale is replicated, alpha dropped,
 /// 16-bit and float images rescaled to 8 bits. Every failure is an <see cref="ImageDecodeException"/>
 /// with a reason code. Stateless and thread-safe; callers dispose the returned Mat.</summary>
@@ -62,7 +66,39 @@ public static class ImageDecoder
     }
 
     /// <summary>Decodes encoded image bytes (PNG, JPEG, BMP, TIFF, WebP).</summary>
-    public static Mat DecodeRgb(byte[] bytes, DecodeLimits? limits = null)
+    public static Mat DecodeRgb(byte[] bytes, DecodeLimits? limits = null) => Decode(bytes, limits, 1).Rgb;
+
+    /// <summary>Decodes an image that will be resized to <paramref name="modelWidth"/> x <paramref name="modelHeight"/>: a
+    /// JPEG at least <see cref="ReductionMargin"/> times larger than that at 1/2, 1/4 or 1/8 of its size is decoded at that
+    /// size by libjpeg's DCT scaling (OpenCV's IMREAD_REDUCED_COLOR_*), which costs a fraction of a full decode and still
+    /// leaves the resize to average at least two pixels per model pixel. Other formats decode at full size.
+    /// <see cref="DecodedImage.Width"/>/<see cref="DecodedImage.Height"/> are the file's own size either way.</summary>
+    public static DecodedImage DecodeRgbForModel(byte[] bytes, int modelWidth, int modelHeight, DecodeLimits? limits = null)
+    {
+        var (format, w, h) = ImageHeader.Read(bytes);
+        var reduction = format == ImageHeader.Format.Jpeg ? JpegReduction(w, h, modelWidth, modelHeight) : 1;
+        return Decode(bytes, limits, reduction);
+    }
+
+    /// <summary>How much larger than the model input a reduced JPEG must still be, per side.</summary>
+    public const int ReductionMargin = 2;
+
+    /// <summary>The largest of 8, 4, 2 that leaves a <paramref name="width"/> x <paramref name="height"/> JPEG at least
+    /// <see cref="ReductionMargin"/> times the model input per side; 1 when none does.</summary>
+    public static int JpegReduction(long width, long height, int modelWidth, int modelHeight)
+    {
+        foreach (var f in new[] { 8, 4, 2 })
+        {
+            if (width / f >= (long)ReductionMargin * modelWidth && height / f >= (long)ReductionMargin * modelHeight)
+            {
+                return f;
+            }
+        }
+
+        return 1;
+    }
+
+    private static DecodedImage Decode(byte[] bytes, DecodeLimits? limits, int reduction)
     {
         limits ??= DecodeLimits.Default;
         if (bytes.Length == 0)
@@ -100,7 +136,14 @@ public static class ImageDecoder
         Mat raw;
         try
         {
-            raw = Cv2.ImDecode(bytes, ImreadModes.Unchanged | ImreadModes.IgnoreOrientation);
+            var mode = reduction switch
+            {
+                8 => ImreadModes.ReducedColor8,
+                4 => ImreadModes.ReducedColor4,
+                2 => ImreadModes.ReducedColor2,
+                _ => ImreadModes.Unchanged,
+            };
+            raw = Cv2.ImDecode(bytes, mode | ImreadModes.IgnoreOrientation);
         }
         catch (OpenCVException e)
         {
@@ -119,12 +162,12 @@ public static class ImageDecoder
                 throw new ImageDecodeException(DecodeFailure.TooLarge, $"decoded size {raw.Cols}x{raw.Rows} is over the {limits.MaxPixels:N0}-pixel limit");
             }
 
-            if (raw.Rows < limits.MinSide || raw.Cols < limits.MinSide)
+            if (raw.Rows * reduction < limits.MinSide || raw.Cols * reduction < limits.MinSide)
             {
                 throw new ImageDecodeException(DecodeFailure.TooSmall, $"image is {raw.Cols}x{raw.Rows}, smaller than the {limits.MinSide}-pixel minimum side");
             }
 
-            return ToRgb8(raw);
+            return new DecodedImage(ToRgb8(raw), reduction == 1 ? raw.Cols : (int)w, reduction == 1 ? raw.Rows : (int)h, reduction);
         }
     }
 

@@ -173,3 +173,49 @@ public sealed class ImageDecoderTests : IDisposable
         }
     }
 }
+
+/// <summary>Reduced JPEG decode: when it applies, and that the file's own size is kept.</summary>
+public sealed class ReducedJpegDecodeRuleTests
+{
+    [Theory]
+    [InlineData(2448, 2048, 112, 112, 8)] // 306x256 still >= 224 per side
+    [InlineData(2448, 2048, 224, 224, 4)] // 612x512 >= 448
+    [InlineData(1000, 1000, 224, 224, 2)] // 500 >= 448
+    [InlineData(800, 800, 224, 224, 1)] // 400 < 448: full size
+    [InlineData(5000, 300, 112, 112, 1)] // the short side decides
+    public void JpegReduction_KeepsTwiceTheModelInputPerSide(int w, int h, int mw, int mh, int expected) =>
+        Assert.Equal(expected, ImageDecoder.JpegReduction(w, h, mw, mh));
+
+    [Fact]
+    public void DecodeRgbForModel_LargeJpegReduced_PngAndSmallJpegFull_FileSizeReported()
+    {
+        using var gray = new Mat(1200, 1600, MatType.CV_8UC1, Scalar.All(90));
+        Cv2.Circle(gray, new Point(800, 600), 300, Scalar.All(200), -1);
+        var jpeg = gray.ImEncode(".jpg");
+        var png = gray.ImEncode(".png");
+
+        var reduced = ImageDecoder.DecodeRgbForModel(jpeg, 112, 112);
+        using (reduced.Rgb)
+        {
+            Assert.Equal(4, reduced.Reduction); // 400x300 >= 224
+            Assert.Equal((1600, 1200), (reduced.Width, reduced.Height));
+            Assert.Equal((400, 300), (reduced.Rgb.Width, reduced.Rgb.Height));
+            Assert.Equal(MatType.CV_8UC3, reduced.Rgb.Type());
+            Assert.InRange(reduced.Rgb.At<Vec3b>(150, 200).Item0, 190, 210); // the circle's centre survives the DCT scaling
+        }
+
+        var full = ImageDecoder.DecodeRgbForModel(png, 112, 112);
+        using (full.Rgb)
+        {
+            Assert.Equal(1, full.Reduction);
+            Assert.Equal((1600, 1200), (full.Rgb.Width, full.Rgb.Height));
+        }
+
+        var small = ImageDecoder.DecodeRgbForModel(jpeg, 1024, 1024);
+        using (small.Rgb)
+        {
+            Assert.Equal(1, small.Reduction);
+            Assert.Equal((1600, 1200), (small.Width, small.Height));
+        }
+    }
+}

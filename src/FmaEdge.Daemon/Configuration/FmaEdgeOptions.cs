@@ -287,6 +287,14 @@ public sealed class PipelineOptions
 
     /// <summary>Images larger than this many bytes are rejected as "too-large" before decoding.</summary>
     public long MaxImageBytes { get; set; } = 64L * 1024 * 1024;
+
+    /// <summary>Decode a JPEG much larger than the model input at 1/2, 1/4 or 1/8 of its size (libjpeg DCT scaling),
+    /// keeping at least twice the model input per side (docs/performance.md has the measured effect on the answers).</summary>
+    public bool ReducedJpegDecode { get; set; } = true;
+
+    /// <summary>Images read, decoded and preprocessed at once (handed on in arrival order); 0 = one per core the process
+    /// may use.</summary>
+    public int DecodeWorkers { get; set; }
 }
 
 /// <summary>Where results go. "folder" writes JSON files (tests, offline use); "mqtt" expects the messaging

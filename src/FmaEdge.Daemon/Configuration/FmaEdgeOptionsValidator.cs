@@ -59,6 +59,7 @@ public static partial class FmaEdgeOptionsValidator
 
         var pl = o.Pipeline;
         e.Range($"{p}:Pipeline:InputCapacity", pl.InputCapacity, 1, 10_000);
+        e.Range($"{p}:Pipeline:DecodeWorkers", pl.DecodeWorkers, 0, 256);
         e.Range($"{p}:Pipeline:InferCapacity", pl.InferCapacity, 1, 10_000);
         e.Range($"{p}:Pipeline:PublishCapacity", pl.PublishCapacity, 1, 10_000);
         e.Range($"{p}:Pipeline:StallSeconds", pl.StallSeconds, 5, 3600);

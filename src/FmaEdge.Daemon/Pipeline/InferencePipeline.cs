@@ -243,7 +243,7 @@ public sealed class InferencePipeline : IImageSink, IDisposable
     }
 
     /// <summary>Images decoded at once: one per core this process may use.</summary>
-    private static int DecodeWorkers => Environment.ProcessorCount;
+    private int DecodeWorkers => _options.Pipeline.DecodeWorkers > 0 ? _options.Pipeline.DecodeWorkers : Environment.ProcessorCount;
 
     /// <summary>Reads, hashes, checks the journal, decodes and preprocesses one image; failures become outcomes, never throws.</summary>
     private async ValueTask<Item> PrepareAsync(ImageWork work, CancellationToken ct)
@@ -322,7 +322,12 @@ public sealed class InferencePipeline : IImageSink, IDisposable
                     return item;
                 }
 
-                item.Rgb = ImageDecoder.DecodeRgb(bytes, _limits);
+                var input = _models.Current!.Classifier.Model.Manifest.Input;
+                var decoded = _options.Pipeline.ReducedJpegDecode
+                    ? ImageDecoder.DecodeRgbForModel(bytes, input.Width, input.Height, _limits)
+                    : new DecodedImage(ImageDecoder.DecodeRgb(bytes, _limits), 0, 0, 1);
+                item.Rgb = decoded.Rgb;
+                (item.Width, item.Height) = decoded.Reduction == 1 ? (item.Rgb.Width, item.Rgb.Height) : (decoded.Width, decoded.Height);
             }
             else
             {
@@ -330,10 +335,9 @@ public sealed class InferencePipeline : IImageSink, IDisposable
                 (item.Sha256, item.Bytes) = HashFrame(frame);
                 item.FileKey = work.FrameKey ?? item.Sha256;
                 item.Rgb = ImageDecoder.ToRgb8(frame);
+                (item.Width, item.Height) = (item.Rgb.Width, item.Rgb.Height);
             }
 
-            item.Width = item.Rgb.Width;
-            item.Height = item.Rgb.Height;
             item.DecodeMs = Stopwatch.GetElapsedTime(t0).TotalMilliseconds;
             Preprocess(item, _models.Current!);
             return item;

@@ -100,6 +100,8 @@ public sealed class BadImageCorpusFixture : IAsyncLifetime
             // Writers that do not rename get 3 s of quiet before a file is taken (see "still-being-written": growing.png pauses
             // 150 ms between pieces, far from 3 s even on a loaded machine; FolderSourceTests proves the rule on a fake clock).
             s["FmaEdge:Sources:0:StableMs"] = "3000";
+            // One decode worker, so vanish.png really waits in the input queue behind the large image (phase 1).
+            s["FmaEdge:Pipeline:DecodeWorkers"] = "1";
         });
         Daemon.Pipeline.Finished += (w, o) => Outcomes[w.ImageId] = o;
         var inbox = Daemon.Inbox;
