@@ -139,8 +139,13 @@ public sealed class MqttOptions
             e.Add($"Mqtt.Embedded is enabled on port {Embedded.Port} but the publisher connects to port {Port}: set both to the same port or disable the embedded broker");
         }
 
+        if (Embedded.Enabled && Embedded.Tls.Enabled && !Tls.Enabled)
+        {
+            e.Add("Mqtt.Embedded.Tls is enabled, so the daemon's own publisher needs Mqtt.Tls (Enabled, CaFile = the CA of the broker's certificate, and a client certificate if the broker requires one)");
+        }
+
         // The daemon's own publisher is a client of the embedded broker like any other.
-        if (Embedded.Enabled && !Embedded.AnonymousAllowed && string.IsNullOrEmpty(Username))
+        if (Embedded.Enabled && !Embedded.AnonymousAllowed && string.IsNullOrEmpty(Username) && !(Embedded.Tls.RequireClientCertificate && !string.IsNullOrEmpty(Tls.ClientCertificateFile)))
         {
             e.Add("Mqtt.Embedded refuses anonymous clients, so the daemon's own publisher needs Mqtt.Username and Mqtt.Password of a user in Mqtt.Embedded.PasswordFile");
         }
@@ -274,11 +279,16 @@ public sealed class EmbeddedBrokerOptions
     public string? AclFile { get; set; }
 
     /// <summary>Accept clients without a user name. Default: yes on loopback without a <see cref="PasswordFile"/>, no
-    /// otherwise. Allowed beyond loopback only when set to true explicitly, and then status reports it as a problem.</summary>
+    /// otherwise. Allowed beyond loopback only when set to true explicitly, and then status reports it as a problem.
+    /// A client authenticated by its certificate (<see cref="EmbeddedTlsOptions.RequireClientCertificate"/>) is not
+    /// anonymous: its certificate's common name is its user name.</summary>
     public bool? AllowAnonymous { get; set; }
 
-    /// <summary>Whether clients without a user name are accepted, after the defaults above.</summary>
-    public bool AnonymousAllowed => AllowAnonymous ?? (string.IsNullOrEmpty(PasswordFile) && IsLoopback);
+    /// <summary>Whether clients without a user name (and without a client certificate) are accepted, after the defaults above.</summary>
+    public bool AnonymousAllowed => AllowAnonymous ?? (string.IsNullOrEmpty(PasswordFile) && IsLoopback && !Tls.RequireClientCertificate);
+
+    /// <summary>TLS on the listener instead of plain TCP, optionally with client certificates.</summary>
+    public EmbeddedTlsOptions Tls { get; set; } = new();
 
     /// <summary>True when <see cref="BindAddress"/> is a loopback address (nothing outside the box reaches it).</summary>
     public bool IsLoopback => IPAddress.TryParse(BindAddress, out var a) && IPAddress.IsLoopback(a);
@@ -289,7 +299,12 @@ public sealed class EmbeddedBrokerOptions
     /// <summary>Most messages queued per slow subscriber before the oldest are dropped.</summary>
     public int MaxPendingMessagesPerClient { get; set; } = 10_000;
 
-    internal EmbeddedBrokerOptions CloneShallow() => (EmbeddedBrokerOptions)MemberwiseClone();
+    internal EmbeddedBrokerOptions CloneShallow()
+    {
+        var c = (EmbeddedBrokerOptions)MemberwiseClone();
+        c.Tls = (EmbeddedTlsOptions)Tls.CloneShallow();
+        return c;
+    }
 
     // The users of PasswordFile, or null when none is set or it cannot be read (Validate reports that).
     internal IReadOnlyCollection<string>? LoadedUsers()
@@ -342,13 +357,14 @@ public sealed class EmbeddedBrokerOptions
 
         CheckFile(e, "Mqtt.Embedded.PasswordFile", PasswordFile, Broker.PasswordFile.Load);
         CheckFile(e, "Mqtt.Embedded.AclFile", AclFile, Broker.AclFile.Load);
-        if (!IsLoopback && string.IsNullOrEmpty(PasswordFile) && AllowAnonymous != true)
+        e.AddRange(Tls.Validate());
+        if (!IsLoopback && string.IsNullOrEmpty(PasswordFile) && AllowAnonymous != true && !(Tls.Enabled && Tls.RequireClientCertificate))
         {
             e.Add($"Mqtt.Embedded.BindAddress {BindAddress} is reachable from the network: set Mqtt.Embedded.PasswordFile " +
                 "(users: fma-edge broker passwd FILE USER), or Mqtt.Embedded.AllowAnonymous=true to accept anyone (reported by status)");
         }
 
-        if (AllowAnonymous == false && string.IsNullOrEmpty(PasswordFile))
+        if (AllowAnonymous == false && string.IsNullOrEmpty(PasswordFile) && !(Tls.Enabled && Tls.RequireClientCertificate))
         {
             e.Add("Mqtt.Embedded.AllowAnonymous is false but no Mqtt.Embedded.PasswordFile is set: no client could connect");
         }
@@ -356,6 +372,58 @@ public sealed class EmbeddedBrokerOptions
         foreach (var x in e)
         {
             yield return x;
+        }
+    }
+}
+
+/// <summary>TLS on the embedded broker's listener (PEM files, as mosquitto takes them). With
+/// <see cref="RequireClientCertificate"/> every client must present a certificate signed by <see cref="ClientCaFile"/>;
+/// its common name is then its user name for the ACL (mosquitto's <c>use_identity_as_username</c>).</summary>
+public sealed class EmbeddedTlsOptions
+{
+    /// <summary>Listen with TLS (plain TCP is then not offered).</summary>
+    public bool Enabled { get; set; }
+
+    /// <summary>The broker's certificate (PEM).</summary>
+    public string? CertificateFile { get; set; }
+
+    /// <summary>Its private key (PEM, unencrypted).</summary>
+    public string? KeyFile { get; set; }
+
+    /// <summary>CA (PEM) that signs the client certificates.</summary>
+    public string? ClientCaFile { get; set; }
+
+    /// <summary>Refuse clients without a certificate signed by <see cref="ClientCaFile"/>.</summary>
+    public bool RequireClientCertificate { get; set; }
+
+    internal object CloneShallow() => MemberwiseClone();
+
+    internal IEnumerable<string> Validate()
+    {
+        if (!Enabled)
+        {
+            yield break;
+        }
+
+        foreach (var (key, path) in new[] { ("CertificateFile", CertificateFile), ("KeyFile", KeyFile) })
+        {
+            if (string.IsNullOrEmpty(path))
+            {
+                yield return $"Mqtt.Embedded.Tls.{key} is required with Mqtt.Embedded.Tls.Enabled";
+            }
+            else if (!File.Exists(path))
+            {
+                yield return $"Mqtt.Embedded.Tls.{key} not found: {path}";
+            }
+        }
+
+        if (RequireClientCertificate && string.IsNullOrEmpty(ClientCaFile))
+        {
+            yield return "Mqtt.Embedded.Tls.RequireClientCertificate needs Mqtt.Embedded.Tls.ClientCaFile (the CA that signs the client certificates)";
+        }
+        else if (!string.IsNullOrEmpty(ClientCaFile) && !File.Exists(ClientCaFile))
+        {
+            yield return $"Mqtt.Embedded.Tls.ClientCaFile not found: {ClientCaFile}";
         }
     }
 }

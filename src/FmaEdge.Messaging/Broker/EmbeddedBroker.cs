@@ -1,4 +1,6 @@
 using System.Net;
+using System.Net.Security;
+using System.Security.Cryptography.X509Certificates;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
@@ -92,13 +94,33 @@ public sealed partial class EmbeddedBroker : IHostedService, IAsyncDisposable
             var address = IPAddress.Parse(_o.BindAddress);
             var factory = new MqttServerFactory();
             var b = factory.CreateServerOptionsBuilder()
-                .WithDefaultEndpoint()
-                .WithDefaultEndpointPort(_o.Port)
                 .WithMaxPendingMessagesPerClient(_o.MaxPendingMessagesPerClient)
                 .WithPersistentSessions(true);
-            b = address.AddressFamily == System.Net.Sockets.AddressFamily.InterNetworkV6
-                ? b.WithDefaultEndpointBoundIPV6Address(address).WithDefaultEndpointBoundIPAddress(IPAddress.None)
-                : b.WithDefaultEndpointBoundIPAddress(address).WithDefaultEndpointBoundIPV6Address(IPAddress.None);
+            var v6 = address.AddressFamily == System.Net.Sockets.AddressFamily.InterNetworkV6;
+            if (_o.Tls.Enabled)
+            {
+                // TLS only: no plain listener beside it.
+                b = b.WithoutDefaultEndpoint().WithEncryptedEndpoint().WithEncryptedEndpointPort(_o.Port).WithEncryptionCertificate(LoadServerCertificate(_o.Tls));
+                b = v6
+                    ? b.WithEncryptedEndpointBoundIPV6Address(address).WithEncryptedEndpointBoundIPAddress(IPAddress.None)
+                    : b.WithEncryptedEndpointBoundIPAddress(address).WithEncryptedEndpointBoundIPV6Address(IPAddress.None);
+                if (!string.IsNullOrEmpty(_o.Tls.ClientCaFile))
+                {
+                    var ca = new X509Certificate2Collection();
+                    ca.ImportFromPemFile(_o.Tls.ClientCaFile);
+                    b = _o.Tls.RequireClientCertificate
+                        ? b.WithClientCertificate((_, cert, chain, errors) => ClientCertificateValid(cert, chain, ca))
+                        : b.WithRemoteCertificateValidationCallback((_, cert, chain, errors) => cert is null || ClientCertificateValid(cert, chain, ca));
+                }
+            }
+            else
+            {
+                b = b.WithDefaultEndpoint().WithDefaultEndpointPort(_o.Port);
+                b = v6
+                    ? b.WithDefaultEndpointBoundIPV6Address(address).WithDefaultEndpointBoundIPAddress(IPAddress.None)
+                    : b.WithDefaultEndpointBoundIPAddress(address).WithDefaultEndpointBoundIPV6Address(IPAddress.None);
+            }
+
             // Read at each start, so a restart picks up edited files.
             _passwords = string.IsNullOrEmpty(_o.PasswordFile) ? null : PasswordFile.Load(_o.PasswordFile);
             _acl = string.IsNullOrEmpty(_o.AclFile) ? null : AclFile.Load(_o.AclFile);
@@ -162,7 +184,14 @@ public sealed partial class EmbeddedBroker : IHostedService, IAsyncDisposable
     private Task ValidateConnection(ValidatingConnectionEventArgs e)
     {
         var user = string.IsNullOrEmpty(e.UserName) ? null : e.UserName;
-        if (user is null ? !_o.AnonymousAllowed : _passwords is null || !_passwords.Verify(user, e.Password))
+        // A certificate the TLS handshake accepted names the client: its common name is its user (mosquitto's
+        // use_identity_as_username); a user name and password sent beside it are not needed.
+        var identity = _o.Tls.RequireClientCertificate ? e.ClientCertificate?.GetNameInfo(X509NameType.SimpleName, forIssuer: false) : null;
+        if (!string.IsNullOrEmpty(identity))
+        {
+            user = identity;
+        }
+        else if (user is null ? !_o.AnonymousAllowed : _passwords is null || !_passwords.Verify(user, e.Password))
         {
             // A user name without a password file is refused too: the client expects to be checked.
             e.ReasonCode = user is null ? MqttConnectReasonCode.NotAuthorized : MqttConnectReasonCode.BadUserNameOrPassword;
@@ -184,7 +213,8 @@ public sealed partial class EmbeddedBroker : IHostedService, IAsyncDisposable
     private Task InterceptPublish(InterceptingPublishEventArgs e)
     {
         var topic = e.ApplicationMessage.Topic;
-        var user = string.IsNullOrEmpty(e.UserName) ? null : e.UserName;
+        // The user the connection was accepted as (a client certificate's name, or the user name it logged in with).
+        var user = e.ClientId is not null && _users.TryGetValue(e.ClientId, out var known) ? known : string.IsNullOrEmpty(e.UserName) ? null : e.UserName;
         string? why = null;
         if (_reserved is { } r && r.Forbids(e.ClientId, user, topic))
         {
@@ -220,6 +250,37 @@ public sealed partial class EmbeddedBroker : IHostedService, IAsyncDisposable
     {
         await StopAsync(CancellationToken.None).ConfigureAwait(false);
         _gate.Dispose();
+    }
+
+    // A PEM certificate and key, through a PKCS#12 round trip so SslStream gets a key it can use on every platform.
+    private static X509Certificate2 LoadServerCertificate(EmbeddedTlsOptions tls)
+    {
+        using var pem = X509Certificate2.CreateFromPemFile(tls.CertificateFile!, tls.KeyFile);
+        return X509CertificateLoader.LoadPkcs12(pem.Export(X509ContentType.Pkcs12), null);
+    }
+
+    // Client certificates must chain to the configured CA (and only to it); names are not checked, a client has no host name.
+    private static bool ClientCertificateValid(X509Certificate? cert, X509Chain? presented, X509Certificate2Collection ca)
+    {
+        if (cert is null)
+        {
+            return false;
+        }
+
+        using var leaf = X509CertificateLoader.LoadCertificate(cert.GetRawCertData());
+        using var chain = new X509Chain();
+        chain.ChainPolicy.TrustMode = X509ChainTrustMode.CustomRootTrust;
+        chain.ChainPolicy.CustomTrustStore.AddRange(ca);
+        chain.ChainPolicy.RevocationMode = X509RevocationMode.NoCheck;
+        if (presented is not null)
+        {
+            foreach (var el in presented.ChainElements)
+            {
+                chain.ChainPolicy.ExtraStore.Add(el.Certificate);
+            }
+        }
+
+        return chain.Build(leaf);
     }
 
     [LoggerMessage(EventId = 6100, Level = LogLevel.Information, Message = "Embedded MQTT broker listening on {Address}:{Port}")]
