@@ -208,15 +208,23 @@ public sealed class InferencePipeline : IImageSink, IDisposable
     private async Task DecodeStageAsync(CancellationToken ct)
     {
         var hb = Heartbeats[0];
-        // Each started image waits here in order; the bound keeps DecodeWorkers images in work at most.
-        var started = Channel.CreateBounded<Task<Item>>(new BoundedChannelOptions(Math.Max(1, DecodeWorkers - 1)) { SingleReader = true, SingleWriter = true });
+        // At most DecodeWorkers images are taken from the input and in work at once (a slot is taken before an image is
+        // read, given back once it is handed on); the started ones wait here in arrival order.
+        using var slots = new SemaphoreSlim(DecodeWorkers);
+        var started = Channel.CreateUnbounded<Task<Item>>(new UnboundedChannelOptions { SingleReader = true, SingleWriter = true });
         var start = Task.Run(async () =>
         {
             try
             {
-                await foreach (var work in _input.Reader.ReadAllAsync(ct))
+                while (true)
                 {
-                    await started.Writer.WriteAsync(Task.Run(() => PrepareAsync(work, ct).AsTask(), CancellationToken.None), ct);
+                    await slots.WaitAsync(ct);
+                    if (!await _input.Reader.WaitToReadAsync(ct) || !_input.Reader.TryRead(out var work))
+                    {
+                        break;
+                    }
+
+                    started.Writer.TryWrite(Task.Run(() => PrepareAsync(work, ct).AsTask(), CancellationToken.None));
                 }
             }
             finally
@@ -232,6 +240,7 @@ public sealed class InferencePipeline : IImageSink, IDisposable
                 var item = await next;
                 hb.Idle();
                 await _toInfer.Writer.WriteAsync(item, ct);
+                slots.Release();
             }
 
             await start;
