@@ -36,9 +36,10 @@ die() { printf '\033[1;31m[build] error:\033[0m %s\n' "$*" >&2; exit 1; }
 # System packages: OpenCvSharp's Linux runtime needs GTK 3; the tests start a real mosquitto broker, serve real
 # network camera streams with ffmpeg (which is also the daemon's decoder for network cameras), serve a GigE Vision
 # camera with Aravis's simulator (aravis-tools; libaravis-0.8-0 is the GenICam backend's library) and check the metrics
-# exposition with promtool (package prometheus), and decode Sparkplug B payloads with protoc (protobuf-compiler).
+# exposition with promtool (package prometheus), decode Sparkplug B payloads with protoc (protobuf-compiler), give the
+# camera simulator a second loopback address with ip (iproute2) and make TLS test certificates with openssl.
 RUNTIME_PKGS=(libgtk-3-0)
-TEST_PKGS=(mosquitto mosquitto-clients ffmpeg prometheus aravis-tools libaravis-0.8-0 protobuf-compiler)
+TEST_PKGS=(mosquitto mosquitto-clients ffmpeg prometheus aravis-tools libaravis-0.8-0 protobuf-compiler iproute2 openssl)
 # The soak also summarises the received results with jq.
 SOAK_PKGS=(mosquitto mosquitto-clients jq)
 # The stress run of the suite keeps both cores busy with stress-ng.
