@@ -299,6 +299,26 @@ public sealed class AravisGrabber : IFrameGrabber
         }
     }
 
+    /// <summary>A feature's current value as the camera reports it (null when unknown or unreadable); call after
+    /// <see cref="Open"/>. Lets the caller see what the camera really applied (cameras round and clamp).</summary>
+    public string? ReadFeature(string name)
+    {
+        var node = arv_device_get_feature(arv_camera_get_device(_camera), name);
+        if (node == IntPtr.Zero)
+        {
+            return null;
+        }
+
+        var value = Str(arv_gc_feature_node_get_value_as_string(node, out var err));
+        if (err != IntPtr.Zero)
+        {
+            FreeError(err);
+            return null;
+        }
+
+        return value;
+    }
+
     private void SetFeature(string name, string value, bool optional = false)
     {
         var device = arv_camera_get_device(_camera);
