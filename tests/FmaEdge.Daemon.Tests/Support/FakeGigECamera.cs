@@ -11,9 +11,11 @@ public sealed class FakeGigECamera : IDisposable
     private readonly int _lossPerThousand;
     private Process? _process;
 
-    public FakeGigECamera(string serial = "GV01", int lossPerThousand = 0)
+    /// <summary>A simulator with its own serial number by default, so a daemon left from an earlier test (a capture
+    /// thread still returning from a native call) can never find, and take control of, this test's camera.</summary>
+    public FakeGigECamera(string? serial = null, int lossPerThousand = 0)
     {
-        Serial = serial;
+        Serial = serial ?? "GV" + Guid.NewGuid().ToString("N")[..6];
         _lossPerThousand = lossPerThousand;
     }
 

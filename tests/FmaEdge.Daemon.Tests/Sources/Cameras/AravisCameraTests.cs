@@ -346,7 +346,7 @@ public sealed class AravisCameraTests : IDisposable
     public async Task Aravis_CameraBackOnAnotherAddress_FoundBySerialAndStreamsAgain()
     {
         using var alias = new LoopbackAlias("127.0.0.2");
-        using var cam = new FakeGigECamera("GVIP");
+        using var cam = new FakeGigECamera();
         cam.Start();
         await using var d = await DaemonHarness.StartAsync(_tmp.Path, s =>
         {
@@ -376,7 +376,7 @@ public sealed class AravisCameraTests : IDisposable
         // Mono16 reaches the pipeline as a 16-bit frame and is scaled to 8 bits by the one conversion the decoder and
         // the trainer use (value / 257); Bayer is demosaiced to colour. The settings are read back by Aravis: a value the
         // camera refused or changed would be listed as a feature problem.
-        using var cam = new FakeGigECamera("GVPF");
+        using var cam = new FakeGigECamera();
         cam.Start();
         await using var d = await DaemonHarness.StartAsync(_tmp.Path, s =>
         {
