@@ -66,19 +66,15 @@ public static class ImageDecoder
     }
 
     /// <summary>Decodes encoded image bytes (PNG, JPEG, BMP, TIFF, WebP).</summary>
-    public static Mat DecodeRgb(byte[] bytes, DecodeLimits? limits = null) => Decode(bytes, limits, 1).Rgb;
+    public static Mat DecodeRgb(byte[] bytes, DecodeLimits? limits = null) => Decode(bytes, limits).Rgb;
 
     /// <summary>Decodes an image that will be resized to <paramref name="modelWidth"/> x <paramref name="modelHeight"/>: a
     /// JPEG at least <see cref="ReductionMargin"/> times larger than that at 1/2, 1/4 or 1/8 of its size is decoded at that
     /// size by libjpeg's DCT scaling (OpenCV's IMREAD_REDUCED_COLOR_*), which costs a fraction of a full decode and still
     /// leaves the resize to average at least two pixels per model pixel. Other formats decode at full size.
     /// <see cref="DecodedImage.Width"/>/<see cref="DecodedImage.Height"/> are the file's own size either way.</summary>
-    public static DecodedImage DecodeRgbForModel(byte[] bytes, int modelWidth, int modelHeight, DecodeLimits? limits = null)
-    {
-        var (format, w, h) = ImageHeader.Read(bytes);
-        var reduction = format == ImageHeader.Format.Jpeg ? JpegReduction(w, h, modelWidth, modelHeight) : 1;
-        return Decode(bytes, limits, reduction);
-    }
+    public static DecodedImage DecodeRgbForModel(byte[] bytes, int modelWidth, int modelHeight, DecodeLimits? limits = null) =>
+        Decode(bytes, limits, (modelWidth, modelHeight));
 
     /// <summary>How much larger than the model input a reduced JPEG must still be, per side.</summary>
     public const int ReductionMargin = 2;
@@ -98,7 +94,9 @@ public static class ImageDecoder
         return 1;
     }
 
-    private static DecodedImage Decode(byte[] bytes, DecodeLimits? limits, int reduction)
+    /// <summary>Decodes encoded image bytes; with <paramref name="reduceFor"/> (the model input) as
+    /// <see cref="DecodeRgbForModel"/>, without it always at full size.</summary>
+    public static DecodedImage Decode(byte[] bytes, DecodeLimits? limits = null, (int Width, int Height)? reduceFor = null)
     {
         limits ??= DecodeLimits.Default;
         if (bytes.Length == 0)
@@ -128,6 +126,7 @@ public static class ImageDecoder
             throw new ImageDecodeException(DecodeFailure.TooLarge, $"declared size {w}x{h} is over the {limits.MaxPixels:N0}-pixel limit");
         }
 
+        var reduction = format == ImageHeader.Format.Jpeg && reduceFor is { } model ? JpegReduction(w, h, model.Width, model.Height) : 1;
         if (ImageHeader.LooksTruncated(format, bytes))
         {
             throw new ImageDecodeException(DecodeFailure.Truncated, $"{format} data ends before its end marker (truncated or still being written)");

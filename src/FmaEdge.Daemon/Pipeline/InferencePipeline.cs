@@ -332,11 +332,8 @@ public sealed class InferencePipeline : IImageSink, IDisposable
                 }
 
                 var input = _models.Current!.Classifier.Model.Manifest.Input;
-                var decoded = _options.Pipeline.ReducedJpegDecode
-                    ? ImageDecoder.DecodeRgbForModel(bytes, input.Width, input.Height, _limits)
-                    : new DecodedImage(ImageDecoder.DecodeRgb(bytes, _limits), 0, 0, 1);
-                item.Rgb = decoded.Rgb;
-                (item.Width, item.Height) = decoded.Reduction == 1 ? (item.Rgb.Width, item.Rgb.Height) : (decoded.Width, decoded.Height);
+                var decoded = ImageDecoder.Decode(bytes, _limits, _options.Pipeline.ReducedJpegDecode ? (input.Width, input.Height) : null);
+                (item.Rgb, item.Width, item.Height) = (decoded.Rgb, decoded.Width, decoded.Height);
             }
             else
             {

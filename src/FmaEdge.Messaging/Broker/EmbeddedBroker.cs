@@ -259,29 +259,9 @@ public sealed partial class EmbeddedBroker : IHostedService, IAsyncDisposable
         return X509CertificateLoader.LoadPkcs12(pem.Export(X509ContentType.Pkcs12), null);
     }
 
-    // Client certificates must chain to the configured CA (and only to it); names are not checked, a client has no host name.
-    private static bool ClientCertificateValid(X509Certificate? cert, X509Chain? presented, X509Certificate2Collection ca)
-    {
-        if (cert is null)
-        {
-            return false;
-        }
-
-        using var leaf = X509CertificateLoader.LoadCertificate(cert.GetRawCertData());
-        using var chain = new X509Chain();
-        chain.ChainPolicy.TrustMode = X509ChainTrustMode.CustomRootTrust;
-        chain.ChainPolicy.CustomTrustStore.AddRange(ca);
-        chain.ChainPolicy.RevocationMode = X509RevocationMode.NoCheck;
-        if (presented is not null)
-        {
-            foreach (var el in presented.ChainElements)
-            {
-                chain.ChainPolicy.ExtraStore.Add(el.Certificate);
-            }
-        }
-
-        return chain.Build(leaf);
-    }
+    // Client certificates must chain to the configured CA; names are not checked, a client has no host name.
+    private static bool ClientCertificateValid(X509Certificate? cert, X509Chain? presented, X509Certificate2Collection ca) =>
+        cert is not null && Publishing.MqttConnectOptionsFactory.ChainsTo(cert, presented, ca);
 
     [LoggerMessage(EventId = 6100, Level = LogLevel.Information, Message = "Embedded MQTT broker listening on {Address}:{Port}")]
     private static partial void LogStarted(ILogger logger, string address, int port);

@@ -105,13 +105,14 @@ internal sealed class MqttConnectOptionsFactory
 
     // A private CA is the normal case on a factory network: trust exactly the configured roots, but never a
     // name mismatch (that is the attack TLS is there to stop).
-    internal static bool ValidateAgainstCa(X509Certificate? cert, X509Chain? presented, SslPolicyErrors errors, X509Certificate2Collection ca)
-    {
-        if (cert is null || errors.HasFlag(SslPolicyErrors.RemoteCertificateNotAvailable) || errors.HasFlag(SslPolicyErrors.RemoteCertificateNameMismatch))
-        {
-            return false;
-        }
+    internal static bool ValidateAgainstCa(X509Certificate? cert, X509Chain? presented, SslPolicyErrors errors, X509Certificate2Collection ca) =>
+        cert is not null && !errors.HasFlag(SslPolicyErrors.RemoteCertificateNotAvailable)
+            && !errors.HasFlag(SslPolicyErrors.RemoteCertificateNameMismatch) && ChainsTo(cert, presented, ca);
 
+    /// <summary>True when <paramref name="cert"/> chains to one of <paramref name="ca"/> (and only those roots), using the
+    /// intermediates the peer presented; no name check (the broker checks client certificates with it too).</summary>
+    internal static bool ChainsTo(X509Certificate cert, X509Chain? presented, X509Certificate2Collection ca)
+    {
         using var leaf = X509CertificateLoader.LoadCertificate(cert.GetRawCertData());
         using var chain = new X509Chain();
         chain.ChainPolicy.TrustMode = X509ChainTrustMode.CustomRootTrust;

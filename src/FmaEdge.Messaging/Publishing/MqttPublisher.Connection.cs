@@ -182,11 +182,7 @@ public sealed partial class MqttPublisher
         }
     }
 
-    private TimeSpan Backoff(int attempt)
-    {
-        var baseSeconds = Math.Min(_o.ReconnectMaxSeconds, _o.ReconnectMinSeconds * Math.Pow(2, Math.Min(attempt, 30)));
-        return TimeSpan.FromSeconds(baseSeconds * (0.8 + (0.4 * Random.Shared.NextDouble())));
-    }
+    private TimeSpan Backoff(int attempt) => ConnectionRetry.Delay(_o, attempt);
 
     private void RecordError(string error)
     {

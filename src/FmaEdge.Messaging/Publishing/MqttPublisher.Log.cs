@@ -6,7 +6,7 @@ namespace FmaEdge.Messaging.Publishing;
 /// <summary>Log messages (source-generated) and error text.</summary>
 public sealed partial class MqttPublisher
 {
-    private static string Describe(Exception ex) => ex.InnerException is { } inner ? $"{ex.Message} ({inner.Message})" : ex.Message;
+    private static string Describe(Exception ex) => ConnectionRetry.Describe(ex);
 
     [LoggerMessage(EventId = 6000, Level = LogLevel.Information, Message = "MQTT connected to {Broker}, {Backlog} message(s) queued")]
     private static partial void LogConnected(ILogger logger, string broker, long backlog);

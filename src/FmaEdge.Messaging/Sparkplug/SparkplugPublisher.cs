@@ -610,11 +610,7 @@ public sealed partial class SparkplugPublisher : IHostedService, IAsyncDisposabl
         }
     }
 
-    private TimeSpan Backoff(int attempt)
-    {
-        var baseSeconds = Math.Min(_o.ReconnectMaxSeconds, _o.ReconnectMinSeconds * Math.Pow(2, Math.Min(attempt, 30)));
-        return TimeSpan.FromSeconds(baseSeconds * (0.8 + (0.4 * Random.Shared.NextDouble())));
-    }
+    private TimeSpan Backoff(int attempt) => ConnectionRetry.Delay(_o, attempt);
 
     private void SetState(string state)
     {
@@ -633,7 +629,7 @@ public sealed partial class SparkplugPublisher : IHostedService, IAsyncDisposabl
         }
     }
 
-    private static string Describe(Exception ex) => ex.InnerException is { } inner ? $"{ex.Message} ({inner.Message})" : ex.Message;
+    private static string Describe(Exception ex) => ConnectionRetry.Describe(ex);
 
     [LoggerMessage(EventId = 6200, Level = LogLevel.Information, Message = "Sparkplug B connected to {Host}:{Port} as edge node {EdgeNode}, bdSeq {BdSeq}")]
     private static partial void LogConnected(ILogger logger, string host, int port, string edgeNode, long bdSeq);

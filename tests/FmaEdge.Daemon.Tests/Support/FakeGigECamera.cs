@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using FmaEdge.TestSupport;
 
 namespace FmaEdge.Daemon.Tests.Support;
 
@@ -103,20 +104,7 @@ public sealed class LoopbackAlias : IDisposable
 
     private static string Run(string exe, params string[] args)
     {
-        var psi = new ProcessStartInfo(exe) { UseShellExecute = false, RedirectStandardOutput = true, RedirectStandardError = true };
-        foreach (var a in args)
-        {
-            psi.ArgumentList.Add(a);
-        }
-
-        using var p = Process.Start(psi) ?? throw new InvalidOperationException($"{exe} did not start");
-        var output = p.StandardOutput.ReadToEnd() + p.StandardError.ReadToEnd();
-        if (!p.WaitForExit(10_000))
-        {
-            p.Kill();
-            throw new TimeoutException($"{exe} {string.Join(' ', args)} did not finish in 10 s");
-        }
-
-        return output;
+        var r = ExternalProcess.RunAsync(exe, args, TimeSpan.FromSeconds(10)).GetAwaiter().GetResult();
+        return r.StdOut + r.StdErr;
     }
 }

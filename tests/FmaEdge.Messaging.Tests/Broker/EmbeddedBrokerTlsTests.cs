@@ -133,21 +133,9 @@ public sealed class EmbeddedBrokerTlsTests
         }
     }
 
-    // Trust exactly the test CA, and only for the right name.
-    private static bool PublishingTrust(X509Certificate? cert, X509Chain? presented, System.Net.Security.SslPolicyErrors errors, X509Certificate2Collection ca)
-    {
-        if (cert is null || errors.HasFlag(System.Net.Security.SslPolicyErrors.RemoteCertificateNameMismatch))
-        {
-            return false;
-        }
-
-        using var leaf = X509CertificateLoader.LoadCertificate(cert.GetRawCertData());
-        using var chain = new X509Chain();
-        chain.ChainPolicy.TrustMode = X509ChainTrustMode.CustomRootTrust;
-        chain.ChainPolicy.CustomTrustStore.AddRange(ca);
-        chain.ChainPolicy.RevocationMode = X509RevocationMode.NoCheck;
-        return chain.Build(leaf);
-    }
+    // The publisher's own check: trust exactly the test CA, and only for the right name.
+    private static bool PublishingTrust(X509Certificate? cert, X509Chain? presented, System.Net.Security.SslPolicyErrors errors, X509Certificate2Collection ca) =>
+        MqttConnectOptionsFactory.ValidateAgainstCa(cert, presented, errors, ca);
 
     // Null when the connection was accepted (the test then fails), else why it was refused.
     private static async Task<string?> RefusedAsync(Func<Task<IMqttClient>> connect)
