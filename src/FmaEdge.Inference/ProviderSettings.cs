@@ -9,7 +9,7 @@ namespace FmaEdge.Inference;
 /// Pure functions; thread-safe.</summary>
 public static class ProviderSettings
 {
-    /// <summary>TensorRT options for <paramref name="model"/>: precision, workspace, the batch profile 1..MaxBatch on the
+    /// <summary>TensorRT options for <paramref name="model"/>: precision (int8 on for a quantized model), workspace, the batch profile 1..MaxBatch on the
     /// model's input, and engine/timing caches in a sub-folder named after the model's hash (so a new model never
     /// loads a stale engine). Creates that sub-folder when caching is on.</summary>
     public static IReadOnlyDictionary<string, string> TensorRt(TensorRtOptions t, ValidatedModel model)
@@ -28,6 +28,12 @@ public static class ProviderSettings
             ["trt_profile_opt_shapes"] = Shape(t.OptBatch),
             ["trt_profile_max_shapes"] = Shape(t.MaxBatch),
         };
+        if (model.Manifest.Quantization is not null)
+        {
+            // A QDQ model (fma-train quantize) carries its own scales: TensorRT builds it as explicit int8, no calibration table.
+            settings["trt_int8_enable"] = "1";
+        }
+
         if (t.DlaCore >= 0)
         {
             settings["trt_dla_enable"] = "1";

@@ -28,6 +28,9 @@ public sealed record ModelManifest
     /// <summary>Free-form training summary: data, recipe, validation metrics.</summary>
     public JsonObject? Training { get; init; }
 
+    /// <summary>How the graph was quantized (by <c>fma-train quantize</c>), or null for a float model.</summary>
+    public QuantizationSpec? Quantization { get; init; }
+
     /// <summary>Parses and validates the embedded tree.</summary>
     public CategoryTree ParseTree() =>
         Taxonomy is null
@@ -157,4 +160,37 @@ public static class PathScorings
 {
     public const string Product = "product";
     public const string Leaf = "leaf";
+}
+
+/// <summary>A statically quantized graph in QDQ form (QuantizeLinear/DequantizeLinear pairs around the quantized
+/// operators): what was quantized, to which types, and on what it was calibrated. See docs/model-format.md.</summary>
+public sealed record QuantizationSpec
+{
+    /// <summary>"qdq": the graph carries QuantizeLinear/DequantizeLinear nodes (ONNX Runtime fuses them into int8
+    /// kernels; TensorRT reads them as explicit quantization).</summary>
+    public string Format { get; init; } = "qdq";
+
+    /// <summary>Weight type and scheme, e.g. "int8-symmetric-per-channel".</summary>
+    public string Weights { get; init; } = "";
+
+    /// <summary>Activation type and scheme: "int8-symmetric" or "uint8-asymmetric" (per tensor).</summary>
+    public string Activations { get; init; } = "";
+
+    /// <summary>How activation ranges were chosen: "minmax" or "percentile".</summary>
+    public string Method { get; init; } = "";
+
+    /// <summary>The percentile kept for the "percentile" method (e.g. 99.999); null otherwise.</summary>
+    public double? Percentile { get; init; }
+
+    /// <summary>Images the activation ranges were measured on.</summary>
+    public int CalibrationImages { get; init; }
+
+    /// <summary>Operators running in int8, by type (e.g. Conv: 18, MatMul: 36).</summary>
+    public Dictionary<string, int> QuantizedOps { get; init; } = [];
+
+    /// <summary>Quantizable operators deliberately left in float (the classifier heads), by weight name.</summary>
+    public List<string> KeptFloat { get; init; } = [];
+
+    /// <summary>SHA-256 of the float model this one was made from.</summary>
+    public string SourceSha256 { get; init; } = "";
 }

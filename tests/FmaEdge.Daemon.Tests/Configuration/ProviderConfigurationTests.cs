@@ -47,7 +47,21 @@ public sealed class ProviderConfigurationTests
         Assert.Equal(cacheDir, trt["trt_timing_cache_path"]);
         Assert.True(Directory.Exists(cacheDir));
         Assert.False(trt.ContainsKey("trt_dla_enable"));
+        Assert.False(trt.ContainsKey("trt_int8_enable"));
         Assert.Equal(new Dictionary<string, string> { ["device_id"] = "0" }, cuda);
+    }
+
+    [Fact]
+    public void TensorRt_QuantizedModel_Int8EnabledWithoutCalibrationTable()
+    {
+        using var tmp = new TempFolder("trt-int8");
+        var quantized = DemoModel with { Manifest = DemoModel.Manifest with { Quantization = new QuantizationSpec { Activations = "int8-symmetric" } } };
+
+        var trt = ProviderSettings.TensorRt(new TensorRtOptions { CacheDir = tmp.Path }, quantized);
+
+        Assert.Equal("1", trt["trt_int8_enable"]);
+        Assert.Equal("1", trt["trt_fp16_enable"]); // layers left float may still run in fp16
+        Assert.False(trt.ContainsKey("trt_int8_calibration_table_name"));
     }
 
     [Theory]

@@ -2,6 +2,7 @@ using System.CommandLine;
 using FmaEdge.Evaluation.Calibration;
 using FmaEdge.Training.Calibration;
 using FmaEdge.Training.Evaluation;
+using FmaEdge.Training.Quantization;
 
 namespace FmaEdge.Train.Cli.Commands;
 
@@ -59,6 +60,60 @@ internal static class EvaluationCommands
         };
         cmd.SetAction((r, ct) => Task.FromResult(CalibrateCommand.Run(r.GetValue(model)!, r.GetValue(data)!, r.GetValue(target), r.GetValue(confidence), r.GetValue(output),
             r.GetValue(batch), Split(r.GetValue(providers)!), cancellationToken: ct)));
+        return cmd;
+    }
+
+    public static Command Quantize()
+    {
+        var model = ModelOption();
+        var data = DataOption("Images to measure activation ranges on (e.g. the training tree; not the images you evaluate on)");
+        var output = new Option<string>("--out") { Description = "Write the int8 model here", Required = true };
+        var val = new Option<string?>("--val") { Description = "Also evaluate the float and the int8 model on these labelled images" };
+        var images = new Option<int>("--images") { Description = "Calibration images, taken in turn from every leaf", DefaultValueFactory = _ => 256 };
+        var method = new Option<string>("--method") { Description = "Activation ranges: percentile or minmax", DefaultValueFactory = _ => "percentile" };
+        var percentile = new Option<double>("--percentile") { Description = "Share of values (%) the percentile range keeps on each side", DefaultValueFactory = _ => 99.99 };
+        var activations = new Option<string>("--activations")
+        {
+            Description = "int8 (symmetric: TensorRT and its DLA take it; ONNX Runtime CPU too) or uint8 (asymmetric, CPU only)",
+            DefaultValueFactory = _ => "int8",
+        };
+        var heads = new Option<bool>("--quantize-heads") { Description = "Quantize the last layers (classifier heads) too" };
+        var agreement = new Option<double>("--min-agreement")
+        {
+            Description = "Smallest share of calibration images whose top-1 answer must match the float model's at every level",
+            DefaultValueFactory = _ => 0.9,
+        };
+        var id = new Option<string?>("--id") { Description = "Model id of the int8 model (default: the float model's id + -int8)" };
+        var batch = BatchOption();
+        var cmd = new Command("quantize", "Static int8 quantization (QDQ, per-channel weights, activations calibrated on real images), checked like every export.")
+        {
+            model, data, output, val, images, method, percentile, activations, heads, agreement, id, batch,
+        };
+        cmd.SetAction((r, ct) =>
+        {
+            QuantizationOptions options;
+            try
+            {
+                options = new QuantizationOptions
+                {
+                    CalibrationImages = r.GetValue(images),
+                    Method = QuantizationOptions.ParseMethod(r.GetValue(method)!),
+                    Percentile = r.GetValue(percentile),
+                    Activations = QuantizationOptions.ParseActivations(r.GetValue(activations)!),
+                    QuantizeLastLayers = r.GetValue(heads),
+                    MinAgreement = r.GetValue(agreement),
+                    Id = r.GetValue(id),
+                    BatchSize = r.GetValue(batch),
+                };
+            }
+            catch (ArgumentException e)
+            {
+                Console.Error.WriteLine($"fma-train quantize: {e.Message}");
+                return Task.FromResult(EvalCommand.Failed);
+            }
+
+            return Task.FromResult(QuantizeCommand.Run(r.GetValue(model)!, r.GetValue(data)!, r.GetValue(output)!, options, r.GetValue(val), cancellationToken: ct));
+        });
         return cmd;
     }
 

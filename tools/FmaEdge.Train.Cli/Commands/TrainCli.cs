@@ -13,6 +13,7 @@ public static class TrainCli
         root.Subcommands.Add(BenchCommand.Create());
         root.Subcommands.Add(EvaluationCommands.Eval());
         root.Subcommands.Add(EvaluationCommands.Calibrate());
+        root.Subcommands.Add(EvaluationCommands.Quantize());
         root.Subcommands.Add(EvaluationCommands.CalibrationExperiment());
         root.Subcommands.Add(CompareCommand.Create());
         return root;
