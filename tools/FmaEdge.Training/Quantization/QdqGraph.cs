@@ -105,9 +105,12 @@ internal static class QdqGraph
         return (quantize, kept);
     }
 
-    /// <summary>The activation tensors that need ranges: each quantized operator's input and output.</summary>
+    /// <summary>The activation tensors that need ranges: each quantized operator's input, and a Conv's output (ONNX
+    /// Runtime's QLinearConv produces int8). A MatMul's output stays float: ONNX Runtime then runs it as
+    /// MatMulIntegerToFloat, which saves a quantize/dequantize pass over the widest tensors (the 4x MLP), and TensorRT
+    /// places Q/DQ on inputs anyway.</summary>
     public static IReadOnlyList<string> ActivationTensors(IReadOnlyList<QuantizableNode> nodes) =>
-        nodes.SelectMany(n => new[] { n.Activation, n.Output }).Distinct(StringComparer.Ordinal).ToList();
+        nodes.SelectMany(n => n.Node.OpType == "Conv" ? new[] { n.Activation, n.Output } : [n.Activation]).Distinct(StringComparer.Ordinal).ToList();
 
     /// <summary>A copy of <paramref name="model"/> that also outputs <paramref name="tensors"/> (float, any shape), for
     /// measuring their ranges.</summary>

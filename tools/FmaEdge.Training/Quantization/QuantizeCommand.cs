@@ -48,6 +48,11 @@ public static class QuantizeCommand
         output.WriteLine(int8.Count == 0
             ? "warning: ONNX Runtime's CPU provider fused no int8 kernel from this graph; it will run in float"
             : $"ONNX Runtime CPU runs it with {string.Join(", ", int8.Select(kv => $"{kv.Value} {kv.Key}"))}");
+        if (int8.Sum(kv => kv.Value) < spec.QuantizedOps.Values.Sum())
+        {
+            output.WriteLine("note: on this CPU ONNX Runtime runs some quantized operators in float (on x86 it fuses int8-activation " +
+                "convolutions only on ARM); for x86 CPU serving quantize with --activations uint8; TensorRT and ARM take this file as it is");
+        }
         if (run.FloatValidation is { } f && run.QuantizedValidation is { } q)
         {
             output.WriteLine($"validation ({q.Images.Count} images): top-1 float -> int8");
