@@ -24,6 +24,10 @@ public sealed record ModelMessage
 
     public string? Architecture { get; init; }
 
+    /// <summary>For an int8 model (fma-train quantize), its activation scheme: "int8-symmetric" or "uint8-asymmetric";
+    /// absent for a float model.</summary>
+    public string? Quantization { get; init; }
+
     /// <summary>"TensorRT", "CUDA" or "CPU".</summary>
     public required string ExecutionProvider { get; init; }
 
@@ -65,6 +69,7 @@ public sealed record ModelMessage
             Version = string.IsNullOrEmpty(m.Model.Version) ? null : m.Model.Version,
             Sha256 = model.Sha256,
             Architecture = string.IsNullOrEmpty(m.Model.Architecture) ? null : m.Model.Architecture,
+            Quantization = m.Quantization?.Activations,
             ExecutionProvider = executionProvider,
             ProviderNotes = providerNotes?.ToList() ?? [],
             Levels = model.Tree.Levels.Select(l => l.Name).ToList(),
