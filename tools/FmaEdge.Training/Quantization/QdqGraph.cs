@@ -200,7 +200,7 @@ internal static class QdqGraph
                     q[i] = (int)Math.Clamp(Math.Round(b[i] / (double)scales[i]), int.MinValue, int.MaxValue);
                 }
 
-                var name = $"{bias}_for_{n.Node.Name}";
+                var name = $"{bias}_for_{n.Output}";
                 var qb = Vector($"{name}_quantized", TensorProto.Types.DataType.Int32, q.Length, IntBytes(q));
                 var s = Vector($"{name}_scale", TensorProto.Types.DataType.Float, scales.Length, FloatBytes(scales));
                 var z = Vector($"{name}_zero_point", TensorProto.Types.DataType.Int32, scales.Length, new byte[scales.Length * 4]);
@@ -232,7 +232,7 @@ internal static class QdqGraph
                 node.Input[1] = $"{qn.Weight}_dequantized";
                 if (qn.Bias is { } bias)
                 {
-                    node.Input[2] = $"{bias}_for_{node.Name}_dequantized";
+                    node.Input[2] = $"{bias}_for_{qn.Output}_dequantized";
                 }
             }
 
