@@ -74,7 +74,7 @@ internal static class EvaluationCommands
         var percentile = new Option<double>("--percentile") { Description = "Share of values (%) the percentile range keeps on each side", DefaultValueFactory = _ => 99.99 };
         var activations = new Option<string>("--activations")
         {
-            Description = "int8 (symmetric: TensorRT and its DLA take it; ONNX Runtime CPU too) or uint8 (asymmetric, CPU only)",
+            Description = "int8 (symmetric: for TensorRT, its DLA and ARM CPUs) or uint8 (asymmetric: what ONNX Runtime fuses on x86 CPUs)",
             DefaultValueFactory = _ => "int8",
         };
         var heads = new Option<bool>("--quantize-heads") { Description = "Quantize the last layers (classifier heads) too" };
