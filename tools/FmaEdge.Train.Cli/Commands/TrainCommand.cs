@@ -63,12 +63,13 @@ internal static class TrainCommand
         public readonly Option<string> WeightDecayOn = new("--weight-decay-on") { Description = "all: every parameter (plain AdamW); weights: not biases, norms, layer scales (timm)", DefaultValueFactory = _ => "all" };
         public readonly Option<bool> Resume = new("--resume") { Description = "Continue the run in --out from its last checkpoint" };
         public readonly Option<int> MaxBatches = new("--max-batches") { Description = "Cap batches per epoch (quick trials)", DefaultValueFactory = _ => 0 };
+        public readonly Option<bool> SkipKernelCheck = new("--skip-kernel-check") { Description = "Train even if this CPU's kernels compute the model's gradients wrongly (checked against float64 at start)" };
 
         public IEnumerable<Option> All() =>
         [
             Data, Val, ValFraction, Calib, CalibFraction, TargetPrecision, Confidence, Tree, Manifest, Out, Model, Head, HeadHidden, Loss, BCnn, Alphas, Beta, ImgSize, Epochs, Batch, Lr,
             WeightDecay, Warmup, GradClip, DropPath, Seed, Device, Pretrained, Balanced, LabelSmoothing, Threads, LoaderThreads,
-            NoAugment, NoFlip, NoRotate, Brightness, Contrast, Resize, Interpolation, LrSchedule, WeightDecayOn, Resume, MaxBatches,
+            NoAugment, NoFlip, NoRotate, Brightness, Contrast, Resize, Interpolation, LrSchedule, WeightDecayOn, Resume, MaxBatches, SkipKernelCheck,
         ];
 
         public TrainingOptions ToOptions(ParseResult r)
@@ -128,6 +129,7 @@ internal static class TrainCommand
                 Augment = augment,
                 Preprocess = new PreprocessSpec { Resize = r.GetValue(Resize)!, Interpolation = r.GetValue(Interpolation)! },
                 MaxBatchesPerEpoch = r.GetValue(MaxBatches),
+                SkipKernelCheck = r.GetValue(SkipKernelCheck),
             };
         }
 

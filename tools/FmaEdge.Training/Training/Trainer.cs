@@ -107,6 +107,30 @@ public sealed class Trainer(TrainingOptions options, ITrainingReporter reporter)
             throw new InvalidOperationException("no readable training images");
         }
 
+        // Before the run's seed is set, so the check does not change what the run draws.
+        KernelCheckResult? kernels = null;
+        if (device.type == DeviceType.CPU)
+        {
+            kernels = KernelCheck.Run(opts.Model, tree);
+            var what = string.Create(System.Globalization.CultureInfo.InvariantCulture,
+                $"{kernels.WorstParameter} differs from float64 by {kernels.WorstRelativeError:E2} (relative; tolerance {KernelCheck.Tolerance:E0})");
+            if (kernels.Passed)
+            {
+                reporter.Info(string.Create(System.Globalization.CultureInfo.InvariantCulture, $"kernel check: float32 gradients match float64 (worst {kernels.WorstRelativeError:E1}, {kernels.Seconds:F1}s)"));
+            }
+            else if (opts.SkipKernelCheck)
+            {
+                reporter.Warn($"kernel check failed, training anyway (--skip-kernel-check): {what}");
+            }
+            else
+            {
+                throw new InvalidOperationException(
+                    $"libtorch's CPU kernels compute this model's gradients wrongly on this machine: {what}. Seen with libtorch 2.10 on CPUs " +
+                    "without AVX-512 (oneDNN's AVX2 path; docs/training.md, Reproducibility); training would silently learn something else. " +
+                    "Train on a machine with AVX-512, or pass --skip-kernel-check to train anyway");
+            }
+        }
+
         torch.manual_seed(DeterministicRandom.Seed(opts.Seed, -1));
         using var model = new HierarchicalClassifier(opts.Model, tree);
         if (resumeState is null && opts.Pretrained is not null)
@@ -136,6 +160,15 @@ public sealed class Trainer(TrainingOptions options, ITrainingReporter reporter)
         var history = resumeState is not null && File.Exists(historyPath) ? TrainingHistory.Load(historyPath) : new TrainingHistory();
         history.Epochs.RemoveAll(e => e.Epoch > (resumeState?.CompletedEpochs ?? 0));
         history.Environment = RunEnvironment.Capture(opts.EffectiveThreads, loaderThreads);
+        if (kernels is not null)
+        {
+            history.Environment["kernel_check"] = new System.Text.Json.Nodes.JsonObject
+            {
+                ["passed"] = kernels.Passed,
+                ["worst_parameter"] = kernels.WorstParameter,
+                ["worst_relative_error"] = double.IsFinite(kernels.WorstRelativeError) ? kernels.WorstRelativeError : null,
+            };
+        }
         var step = resumeState?.GlobalStep ?? 0;
         var best = resumeState?.BestMetric;
         var bestEpoch = resumeState?.BestEpoch ?? 0;

@@ -62,6 +62,10 @@ public sealed record TrainingOptions
     /// <summary>Stop after this many batches per epoch (0 = all); for quick benchmarks and tests.</summary>
     public int MaxBatchesPerEpoch { get; init; }
 
+    /// <summary>Train even when <see cref="KernelCheck"/> finds this machine's CPU kernels computing the model's
+    /// gradients wrongly (the run then learns something else; the report says so).</summary>
+    public bool SkipKernelCheck { get; init; }
+
     [JsonIgnore]
     public LossKind LossKind => LossOptions.ParseKind(Loss);
 
