@@ -45,8 +45,32 @@ internal sealed class Conv2dLayer : nn.Module<Tensor, Tensor>
     {
     }
 
+    /// <summary>Run non-overlapping convolutions (kernel = stride, no padding, one group: ConvNeXt's stem and
+    /// downsamples) as a reshape and one matrix product instead of oneDNN's convolution. The trainer turns it on when
+    /// <see cref="Training.KernelCheck"/> finds oneDNN's kernels wrong on this CPU (libtorch 2.10's AVX2 path);
+    /// process-wide, off by default (oneDNN is faster where it is right). Same weights, same ONNX graph.</summary>
+    public static bool PatchesAsMatMul { get; set; }
+
     public override Tensor forward(Tensor x) =>
-        F.conv2d(x, Weight, Bias, strides: [Stride, Stride], padding: [Padding, Padding], groups: Groups);
+        PatchesAsMatMul && Kernel == Stride && Padding == 0 && Groups == 1
+            ? ForwardAsMatMul(x)
+            : F.conv2d(x, Weight, Bias, strides: [Stride, Stride], padding: [Padding, Padding], groups: Groups);
+
+    /// <summary>x [N, C, H, W] cut into k x k patches (a remainder row/column dropped, as the convolution does), each
+    /// patch (c, kh, kw) times the weight [O, C*k*k]; returned as [N, O, H/k, W/k] with channels-last strides.</summary>
+    internal Tensor ForwardAsMatMul(Tensor x)
+    {
+        long n = x.shape[0], c = x.shape[1], k = Kernel, ho = x.shape[2] / k, wo = x.shape[3] / k, o = Weight.shape[0];
+        var patches = x.narrow(2, 0, ho * k).narrow(3, 0, wo * k)
+            .reshape(n, c, ho, k, wo, k).permute(0, 2, 4, 1, 3, 5).reshape(n * ho * wo, c * k * k);
+        var y = patches.matmul(Weight.reshape(o, c * k * k).t());
+        if (Bias is { } b)
+        {
+            y = y.add(b);
+        }
+
+        return y.reshape(n, ho, wo, o).permute(0, 3, 1, 2);
+    }
 
     public string ToOnnx(OnnxGraphBuilder g, string x) =>
         g.Node("Conv", Bias is null ? [x, g.Weight(Weight)] : [x, g.Weight(Weight), g.Weight(Bias)], null,

@@ -7,8 +7,15 @@ using F = TorchSharp.torch.nn.functional;
 
 namespace FmaEdge.Training.Training;
 
-/// <summary>What <see cref="KernelCheck.Run"/> found: the parameter whose float32 gradient is furthest from float64's.</summary>
-public sealed record KernelCheckResult(bool Passed, string WorstParameter, double WorstRelativeError, double Seconds);
+/// <summary>What <see cref="KernelCheck.Run"/> found: the parameter whose float32 gradient is furthest from float64's, and
+/// which fallback the trainer switched on to get there (null: oneDNN's own kernels).</summary>
+public sealed record KernelCheckResult(bool Passed, string WorstParameter, double WorstRelativeError, double Seconds)
+{
+    /// <summary>The stem and downsample convolutions run as matrix products (<c>Conv2dLayer.PatchesAsMatMul</c>).</summary>
+    public const string PatchesAsMatMul = "patches-as-matmul";
+
+    public string? Fallback { get; init; }
+}
 
 /// <summary>Does libtorch's float32 CPU training path (channels-last, oneDNN) compute this model's gradients right on
 /// this machine? A fresh copy of the model (same configuration, layer scales at a trained-like 0.05 so no block's
