@@ -29,12 +29,18 @@ public static class KernelCheck
     /// <summary>Largest accepted relative error of a parameter's gradient (float32 rounding is ~1e-6; the bugs seen are ~0.1).</summary>
     public const double Tolerance = 1e-3;
 
+    /// <summary>The models the check runs for: the ConvNeXt family, whose convolutions are where oneDNN went wrong and
+    /// whose modules survive a change of dtype (ViT and ResNet-CBAM keep references that <c>to(float64)</c> replaces;
+    /// they are not checked).</summary>
+    public static bool Covers(ModelConfig config) => config.Model.StartsWith("convnext", StringComparison.Ordinal);
+
     public static KernelCheckResult Run(ModelConfig config, CategoryTree tree, int batch = 4)
     {
         ArgumentNullException.ThrowIfNull(config);
         ArgumentNullException.ThrowIfNull(tree);
         var sw = Stopwatch.StartNew();
-        using var scope = NewDisposeScope();
+        // No dispose scope: the layers create long-lived tensors lazily on first use (Models/Scalars.cs, cached
+        // constants), and a scope would dispose them under the real model's feet.
         manual_seed(7);
         using var model = new HierarchicalClassifier(config with { DropPath = 0 }, tree);
         using (no_grad())

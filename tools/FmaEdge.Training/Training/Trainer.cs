@@ -109,7 +109,7 @@ public sealed class Trainer(TrainingOptions options, ITrainingReporter reporter)
 
         // Before the run's seed is set, so the check does not change what the run draws.
         KernelCheckResult? kernels = null;
-        if (device.type == DeviceType.CPU)
+        if (device.type == DeviceType.CPU && KernelCheck.Covers(opts.Model))
         {
             kernels = KernelCheck.Run(opts.Model, tree);
             if (!kernels.Passed)
