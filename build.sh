@@ -18,6 +18,8 @@
 #                         payload size and per-image time against the number of classes (docs/performance.md)
 #   ./build.sh int8-bench [RUNS]   fma-train quantize on ConvNeXt-T@224 and the shipped model, accuracy on val, then
 #                         fp32 against int8 with fma-edge bench, alternately RUNS times (docs/performance.md)
+#   ./build.sh reference-compare [SEEDS]   the reference recipe, fma-train against a plain PyTorch loop (Debian's
+#                         python3-torch with OpenBLAS), seed for seed; ~6 min per run here (docs/training.md)
 #   ./build.sh camera-latency   capture-to-result latency of a fake GigE Vision camera at 10 fps through fma-edge run
 #                         (p50/p95/max; docs/performance.md)
 #   ./build.sh conformance   the Eclipse Paho MQTT interoperability suites (3.1.1 and 5) against the embedded broker
@@ -155,8 +157,9 @@ case "$cmd" in
   arm64-check) build; apt_install "${ARM64_PKGS[@]}"; exec "$ROOT/tools/scripts/arm64-check.sh" "$@" ;;
   scale-check) build; apt_install mosquitto-clients python3; exec "$ROOT/tools/scripts/scale-check.sh" "$@" ;;
   int8-bench) build; exec "$ROOT/tools/scripts/int8-bench.sh" "$@" ;;
+  reference-compare) build; apt_install python3-torch python3-pil libopenblas0-openmp; exec "$ROOT/tools/scripts/reference-compare.sh" "$@" ;;
   camera-latency) build; apt_install mosquitto-clients aravis-tools libaravis-0.8-0 python3; exec "$ROOT/tools/scripts/camera-latency.sh" "$@" ;;
   conformance) build; apt_install mosquitto python3 git; exec "$ROOT/tools/scripts/conformance.sh" "$@" ;;
   format) check_dotnet; dotnet format FmaEdge.sln --verify-no-changes ;;
-  *) die "unknown command '$cmd' (build, demo, test, test-stress, publish, bench, int8-bench, soak, arm64-check, camera-latency, scale-check, conformance, deps, format)" ;;
+  *) die "unknown command '$cmd' (build, demo, test, test-stress, publish, bench, int8-bench, reference-compare, soak, arm64-check, camera-latency, scale-check, conformance, deps, format)" ;;
 esac
