@@ -66,7 +66,7 @@ internal sealed class Conv2dLayer : nn.Module<Tensor, Tensor>
         var y = patches.matmul(Weight.reshape(o, c * k * k).t());
         if (Bias is { } b)
         {
-            y = y.add(b);
+            y = y.add(b, Scalars.One); // a long-lived alpha: add(b) alone makes a temporary Scalar the GC may free mid-call
         }
 
         return y.reshape(n, ho, wo, o).permute(0, 3, 1, 2);
