@@ -54,7 +54,7 @@ public sealed record CeilingResult(int Threads, int Batch, int Runs, double Seco
 /// before and after the pipeline run.</param>
 /// <param name="RatioToBest">Images per second over the mean of the best bare configuration before and after.</param>
 /// <param name="Backlog">Per-stage latency while the whole batch of files waited (queue wait dominates by design).</param>
-/// <param name="Steady">Per-stage latency of a steady stream below capacity (the hot-swap run before the swap); null when skipped.</param>
+/// <param name="Steady">Per-stage latency of a steady stream below capacity (the hot-swap run's images dropped before the swap); null when skipped.</param>
 /// <param name="CpuMsPerImage">CPU time of the whole process (daemon, embedded broker, subscriber) per image in the backlog run.</param>
 /// <param name="Cpu">Where that CPU time went, by thread name.</param>
 public sealed record PipelineResult(int Images, int Received, double Seconds, double ImagesPerSecond, double Ratio, double RatioToBest, double MeanBatch,

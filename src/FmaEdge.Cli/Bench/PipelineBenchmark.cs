@@ -204,7 +204,10 @@ public sealed class PipelineBenchmark : IAsyncDisposable
             firstNew is null ? -1 : Stopwatch.GetElapsedTime(swapTs, firstNew.ReceivedTimestamp).TotalSeconds,
             StageStats.Of(baselineGaps), stall, affected.Count, affected.Select(EndToEnd).DefaultIfEmpty(0).Max(), p99,
             mine.Count(r => r.ModelSha256 != shaB), mine.Count(r => r.ModelSha256 == shaB), lost);
-        return (swap, Stages(before));
+        // The steady-stream stages: images dropped before the swap and served by the first model. (Not "received before
+        // the swap": on a loaded machine the first results can arrive after it, which left no samples at all.)
+        var steady = mine.Where(r => _dropped[r.ImageId] < swapTs && r.ModelSha256 != shaB).ToList();
+        return (swap, Stages(steady));
     }
 
     public async ValueTask DisposeAsync()
