@@ -39,8 +39,7 @@ public static class CalibrateCommand
             output.WriteLine($"wrote {run.Written.Path} ({run.Written.ShortHash})");
             return EvalCommand.Ok;
         }
-        catch (Exception e) when (e is InvalidModelException or TaxonomyException or ArgumentException or IOException
-            or UnauthorizedAccessException or InvalidOperationException or ImageDecodeException)
+        catch (Exception e) when (EvalCommand.IsInputError(e))
         {
             error.WriteLine($"fma-train calibrate: {e.Message}");
             return EvalCommand.Failed;

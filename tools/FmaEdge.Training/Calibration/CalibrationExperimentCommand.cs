@@ -57,8 +57,7 @@ public static class CalibrationExperimentCommand
             output.Write(CalibrationExperiment.ToMarkdown(result, model.Tree.Levels.Select(l => l.Name).ToList()));
             return EvalCommand.Ok;
         }
-        catch (Exception e) when (e is InvalidModelException or TaxonomyException or ArgumentException or IOException
-            or UnauthorizedAccessException or InvalidOperationException or ImageDecodeException or System.Text.Json.JsonException)
+        catch (Exception e) when (EvalCommand.IsInputError(e) || e is System.Text.Json.JsonException)
         {
             error.WriteLine($"fma-train calibration-experiment: {e.Message}");
             return EvalCommand.Failed;

@@ -17,6 +17,11 @@ public static class EvalCommand
     /// <summary>Exit code for a bad model, dataset or option (the message says which).</summary>
     public const int Failed = 1;
 
+    /// <summary>The failures the model-file commands (eval, calibrate, calibration-experiment, quantize) report as one
+    /// line and exit code <see cref="Failed"/>: a bad model, tree, dataset, image, option or file.</summary>
+    internal static bool IsInputError(Exception e) => e is InvalidModelException or TaxonomyException or ArgumentException or IOException
+        or UnauthorizedAccessException or InvalidOperationException or ImageDecodeException;
+
     /// <summary>Evaluates the model, writes the eval JSON (and the HTML report when asked) and prints a summary.</summary>
     public static int Run(string modelPath, string dataPath, string jsonOut, string? htmlOut = null, int batchSize = 32,
         IReadOnlyList<string>? providers = null, TextWriter? output = null, TextWriter? error = null, CancellationToken cancellationToken = default)
@@ -44,8 +49,7 @@ public static class EvalCommand
             PrintSummary(result, output);
             return Ok;
         }
-        catch (Exception e) when (e is InvalidModelException or TaxonomyException or ArgumentException or IOException
-            or UnauthorizedAccessException or InvalidOperationException or ImageDecodeException)
+        catch (Exception e) when (IsInputError(e))
         {
             error.WriteLine($"fma-train eval: {e.Message}");
             return Failed;

@@ -24,8 +24,7 @@ public static class QuantizeCommand
             Print(run, output);
             return EvalCommand.Ok;
         }
-        catch (Exception e) when (e is InvalidModelException or TaxonomyException or ArgumentException or IOException or UnauthorizedAccessException
-            or InvalidOperationException or ImageDecodeException or ExportVerificationException or Microsoft.ML.OnnxRuntime.OnnxRuntimeException)
+        catch (Exception e) when (EvalCommand.IsInputError(e) || e is ExportVerificationException or Microsoft.ML.OnnxRuntime.OnnxRuntimeException)
         {
             error.WriteLine($"fma-train quantize: {e.Message}");
             return EvalCommand.Failed;
