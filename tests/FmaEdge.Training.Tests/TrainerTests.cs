@@ -42,14 +42,16 @@ public class TrainerTests
         LoaderThreads = 1,
     };
 
-    [Fact]
-    public void Run_ResumeAfterOneEpoch_GivesSameWeightsAsUninterruptedRun()
+    [Theory]
+    [InlineData(0.0)]
+    [InlineData(0.9)]
+    public void Run_ResumeAfterOneEpoch_GivesSameWeightsAsUninterruptedRun(double ema)
     {
         using var dir = new TempFolder("resume");
         var train = SubsetFolder(dir, "train", 2);
         var reporter = new PlainReporter(TextWriter.Null);
 
-        var straight = Small(train, null, Path.Combine(dir.Path, "straight"), 2) with { MaxBatchesPerEpoch = 2 };
+        var straight = Small(train, null, Path.Combine(dir.Path, "straight"), 2) with { MaxBatchesPerEpoch = 2, Ema = ema };
         new Trainer(straight, reporter).Run(resume: false, CancellationToken.None);
 
         // Ctrl-C during epoch 2 of the same recipe, then --resume.
@@ -75,6 +77,25 @@ public class TrainerTests
             }
         }
 
+        // With a weight average, weights.dat holds the average and the trained weights are beside it; both resume exactly.
+        var liveFile = Path.Combine(Trainer.LastDir(straight.RunDir), Checkpoint.LiveWeightsFile);
+        Assert.Equal(ema > 0, File.Exists(liveFile));
+        if (ema > 0)
+        {
+            var (average, _, _) = Checkpoint.LoadModel(Trainer.LastDir(straight.RunDir));
+            var (live, _, _) = Checkpoint.LoadModel(Trainer.LastDir(straight.RunDir));
+            var (resumedLive, _, _) = Checkpoint.LoadModel(Trainer.LastDir(interrupted.RunDir));
+            using (average)
+            using (live)
+            using (resumedLive)
+            {
+                live.load(liveFile);
+                resumedLive.load(Path.Combine(Trainer.LastDir(interrupted.RunDir), Checkpoint.LiveWeightsFile));
+                Assert.All(live.named_parameters().Zip(resumedLive.named_parameters()), p => Assert.True(TestData.Same(p.First.parameter, p.Second.parameter), $"live {p.First.name} differs after resume"));
+                Assert.Contains(average.named_parameters().Zip(live.named_parameters()), p => !TestData.Same(p.First.parameter, p.Second.parameter));
+            }
+        }
+
         // And the check can fail: a different seed gives different weights.
         var other = straight with { RunDir = Path.Combine(dir.Path, "other"), Seed = 12 };
         new Trainer(other, reporter).Run(resume: false, CancellationToken.None);
@@ -85,6 +106,45 @@ public class TrainerTests
         {
             Assert.Contains(c.named_parameters().Zip(d.named_parameters()), p => !TestData.Same(p.First.parameter, p.Second.parameter));
         }
+    }
+
+    [Fact]
+    public void WeightAverage_Update_MovesTheAverageByOneMinusDecayTowardsTheLiveWeights()
+    {
+        var config = new ModelConfig { Model = "convnext_atto", Head = "independent", ImageSize = 32 };
+        using var live = new HierarchicalClassifier(config, TestData.Tree);
+        using var average = new HierarchicalClassifier(config, TestData.Tree);
+        var ema = new WeightAverage(live, average, 0.9);
+        ema.CopyFromLive();
+        Assert.All(live.parameters().Zip(average.parameters()), p => Assert.True(TestData.Same(p.First, p.Second)));
+        var before = average.parameters().Select(p => p.detach().clone()).ToList();
+        using (no_grad())
+        {
+            foreach (var p in live.parameters())
+            {
+                p.add_(1.0f);
+            }
+        }
+
+        // Late in a run the decay is the configured one; at step 0 the warm-up keeps only 1/10 of the average.
+        Assert.Equal(0.9, ema.DecayAt(1000));
+        Assert.Equal(0.1, ema.DecayAt(0), 12);
+        ema.Update(1000);
+        foreach (var (after, old) in average.parameters().Zip(before))
+        {
+            Assert.True(after.sub(old).sub(0.1f).abs().max().item<float>() < 1e-5f, "average did not move by (1 - 0.9) x 1");
+        }
+
+        // 0.1 x (w + 0.1) + 0.9 x (w + 1) = w + 0.91
+        ema.Update(0);
+        foreach (var (after, old) in average.parameters().Zip(before))
+        {
+            Assert.True(after.sub(old).sub(0.91f).abs().max().item<float>() < 1e-5f, "average at step 0 is not 0.1 x average + 0.9 x live");
+        }
+
+        using var other = new HierarchicalClassifier(config with { ImageSize = 32, Head = "flat" }, TestData.Tree);
+        Assert.Throws<ArgumentException>(() => new WeightAverage(live, other, 0.9));
+        Assert.Throws<ArgumentOutOfRangeException>(() => new WeightAverage(live, average, 1.0));
     }
 
     [Fact]

@@ -49,6 +49,7 @@ internal static class TrainCommand
         public readonly Option<string> Device = new("--device") { Description = "cpu|cuda|cuda:N", DefaultValueFactory = _ => "cpu" };
         public readonly Option<string?> Pretrained = new("--pretrained") { Description = "timm ConvNeXt weights (.safetensors) for the backbone" };
         public readonly Option<bool> Balanced = new("--balanced") { Description = "Class-balanced sampling" };
+        public readonly Option<double> Ema = new("--ema") { Description = "Keep an exponential moving average of the weights with this decay per step (e.g. 0.998) and evaluate, keep and export it; 0 = off", DefaultValueFactory = _ => 0 };
         public readonly Option<double> LabelSmoothing = new("--label-smoothing") { Description = "Label smoothing for the cross-entropy terms", DefaultValueFactory = _ => 0 };
         public readonly Option<int> Threads = new("--threads") { Description = "Torch threads (default: all cores)", DefaultValueFactory = _ => 0 };
         public readonly Option<int> LoaderThreads = new("--loader-threads") { Description = "Background batch-preparation threads (default: cores/4, at least 1)", DefaultValueFactory = _ => 0 };
@@ -68,7 +69,7 @@ internal static class TrainCommand
         public IEnumerable<Option> All() =>
         [
             Data, Val, ValFraction, Calib, CalibFraction, TargetPrecision, Confidence, Tree, Manifest, Out, Model, Head, HeadHidden, Loss, BCnn, Alphas, Beta, ImgSize, Epochs, Batch, Lr,
-            WeightDecay, Warmup, GradClip, DropPath, Seed, Device, Pretrained, Balanced, LabelSmoothing, Threads, LoaderThreads,
+            WeightDecay, Warmup, GradClip, DropPath, Seed, Device, Pretrained, Balanced, Ema, LabelSmoothing, Threads, LoaderThreads,
             NoAugment, NoFlip, NoRotate, Brightness, Contrast, Resize, Interpolation, LrSchedule, WeightDecayOn, Resume, MaxBatches, SkipKernelCheck,
         ];
 
@@ -123,6 +124,7 @@ internal static class TrainCommand
                 Device = r.GetValue(Device)!,
                 Pretrained = Full(r.GetValue(Pretrained)),
                 Balanced = r.GetValue(Balanced),
+                Ema = r.GetValue(Ema),
                 LabelSmoothing = r.GetValue(LabelSmoothing),
                 Threads = r.GetValue(Threads),
                 LoaderThreads = r.GetValue(LoaderThreads),

@@ -30,16 +30,20 @@ public sealed record CheckpointState
     public string SavedUtc { get; init; } = "";
 }
 
-/// <summary>A checkpoint folder: weights.dat (TorchSharp format), optimizer.dat, state.json. Folders are written
+/// <summary>A checkpoint folder: weights.dat (TorchSharp format; the weight average when the run keeps one, so
+/// export and evaluation read one file either way), live-weights.dat (the trained weights behind an average, for
+/// resume), optimizer.dat, state.json. Folders are written
 /// under a temporary name and renamed into place, so a crash or Ctrl-C never leaves a half-written
 /// checkpoint. Stateless; thread-safe for distinct folders.</summary>
 public static class Checkpoint
 {
     public const string WeightsFile = "weights.dat";
+    public const string LiveWeightsFile = "live-weights.dat";
     public const string OptimizerFile = "optimizer.dat";
     public const string StateFile = "state.json";
 
-    public static void Save(string dir, HierarchicalClassifier model, OptimizerHelper? optimizer, CheckpointState state)
+    /// <param name="live">With a weight average: the trained weights (<paramref name="model"/> is then the average).</param>
+    public static void Save(string dir, HierarchicalClassifier model, OptimizerHelper? optimizer, CheckpointState state, HierarchicalClassifier? live = null)
     {
         var full = Path.GetFullPath(dir);
         var parent = Path.GetDirectoryName(full)!;
@@ -47,6 +51,7 @@ public static class Checkpoint
         var tmp = full + ".tmp-" + Guid.NewGuid().ToString("N")[..8];
         Directory.CreateDirectory(tmp);
         model.save(Path.Combine(tmp, WeightsFile));
+        live?.save(Path.Combine(tmp, LiveWeightsFile));
         optimizer?.save_state_dict(Path.Combine(tmp, OptimizerFile));
         File.WriteAllText(Path.Combine(tmp, StateFile), JsonSerializer.Serialize(state with { SavedUtc = DateTime.UtcNow.ToString("O") }, TrainingHistory.Json));
         var old = full + ".old-" + Guid.NewGuid().ToString("N")[..8];

@@ -149,10 +149,33 @@ public sealed class Trainer(TrainingOptions options, ITrainingReporter reporter)
         }
         else if (resumeState is not null)
         {
-            model.load(Path.Combine(LastDir(runDir), Checkpoint.WeightsFile));
+            // With a weight average, weights.dat is the average and the trained weights are beside it.
+            var live = Path.Combine(LastDir(runDir), Checkpoint.LiveWeightsFile);
+            model.load(File.Exists(live) ? live : Path.Combine(LastDir(runDir), Checkpoint.WeightsFile));
         }
 
         model.to(device);
+        using var averageModel = opts.Ema > 0 ? new HierarchicalClassifier(opts.Model, tree) : null;
+        WeightAverage? ema = null;
+        if (averageModel is not null)
+        {
+            var resumeAverage = resumeState is not null && File.Exists(Path.Combine(LastDir(runDir), Checkpoint.LiveWeightsFile));
+            if (resumeAverage)
+            {
+                averageModel.load(Path.Combine(LastDir(runDir), Checkpoint.WeightsFile));
+            }
+
+            averageModel.to(device);
+            averageModel.eval();
+            ema = new WeightAverage(model, averageModel, opts.Ema);
+            if (!resumeAverage)
+            {
+                ema.CopyFromLive();
+            }
+        }
+
+        // What is evaluated, kept as best and exported: the weight average when the run keeps one.
+        var shipped = averageModel ?? model;
         using var optimizer = CreateOptimizer(model, opts);
         if (resumeState is not null)
         {
@@ -187,8 +210,8 @@ public sealed class Trainer(TrainingOptions options, ITrainingReporter reporter)
 
         for (var epoch = resumeState?.CompletedEpochs ?? 0; epoch < opts.Epochs; epoch++)
         {
-            var record = TrainEpoch(model, optimizer, loss, trainCache, pre, tree, opts, epoch, schedule, levelWeights.For(epoch, opts.Epochs), batchesPerEpoch, loaderThreads, device, ref step,
-                () => Checkpoint.Save(InterruptedDir(runDir), model, optimizer, new CheckpointState
+            var record = TrainEpoch(model, ema, optimizer, loss, trainCache, pre, tree, opts, epoch, schedule, levelWeights.For(epoch, opts.Epochs), batchesPerEpoch, loaderThreads, device, ref step,
+                () => Checkpoint.Save(InterruptedDir(runDir), shipped, optimizer, new CheckpointState
                 {
                     Kind = "interrupted",
                     CompletedEpochs = epoch,
@@ -197,11 +220,11 @@ public sealed class Trainer(TrainingOptions options, ITrainingReporter reporter)
                     BestEpoch = bestEpoch,
                     Options = opts,
                     Tree = treeJson,
-                }), ct);
+                }, averageModel is null ? null : model), ct);
 
             if (valCache.Count > 0)
             {
-                var (valLoss, top1) = Evaluate(model, valCache, pre, tree, opts, loaderThreads, device, ct);
+                var (valLoss, top1) = Evaluate(shipped, valCache, pre, tree, opts, loaderThreads, device, ct);
                 record = record with { ValLoss = valLoss, ValTop1 = top1 };
             }
 
@@ -222,11 +245,11 @@ public sealed class Trainer(TrainingOptions options, ITrainingReporter reporter)
                 best = t[^1];
                 bestEpoch = epoch + 1;
                 state = state with { BestMetric = best, BestEpoch = bestEpoch };
-                Checkpoint.Save(BestDir(runDir), model, null, state with { Kind = "best" });
+                Checkpoint.Save(BestDir(runDir), shipped, null, state with { Kind = "best" });
                 bestDir = BestDir(runDir);
             }
 
-            Checkpoint.Save(LastDir(runDir), model, optimizer, state);
+            Checkpoint.Save(LastDir(runDir), shipped, optimizer, state, averageModel is null ? null : model);
             history.Save(historyPath);
             reporter.EpochDone(record, opts.Epochs);
         }
@@ -256,6 +279,7 @@ public sealed class Trainer(TrainingOptions options, ITrainingReporter reporter)
                 ["label_smoothing"] = o.LabelSmoothing,
                 ["bcnn"] = o.BCnn,
                 ["balanced"] = o.Balanced,
+                ["ema"] = o.Ema,
                 ["pretrained"] = o.Pretrained is null ? null : Path.GetFileName(o.Pretrained),
                 ["best_val_top1_leaf"] = state.BestMetric,
                 ["val_top1"] = state.ValTop1 is null ? null : new JsonArray(state.ValTop1.Select(v => (JsonNode?)v).ToArray()),
@@ -338,7 +362,7 @@ public sealed class Trainer(TrainingOptions options, ITrainingReporter reporter)
         return max < n ? order[..max] : order;
     }
 
-    private EpochRecord TrainEpoch(HierarchicalClassifier model, AdamW optimizer, HierarchicalLoss loss, ImageCache cache, ImagePreprocessor pre,
+    private EpochRecord TrainEpoch(HierarchicalClassifier model, WeightAverage? ema, AdamW optimizer, HierarchicalLoss loss, ImageCache cache, ImagePreprocessor pre,
         CategoryTree tree, TrainingOptions o, int epoch, LearningRateSchedule schedule, double[] levelWeights, int batches, int loaderThreads, Device device,
         ref long step, Action onCancel, CancellationToken ct)
     {
@@ -386,6 +410,7 @@ public sealed class Trainer(TrainingOptions options, ITrainingReporter reporter)
                 }
 
                 SafeStep.Step(optimizer);
+                ema?.Update(step);
                 perLevel = value.PerLevel;
                 total = value.Total.detach().cpu().item<float>();
                 dep = value.Dependence;

@@ -48,6 +48,10 @@ public sealed record TrainingOptions
     /// <summary>Class-balanced sampling: each epoch draws leaves equally often (with replacement).</summary>
     public bool Balanced { get; init; }
 
+    /// <summary>Decay of the weight average (EMA) evaluated, kept as best and exported; 0 = no average, the trained
+    /// weights themselves (see <see cref="WeightAverage"/>).</summary>
+    public double Ema { get; init; }
+
     public AugmentationOptions Augment { get; init; } = new();
     /// <summary>Resize and normalisation, stored in the exported model. Bilinear resize by default: on the reference
     /// recipe it trained better than area (docs/training.md); the contract's own default stays area for older files.</summary>
@@ -85,6 +89,7 @@ public sealed record TrainingOptions
         Check(Device is "cpu" or "cuda" || Device.StartsWith("cuda:", StringComparison.Ordinal), $"device '{Device}' is not cpu, cuda or cuda:N");
         Check(Pretrained is null || File.Exists(Pretrained), $"pretrained weights '{Pretrained}' not found");
         Check(!string.IsNullOrWhiteSpace(RunDir), "an output folder is needed");
+        Check(Ema is >= 0 and < 1, $"weight-average decay {Ema} must be in [0, 1) (0 = off)");
         Check(LabelSmoothing is >= 0 and < 1, "label smoothing must be in [0, 1)");
         Check(Beta >= 0 && PLoss >= 1, "beta must be >= 0 and ploss >= 1");
         Check(Preprocess.Interpolation is "area" or "linear" or "cubic" or "nearest", $"interpolation '{Preprocess.Interpolation}' is not area, linear, cubic or nearest");
