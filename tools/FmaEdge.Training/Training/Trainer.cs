@@ -174,6 +174,8 @@ public sealed class Trainer(TrainingOptions options, ITrainingReporter reporter)
             }
         }
 
+        using var mixed = opts.Precision == MixedPrecision.BFloat16 ? new MixedPrecision(model, tree, device) : null;
+
         // What is evaluated, kept as best and exported: the weight average when the run keeps one.
         var shipped = averageModel ?? model;
         using var optimizer = CreateOptimizer(model, opts);
@@ -210,7 +212,7 @@ public sealed class Trainer(TrainingOptions options, ITrainingReporter reporter)
 
         for (var epoch = resumeState?.CompletedEpochs ?? 0; epoch < opts.Epochs; epoch++)
         {
-            var record = TrainEpoch(model, ema, optimizer, loss, trainCache, pre, tree, opts, epoch, schedule, levelWeights.For(epoch, opts.Epochs), batchesPerEpoch, loaderThreads, device, ref step,
+            var record = TrainEpoch(model, mixed, ema, optimizer, loss, trainCache, pre, tree, opts, epoch, schedule, levelWeights.For(epoch, opts.Epochs), batchesPerEpoch, loaderThreads, device, ref step,
                 () => Checkpoint.Save(InterruptedDir(runDir), shipped, optimizer, new CheckpointState
                 {
                     Kind = "interrupted",
@@ -280,6 +282,7 @@ public sealed class Trainer(TrainingOptions options, ITrainingReporter reporter)
                 ["bcnn"] = o.BCnn,
                 ["balanced"] = o.Balanced,
                 ["ema"] = o.Ema,
+                ["precision"] = o.Precision,
                 ["pretrained"] = o.Pretrained is null ? null : Path.GetFileName(o.Pretrained),
                 ["best_val_top1_leaf"] = state.BestMetric,
                 ["val_top1"] = state.ValTop1 is null ? null : new JsonArray(state.ValTop1.Select(v => (JsonNode?)v).ToArray()),
@@ -362,7 +365,7 @@ public sealed class Trainer(TrainingOptions options, ITrainingReporter reporter)
         return max < n ? order[..max] : order;
     }
 
-    private EpochRecord TrainEpoch(HierarchicalClassifier model, WeightAverage? ema, AdamW optimizer, HierarchicalLoss loss, ImageCache cache, ImagePreprocessor pre,
+    private EpochRecord TrainEpoch(HierarchicalClassifier model, MixedPrecision? mixed, WeightAverage? ema, AdamW optimizer, HierarchicalLoss loss, ImageCache cache, ImagePreprocessor pre,
         CategoryTree tree, TrainingOptions o, int epoch, LearningRateSchedule schedule, double[] levelWeights, int batches, int loaderThreads, Device device,
         ref long step, Action onCancel, CancellationToken ct)
     {
@@ -400,10 +403,12 @@ public sealed class Trainer(TrainingOptions options, ITrainingReporter reporter)
             {
                 var x = (n * len == batch.Images.Length ? tensor(batch.Images, [n, 3, size, size]) : tensor(batch.Images[..(n * len)], [n, 3, size, size])).to(device);
                 var targets = batch.Targets.Select(t => (n == t.Length ? tensor(t) : tensor(t[..n])).to(device)).ToArray();
-                var logits = model.forward(x);
-                var value = loss.Compute(logits, targets, levelWeights);
                 optimizer.zero_grad();
+                mixed?.PullWeights();
+                var logits = mixed is null ? model.forward(x) : mixed.Forward(x);
+                var value = loss.Compute(logits, targets, levelWeights);
                 value.Total.backward();
+                mixed?.PushGradients();
                 if (o.GradClip > 0)
                 {
                     nn.utils.clip_grad_norm_(model.parameters(), o.GradClip);

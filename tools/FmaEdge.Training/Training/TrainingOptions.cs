@@ -52,6 +52,9 @@ public sealed record TrainingOptions
     /// weights themselves (see <see cref="WeightAverage"/>).</summary>
     public double Ema { get; init; }
 
+    /// <summary>"fp32", or "bf16": forward and backward in bfloat16 with float32 master weights (<see cref="MixedPrecision"/>).</summary>
+    public string Precision { get; init; } = MixedPrecision.Float32;
+
     public AugmentationOptions Augment { get; init; } = new();
     /// <summary>Resize and normalisation, stored in the exported model. Bilinear resize by default: on the reference
     /// recipe it trained better than area (docs/training.md); the contract's own default stays area for older files.</summary>
@@ -89,6 +92,7 @@ public sealed record TrainingOptions
         Check(Device is "cpu" or "cuda" || Device.StartsWith("cuda:", StringComparison.Ordinal), $"device '{Device}' is not cpu, cuda or cuda:N");
         Check(Pretrained is null || File.Exists(Pretrained), $"pretrained weights '{Pretrained}' not found");
         Check(!string.IsNullOrWhiteSpace(RunDir), "an output folder is needed");
+        Check(Precision is MixedPrecision.Float32 or MixedPrecision.BFloat16, $"precision '{Precision}' is not fp32 or bf16");
         Check(Ema is >= 0 and < 1, $"weight-average decay {Ema} must be in [0, 1) (0 = off)");
         Check(LabelSmoothing is >= 0 and < 1, "label smoothing must be in [0, 1)");
         Check(Beta >= 0 && PLoss >= 1, "beta must be >= 0 and ploss >= 1");

@@ -25,8 +25,8 @@ public sealed class WeightAverage
 
         Decay = decay;
         Average = average;
-        _parameters = Pair(live.named_parameters().Select(p => (p.name, (Tensor)p.parameter)), average.named_parameters().Select(p => (p.name, (Tensor)p.parameter)));
-        _buffers = Pair(live.named_buffers(), average.named_buffers());
+        _parameters = ModelPairs.Parameters(live, average);
+        _buffers = ModelPairs.Buffers(live, average);
     }
 
     public double Decay { get; }
@@ -63,14 +63,5 @@ public sealed class WeightAverage
         {
             average.copy_(live);
         }
-    }
-
-    private static (Tensor, Tensor)[] Pair(IEnumerable<(string Name, Tensor Value)> live, IEnumerable<(string Name, Tensor Value)> average)
-    {
-        var byName = average.ToDictionary(p => p.Name, p => p.Value);
-        var pairs = live.Select(p => byName.TryGetValue(p.Name, out var a) && a.shape.SequenceEqual(p.Value.shape)
-            ? (p.Value, a)
-            : throw new ArgumentException($"the average model has no tensor '{p.Name}' of shape [{string.Join(",", p.Value.shape)}]")).ToArray();
-        return pairs.Length == byName.Count ? pairs : throw new ArgumentException("the average model has tensors the live model lacks");
     }
 }
