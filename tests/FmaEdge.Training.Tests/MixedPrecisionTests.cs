@@ -1,9 +1,9 @@
+using FmaEdge.TestSupport;
 using FmaEdge.Training.Data;
 using FmaEdge.Training.Losses;
 using FmaEdge.Training.Models;
 using FmaEdge.Training.Progress;
 using FmaEdge.Training.Training;
-using FmaEdge.TestSupport;
 using Xunit.Abstractions;
 using static TorchSharp.torch;
 
