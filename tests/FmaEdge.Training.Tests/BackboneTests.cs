@@ -38,7 +38,7 @@ public class BackboneTests
             var value = lossFn.Compute(model.forward(x), targets, loss == "ce" ? LevelWeightSchedule.BCnn(tree.Depth).For(0, 10) : null);
             optimizer.zero_grad();
             value.Total.backward();
-            optimizer.step();
+            SafeStep.Step(optimizer); // as the trainer steps: AdamW's temporary Scalars must not be collected mid-call
             Assert.True(float.IsFinite(value.Total.item<float>()));
         }
 

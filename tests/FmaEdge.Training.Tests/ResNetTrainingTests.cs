@@ -36,7 +36,7 @@ public class ResNetTrainingTests
             value.Total.backward();
             var bad = model.named_parameters().Where(p => p.parameter.grad is not null && !p.parameter.grad.isfinite().all().item<bool>()).Select(p => p.name).ToList();
             Assert.True(bad.Count == 0, $"non-finite gradients at step {step}: {string.Join(", ", bad.Take(5))}");
-            optimizer.step();
+            SafeStep.Step(optimizer); // as the trainer steps: AdamW's temporary Scalars must not be collected mid-call
         }
     }
 }

@@ -56,7 +56,7 @@ internal sealed class StepBatch : IDisposable
         optimizer.zero_grad();
         value.Total.backward();
         nn.utils.clip_grad_norm_(model.parameters(), 5.0);
-        optimizer.step();
+        SafeStep.Step(optimizer); // as the trainer steps: AdamW's temporary Scalars must not be collected mid-call
         return (model, (value.Total.item<float>(), value.PerLevel, value.Dependence));
     }
 
