@@ -141,6 +141,9 @@ public sealed class Trainer(TrainingOptions options, ITrainingReporter reporter)
         }
 
         torch.manual_seed(DeterministicRandom.Seed(opts.Seed, -1));
+        // A run with a weight average checkpoints the average as weights.dat and the trained weights beside it.
+        var liveWeights = Path.Combine(LastDir(runDir), Checkpoint.LiveWeightsFile);
+        var resumeAverage = resumeState is not null && File.Exists(liveWeights);
         using var model = new HierarchicalClassifier(opts.Model, tree);
         if (resumeState is null && opts.Pretrained is not null)
         {
@@ -149,9 +152,7 @@ public sealed class Trainer(TrainingOptions options, ITrainingReporter reporter)
         }
         else if (resumeState is not null)
         {
-            // With a weight average, weights.dat is the average and the trained weights are beside it.
-            var live = Path.Combine(LastDir(runDir), Checkpoint.LiveWeightsFile);
-            model.load(File.Exists(live) ? live : Path.Combine(LastDir(runDir), Checkpoint.WeightsFile));
+            model.load(resumeAverage ? liveWeights : Path.Combine(LastDir(runDir), Checkpoint.WeightsFile));
         }
 
         model.to(device);
@@ -159,7 +160,6 @@ public sealed class Trainer(TrainingOptions options, ITrainingReporter reporter)
         WeightAverage? ema = null;
         if (averageModel is not null)
         {
-            var resumeAverage = resumeState is not null && File.Exists(Path.Combine(LastDir(runDir), Checkpoint.LiveWeightsFile));
             if (resumeAverage)
             {
                 averageModel.load(Path.Combine(LastDir(runDir), Checkpoint.WeightsFile));
@@ -176,8 +176,10 @@ public sealed class Trainer(TrainingOptions options, ITrainingReporter reporter)
 
         using var mixed = opts.Precision == MixedPrecision.BFloat16 ? new MixedPrecision(model, tree, device) : null;
 
-        // What is evaluated, kept as best and exported: the weight average when the run keeps one.
+        // What is evaluated, kept as best and exported: the weight average when the run keeps one; the trained
+        // weights are then saved beside it.
         var shipped = averageModel ?? model;
+        var trainedBesideAverage = averageModel is null ? null : model;
         using var optimizer = CreateOptimizer(model, opts);
         if (resumeState is not null)
         {
@@ -222,7 +224,7 @@ public sealed class Trainer(TrainingOptions options, ITrainingReporter reporter)
                     BestEpoch = bestEpoch,
                     Options = opts,
                     Tree = treeJson,
-                }, averageModel is null ? null : model), ct);
+                }, trainedBesideAverage), ct);
 
             if (valCache.Count > 0)
             {
@@ -251,7 +253,7 @@ public sealed class Trainer(TrainingOptions options, ITrainingReporter reporter)
                 bestDir = BestDir(runDir);
             }
 
-            Checkpoint.Save(LastDir(runDir), shipped, optimizer, state, averageModel is null ? null : model);
+            Checkpoint.Save(LastDir(runDir), shipped, optimizer, state, trainedBesideAverage);
             history.Save(historyPath);
             reporter.EpochDone(record, opts.Epochs);
         }
