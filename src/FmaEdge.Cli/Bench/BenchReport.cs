@@ -58,7 +58,15 @@ public sealed record CeilingResult(int Threads, int Batch, int Runs, double Seco
 /// <param name="CpuMsPerImage">CPU time of the whole process (daemon, embedded broker, subscriber) per image in the backlog run.</param>
 /// <param name="Cpu">Where that CPU time went, by thread name.</param>
 public sealed record PipelineResult(int Images, int Received, double Seconds, double ImagesPerSecond, double Ratio, double RatioToBest, double MeanBatch,
-    IReadOnlyDictionary<string, StageStats> Backlog, IReadOnlyDictionary<string, StageStats>? Steady, double CpuMsPerImage, CpuUse Cpu);
+    IReadOnlyDictionary<string, StageStats> Backlog, IReadOnlyDictionary<string, StageStats>? Steady, double CpuMsPerImage, CpuUse Cpu, WarmUp WarmUp);
+
+/// <summary>What ran before the timed backlog.</summary>
+/// <param name="Images">Warm-up images pushed through the whole pipeline.</param>
+/// <param name="Rounds">Rounds of warm-up images (each waited for, then the JIT given time to go quiet).</param>
+/// <param name="Seconds">From the first warm-up drop until the last round ended.</param>
+/// <param name="JitSettled">The last round compiled for under 25 ms (false: the round limit was reached first).</param>
+/// <param name="JitMsDuringRun">Time the JIT spent compiling during the timed backlog (near 0 when fully warm).</param>
+public sealed record WarmUp(int Images, int Rounds, double Seconds, bool JitSettled, double JitMsDuringRun);
 
 /// <summary>Decode and preprocess cost of one generated image kind, single-threaded.</summary>
 public sealed record PreprocessResult(string Name, int Width, int Height, string Format, long Bytes, int Repeats,

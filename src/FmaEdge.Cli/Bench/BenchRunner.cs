@@ -75,7 +75,7 @@ public static class BenchRunner
             progress?.Invoke("pipeline: starting the daemon (model loaded and warmed, folder watched)");
             await daemon.StartAsync(ct);
             broker = daemon.BrokerDescription;
-            progress?.Invoke($"pipeline: {daemon.WarmUpImages} warm-up images, then {options.Count} files renamed into the watched folder at once, results from {broker}");
+            progress?.Invoke($"pipeline: warm-up rounds of {daemon.WarmUpRoundImages} images until the JIT is quiet, then {options.Count} files renamed into the watched folder at once, results from {broker}");
             pipeline = await daemon.RunBacklogAsync(pipelineImages, ct);
             // The machine may be shared: the ceiling is measured again right after the pipeline run (the daemon idle)
             // and the ratio uses the mean of both, so a load change in between moves both sides alike.

@@ -201,6 +201,9 @@ public static class BenchCommand
         top.AddRow("[bold]ratio to the best ceiling[/]", $"[bold]{F(p.RatioToBest, "F3")}[/]", "over the mean of the best configuration before and after; target >= 0.9");
         top.AddRow("ratio to the same-settings ceiling", F(p.Ratio, "F3"), "over the mean of the same-settings ceiling before and after");
         ansi.Write(top);
+        ansi.MarkupLine(Markup.Escape($"warm-up: {p.WarmUp.Images} images in {p.WarmUp.Rounds} round(s), {F(p.WarmUp.Seconds, "F1")} s, "
+            + (p.WarmUp.JitSettled ? "the last round compiled under 25 ms" : "the JIT was still compiling after the last round")
+            + $"; JIT during the timed run {F(p.WarmUp.JitMsDuringRun, "F0")} ms"));
         ansi.MarkupLine(Markup.Escape("pipeline CPU by thread: " + string.Join(", ", p.Cpu.Threads.Select(t => $"{t.Name} x{t.Threads} {F(t.CpuSeconds, "F2")} s"))));
 
         var stages = new Table().Title("per-stage latency (ms)").AddColumns("stage", "backlog p50", "backlog p99", "steady p50", "steady p99");

@@ -76,6 +76,14 @@ public sealed class BenchCommandTests : IDisposable
         Assert.True(p.GetProperty("cpu_ms_per_image").GetDouble() > 0);
         Assert.True(p.GetProperty("cpu").GetProperty("threads").GetArrayLength() > 0);
         Assert.True(ceiling.GetProperty("cpu_ms_per_image").GetDouble() > 0);
+        // Warm-up: whole rounds of max(64, 16 x MaxBatch) images through the pipeline until the JIT goes quiet.
+        var warm = p.GetProperty("warm_up");
+        var rounds = warm.GetProperty("rounds").GetInt32();
+        Assert.InRange(rounds, 1, 12);
+        Assert.Equal(64 * rounds, warm.GetProperty("images").GetInt32());
+        Assert.True(warm.GetProperty("seconds").GetDouble() > 0);
+        Assert.True(warm.GetProperty("jit_ms_during_run").GetDouble() >= 0);
+        Assert.Contains($"warm-up: {64 * rounds} images in {rounds} round(s)", o.ToString(), StringComparison.Ordinal);
         foreach (var part in new[] { "backlog", "steady" })
         {
             var stages = p.GetProperty(part);
