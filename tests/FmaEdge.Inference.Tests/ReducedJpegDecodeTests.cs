@@ -9,8 +9,9 @@ namespace FmaEdge.Inference.Tests;
 
 /// <summary>Reduced JPEG decode (Pipeline:ReducedJpegDecode) against full decode, on camera-sized JPEGs made from the real
 /// val images (2448x2048, cubic upscale of the 8-bit original, quality 90, as `fma-edge bench --large jpeg` makes them),
-/// classified by the shipped model: how much the answers move. Every 6th val image by default (~140);
-/// FMAEDGE_REDUCED_EVERY=1 measures all 859 (the figures in docs/performance.md).</summary>
+/// classified by the shipped model: how much the answers move, on every val image (859; the tolerance is defined on the
+/// whole val set: a sample of every 6th image, 144, fell to 95.8 % same L3 answer where all 859 give 97.6 %).
+/// FMAEDGE_REDUCED_EVERY=N measures every Nth image only, for a quick look.</summary>
 public sealed class ReducedJpegDecodeTests(ITestOutputHelper output)
 {
     [Fact]
@@ -18,7 +19,7 @@ public sealed class ReducedJpegDecodeTests(ITestOutputHelper output)
     {
         using var c = OnnxClassifier.Load(TestPaths.DemoModel, new InferenceOptions { Providers = ["cpu"] });
         var input = c.Model.Manifest.Input;
-        var every = int.Parse(Environment.GetEnvironmentVariable("FMAEDGE_REDUCED_EVERY") ?? "6", CultureInfo.InvariantCulture);
+        var every = int.Parse(Environment.GetEnvironmentVariable("FMAEDGE_REDUCED_EVERY") ?? "1", CultureInfo.InvariantCulture);
         var files = Directory.EnumerateFiles(TestPaths.DatasetVal, "*.*", SearchOption.AllDirectories).Order(StringComparer.Ordinal)
             .Where((_, i) => i % every == 0).ToList();
         var levels = c.Model.Tree.Depth;
