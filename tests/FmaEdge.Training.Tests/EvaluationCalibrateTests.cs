@@ -90,10 +90,8 @@ public sealed class EvaluationCalibrateTests(EvaluationFixture fixture) : IClass
     [Fact]
     public void CalibrateCommandRun_InPlace_ReplacesTheFileAtomicallyAndLeavesNoTempFiles()
     {
-        var dir = Path.Combine(fixture.Folder.Path, $"inplace-{Guid.NewGuid():N}");
-        Directory.CreateDirectory(dir);
-        var model = Path.Combine(dir, "model.onnx");
-        File.Copy(fixture.ModelPath, model);
+        var model = ModelInItsOwnFolder("inplace");
+        var dir = Path.GetDirectoryName(model)!;
         var output = new StringWriter();
         var error = new StringWriter();
 
@@ -103,8 +101,46 @@ public sealed class EvaluationCalibrateTests(EvaluationFixture fixture) : IClass
         Assert.Equal(["model.onnx"], Directory.GetFiles(dir).Select(Path.GetFileName));
         var written = ModelContract.Load(model);
         Assert.Equal(0.99, written.Manifest.Decoding.TargetPrecision);
-        Assert.All(written.Manifest.Decoding.Thresholds, t => Assert.InRange(t, 0.0, 1.0));
+        Assert.All(written.Manifest.Decoding.Thresholds, t => Assert.True(t is >= 0 and <= 1 or DecodingSpec.NeverAnswer, $"threshold {t}"));
         Assert.Contains("threshold", output.ToString(), StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void CalibrateCommandRun_TrainingTreeWithFractionAndReport_FitsOnTheTrainersCalibrationPartAndRewritesTheReport()
+    {
+        var model = ModelInItsOwnFolder("rundir");
+        var dir = Path.GetDirectoryName(model)!;
+        File.WriteAllText(Path.Combine(dir, "history.json"), """{"epochs": [], "note": "from the run"}""");
+        var output = new StringWriter();
+        var error = new StringWriter();
+
+        var code = CalibrateCommand.Run(model, TestPaths.DatasetTrain, output: output, error: error, calibFraction: 0.15, reportData: TestPaths.DatasetVal);
+
+        Assert.True(code == EvalCommand.Ok, error.ToString());
+        // The same images `fma-train train --data TRAIN --calib-fraction 0.15` sets aside.
+        var (_, _, calib) = new FmaEdge.Training.Data.DatasetSource { DataDir = TestPaths.DatasetTrain, CalibFraction = 0.15 }.LoadWithCalibration();
+        var report = System.Text.Json.Nodes.JsonNode.Parse(File.ReadAllText(Path.Combine(dir, "report.json")))!;
+        Assert.Equal(calib.Images.Count, report["calibration"]!["images"]!.GetValue<int>());
+        Assert.False(report["calibration"]!["fitted_on_report_images"]!.GetValue<bool>());
+        Assert.Equal(Directory.EnumerateFiles(TestPaths.DatasetVal, "*.*", SearchOption.AllDirectories).Count(), report["images"]!.GetValue<int>());
+        Assert.Equal("from the run", report["history"]!["note"]!.GetValue<string>());
+        Assert.Equal(ModelContract.Load(model).Manifest.Decoding.Thresholds, report["decoding"]!["thresholds"]!.AsArray().Select(t => t!.GetValue<double>()));
+        Assert.True(File.Exists(Path.Combine(dir, "report.html")));
+        Assert.Contains("report images (not used to fit)", output.ToString(), StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void CalibrateCommandRun_FractionOutOfRange_FailsAndLeavesModelAlone()
+    {
+        var model = fixture.CopyModel();
+        var bytes = File.ReadAllBytes(model);
+        var error = new StringWriter();
+
+        var code = CalibrateCommand.Run(model, TestPaths.DatasetTrain, output: new StringWriter(), error: error, calibFraction: 1);
+
+        Assert.Equal(EvalCommand.Failed, code);
+        Assert.Contains("--calib-fraction 1 is outside [0, 1)", error.ToString(), StringComparison.Ordinal);
+        Assert.Equal(bytes, File.ReadAllBytes(model));
     }
 
     [Fact]
@@ -119,6 +155,16 @@ public sealed class EvaluationCalibrateTests(EvaluationFixture fixture) : IClass
         Assert.Equal(EvalCommand.Failed, code);
         Assert.Contains("target precision", error.ToString(), StringComparison.Ordinal);
         Assert.Equal(bytes, File.ReadAllBytes(model));
+    }
+
+    /// <summary>A copy of the fixture's model as FOLDER/model.onnx in a new folder of its own (a run folder).</summary>
+    private string ModelInItsOwnFolder(string prefix)
+    {
+        var dir = Path.Combine(fixture.Folder.Path, $"{prefix}-{Guid.NewGuid():N}");
+        Directory.CreateDirectory(dir);
+        var model = Path.Combine(dir, "model.onnx");
+        File.Copy(fixture.ModelPath, model);
+        return model;
     }
 
     [Fact]

@@ -32,7 +32,7 @@ public static class ModelCommand
                 console.Ansi.MarkupLine($"[green]valid[/]   {Markup.Escape(f.FullName)}");
                 console.Ansi.MarkupLine(Markup.Escape(string.Create(inv,
                     $"        id {m.Manifest.Model.Id} {m.Manifest.Model.Version}, sha256 {m.ShortHash}, opset {m.Opset}, input {m.Manifest.Input.Width}x{m.Manifest.Input.Height}, " +
-                    $"levels {string.Join(" / ", m.Tree.Levels.Select(l => $"{l.Name} ({l.Count})"))}, thresholds [{string.Join(", ", m.Manifest.Decoding.Thresholds)}]")));
+                    $"levels {string.Join(" / ", m.Tree.Levels.Select(l => $"{l.Name} ({l.Count})"))}, thresholds [{string.Join(", ", m.Manifest.Decoding.Thresholds.Select(DecodingSpec.FormatThreshold))}]")));
             }
             else
             {

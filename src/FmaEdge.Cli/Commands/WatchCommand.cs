@@ -115,7 +115,7 @@ public static class WatchCommand
             var path = string.Join(" > ", nodes.Select(n => $"{n?["label"]} ({(double?)n?["confidence"] ?? 0:P0})"));
             var coarse = doc["coarse"];
             var depth = (int?)coarse?["depth"] ?? 0;
-            var coarseText = depth == nodes.Count ? "full answer" : depth == 0 ? "not sure at any level" : $"sure up to level {depth}: {coarse?["label"]}";
+            var coarseText = depth == nodes.Count ? "full answer" : depth == 0 ? "no level passes its bar" : $"sure up to level {depth}: {coarse?["label"]}";
             var flags = ((bool?)doc["historical"] ?? false ? " [historical]" : "") + ((bool?)doc["duplicate"] ?? false ? " [duplicate]" : "");
             var latency = (double?)doc["latency_ms"]?["total"] ?? 0;
             return string.Create(inv, $"{doc["source"]} #{doc["seq"]} {doc["image"]?["id"]}: {path} | {coarseText} | {latency:0} ms{flags}");

@@ -312,9 +312,9 @@ public static class ModelContract
 
         for (var i = 0; i < d.Thresholds.Count; i++)
         {
-            if (!(d.Thresholds[i] >= 0 && d.Thresholds[i] <= 1))
+            if (!(d.Thresholds[i] >= 0 && double.IsFinite(d.Thresholds[i])))
             {
-                v.Add($"decoding.thresholds[{i}] = {d.Thresholds[i]} is outside 0..1");
+                v.Add($"decoding.thresholds[{i}] = {d.Thresholds[i]} is not a number >= 0 (0..1, or above 1 to never answer at that level)");
             }
         }
 

@@ -140,8 +140,18 @@ public sealed record DecodingSpec
     /// <summary>Softmax temperature per level (1 = uncalibrated).</summary>
     public List<double> Temperatures { get; init; } = [];
 
-    /// <summary>Per-level confidence bar for the coarse answer, 0..1 (0 = always answer at that level).</summary>
+    /// <summary>Per-level confidence bar for the coarse answer: 0..1 (0 = always answer at that level), or
+    /// <see cref="NeverAnswer"/> (any value above 1) for a level that never answers.</summary>
     public List<double> Thresholds { get; init; } = [];
+
+    /// <summary>The threshold of a level that never answers. Confidences are at most 1, so 1 itself still passes
+    /// confidences that round to exactly 1.0 in float32; any value above 1 passes none. The calibrator writes this
+    /// one when no threshold of a level can be certified.</summary>
+    public const double NeverAnswer = 2.0;
+
+    /// <summary>A threshold as people read it: "never" above 1, else four decimals.</summary>
+    public static string FormatThreshold(double threshold) =>
+        threshold > 1 ? "never" : threshold.ToString("0.0000", System.Globalization.CultureInfo.InvariantCulture);
 
     /// <summary>Precision the thresholds were calibrated for, or null when uncalibrated.</summary>
     public double? TargetPrecision { get; init; }

@@ -300,7 +300,7 @@ public sealed class ModelContractTests : IDisposable
 
     public static TheoryData<string, string[]> ManifestCases => new()
     {
-        { "thresholds-out-of-range", ["decoding.thresholds[0] = -0.1 is outside 0..1", "decoding.thresholds[1] = 1.5 is outside 0..1"] },
+        { "thresholds-out-of-range", ["decoding.thresholds[0] = -0.1 is not a number >= 0 (0..1, or above 1 to never answer at that level)", "decoding.thresholds[1] = -1.5 is not a number >= 0 (0..1, or above 1 to never answer at that level)"] },
         { "bad-temperatures", ["decoding.temperatures[0] = 0 must be a positive number", "decoding.temperatures[1] = -1 must be a positive number"] },
         { "list-lengths", ["decoding.thresholds has 3 values for 2 levels", "decoding.temperatures has 1 values for 2 levels"] },
         { "resize", ["preprocess.resize 'squash' is not one of stretch, letterbox, center-crop"] },
@@ -332,7 +332,7 @@ public sealed class ModelContractTests : IDisposable
             "several-at-once",
             [
                 "preprocess.resize 'squash' is not one of stretch, letterbox, center-crop",
-                "decoding.thresholds[1] = 2 is outside 0..1",
+                "decoding.thresholds[1] = -2 is not a number >= 0 (0..1, or above 1 to never answer at that level)",
                 "decoding.temperatures[0] = 0 must be a positive number",
                 "decoding.temperatures has 1 values for 2 levels",
             ]
@@ -341,7 +341,7 @@ public sealed class ModelContractTests : IDisposable
 
     private static ModelManifest Change(string name, ModelManifest m) => name switch
     {
-        "thresholds-out-of-range" => m with { Decoding = m.Decoding with { Thresholds = [-0.1, 1.5] } },
+        "thresholds-out-of-range" => m with { Decoding = m.Decoding with { Thresholds = [-0.1, -1.5] } },
         "bad-temperatures" => m with { Decoding = m.Decoding with { Temperatures = [0, -1] } },
         "list-lengths" => m with { Decoding = m.Decoding with { Thresholds = [0.1, 0.2, 0.3], Temperatures = [1] } },
         "resize" => m with { Preprocess = m.Preprocess with { Resize = "squash" } },
@@ -372,7 +372,7 @@ public sealed class ModelContractTests : IDisposable
         "several-at-once" => m with
         {
             Preprocess = m.Preprocess with { Resize = "squash" },
-            Decoding = m.Decoding with { Thresholds = [0.5, 2], Temperatures = [0] },
+            Decoding = m.Decoding with { Thresholds = [0.5, -2], Temperatures = [0] },
         },
         _ => throw new ArgumentException(name),
     };
@@ -479,7 +479,7 @@ public sealed class ModelContractTests : IDisposable
         model.Graph.Input[0] = OnnxTestModels.Tensor("image", OnnxTestModels.Float, 8, 3, 16, 16);
         ModelContract.WriteManifest(model, GoodManifest() with
         {
-            Decoding = GoodManifest().Decoding with { Thresholds = [1.2, 0.5], Temperatures = [1, 0] },
+            Decoding = GoodManifest().Decoding with { Thresholds = [-1.2, 0.5], Temperatures = [1, 0] },
             Preprocess = GoodManifest().Preprocess with { Resize = "fit" },
         });
 
@@ -489,7 +489,7 @@ public sealed class ModelContractTests : IDisposable
         [
             "opset 11 is below the minimum 17",
             "preprocess.resize 'fit' is not one of stretch, letterbox, center-crop",
-            "decoding.thresholds[0] = 1.2 is outside 0..1",
+            "decoding.thresholds[0] = -1.2 is not a number >= 0 (0..1, or above 1 to never answer at that level)",
             "decoding.temperatures[1] = 0 must be a positive number",
             "input batch dimension is fixed at 8; it must be dynamic",
         ], report.Violations);

@@ -107,11 +107,11 @@ public sealed class ModelHotSwapTests
         await using var d = await DaemonHarness.StartAsync(tmp.Path);
         var serving = d.Models.Current!.Classifier.Model.Sha256;
 
-        // A real ONNX protobuf that breaks the contract: the manifest's thresholds are out of range.
+        // A real ONNX protobuf that breaks the contract: a negative threshold in the manifest.
         var bytes = TestModels.CreateBytes(seed: 5);
         var model = Onnx.ModelProto.Parser.ParseFrom(bytes);
         var manifest = FmaEdge.Core.Contract.ModelManifest.FromJson(model.MetadataProps.Single(p => p.Key == "fmaedge.manifest").Value);
-        FmaEdge.Core.Contract.ModelContract.WriteManifest(model, manifest with { Decoding = manifest.Decoding with { Thresholds = [0.5, 1.5, 0.2] } });
+        FmaEdge.Core.Contract.ModelContract.WriteManifest(model, manifest with { Decoding = manifest.Decoding with { Thresholds = [0.5, -0.5, 0.2] } });
         await File.WriteAllBytesAsync(Path.Combine(d.ModelsDir, "bad-thresholds.onnx"), Google.Protobuf.MessageExtensions.ToByteArray(model));
 
         await DaemonHarness.WaitUntilAsync(() => d.Models.LastRejection is not null, "the rejection");

@@ -25,7 +25,7 @@ public sealed class BadModelDropFixture : IAsyncLifetime
         new("truncated-onnx", "truncated.onnx", "validate", "not an ONNX model"),
         new("missing-metadata", "no-metadata.onnx", "validate", "fmaedge.format_version' is missing"),
         new("broken-tree", "broken-tree.onnx", "validate", "taxonomy:"),
-        new("thresholds-out-of-range", "bad-thresholds.onnx", "validate", "thresholds[1] = 1.5 is outside 0..1"),
+        new("thresholds-out-of-range", "bad-thresholds.onnx", "validate", "thresholds[1] = -0.5 is not a number >= 0"),
         new("declared-output-shape-wrong", "wrong-classes.onnx", "validate", "has 5 classes but level"),
         new("declared-input-size-wrong", "wrong-input.onnx", "validate", "does not match the manifest size"),
         new("graph-computes-other-shape", "lying-shape.onnx", "load", "expected"),
@@ -109,7 +109,7 @@ public sealed class BadModelDropFixture : IAsyncLifetime
             tree["levels"]![1]!["classes"]![0]!["parent"] = "no-such-parent";
             return man with { Taxonomy = tree };
         });
-        b["bad-thresholds.onnx"] = WithManifest(valid, man => man with { Decoding = man.Decoding with { Thresholds = [0.5, 1.5, 0.2] } });
+        b["bad-thresholds.onnx"] = WithManifest(valid, man => man with { Decoding = man.Decoding with { Thresholds = [0.5, -0.5, 0.2] } });
 
         m = Parse(valid);
         m.Graph.Output[1].Type.TensorType.Shape.Dim[1].DimValue = 5;

@@ -120,29 +120,32 @@ public sealed class CalibrationTests
     }
 
     [Fact]
-    public void FitThresholds_LevelThatNeverReachesTarget_ThresholdOneAndNoAnswers()
+    public void FitThresholds_LevelThatNeverReachesTarget_NeverAnswersAndNoAnswers()
     {
         var conf = new List<double[]> { new[] { 0.7 }, new[] { 0.6 } };
         var right = new List<bool[]> { new[] { false }, new[] { true } };
 
         var fit = ThresholdCalibrator.Fit(conf, right, 1, 0.99, confidence: 0);
 
-        Assert.Equal([1.0], fit.Thresholds);
+        Assert.Equal([DecodingSpec.NeverAnswer], fit.Thresholds);
         Assert.Equal(0.0, fit.Coverage);
         Assert.True(fit.ReachedTarget[0]);
     }
 
     [Fact]
-    public void FitThresholds_WrongAnswersTiedAtOne_ThresholdOneAndFlagged()
+    public void FitThresholds_WrongAnswersTiedAtOne_LevelNeverAnswersNotEvenTheTies()
     {
+        // Confidences of exactly 1.0 (float32 rounding of a very sharp softmax) would pass a threshold of 1.
         var conf = new List<double[]> { new[] { 1.0 }, new[] { 1.0 }, new[] { 0.9 } };
         var right = new List<bool[]> { new[] { true }, new[] { false }, new[] { true } };
 
         var fit = ThresholdCalibrator.Fit(conf, right, 1, 0.99, confidence: 0);
 
-        Assert.Equal([1.0], fit.Thresholds);
-        Assert.Equal([2], fit.AcceptedByLevel);
-        Assert.False(fit.ReachedTarget[0]);
+        Assert.Equal([DecodingSpec.NeverAnswer], fit.Thresholds);
+        Assert.Equal([0], fit.AcceptedByLevel);
+        Assert.True(fit.ReachedTarget[0]);
+        Assert.Equal(0, HierarchicalDecoder.CoarseDepth([1.0], fit.Thresholds));
+        Assert.Equal(1, HierarchicalDecoder.CoarseDepth([1.0], [1.0]));
     }
 
     [Fact]
@@ -196,13 +199,14 @@ public sealed class CalibrationTests
             }
 
             Assert.Equal(fit.AcceptedByLevel, answered);
-            Assert.All(fit.Thresholds, th => Assert.InRange(th, 0.0, 1.0));
+            Assert.All(fit.Thresholds, th => Assert.True(th is >= 0 and <= 1 or DecodingSpec.NeverAnswer, $"threshold {th}"));
             for (var l = 0; l < depth; l++)
             {
-                Assert.True(answered[l] == 0 || (double)good[l] / answered[l] >= target || !fit.ReachedTarget[l]);
+                Assert.True(fit.ReachedTarget[l]);
+                Assert.True(answered[l] == 0 || (double)good[l] / answered[l] >= target);
             }
 
-            if (fit.ReachedTarget.All(x => x) && answered.Sum() > 0)
+            if (answered.Sum() > 0)
             {
                 Assert.True((double)good.Sum() / answered.Sum() >= target);
             }

@@ -1,4 +1,6 @@
 using CsCheck;
+using FmaEdge.Core.Contract;
+using FmaEdge.Core.Decoding;
 using FmaEdge.Evaluation.Calibration;
 
 namespace FmaEdge.Evaluation.Tests.Calibration;
@@ -97,9 +99,9 @@ public sealed class GuaranteeTests
                 var point = ThresholdCalibrator.Fit(remaining.Select(i => new[] { conf[i][level] }).ToList(),
                     remaining.Select(i => new[] { right[i][level] }).ToList(), 1, target, confidence: 0);
                 Assert.True(certified.Thresholds[l] >= point.Thresholds[0], $"level {l}: certified {certified.Thresholds[l]} < point {point.Thresholds[0]}");
-                if (certified.Thresholds[l] < 1.0)
+                if (certified.Thresholds[l] <= 1.0)
                 {
-                    // A certified level (threshold 1.0 only keeps images tied at confidence 1.0, which nothing can refuse).
+                    // A certified level (the others never answer): its answers reach the target on these images too.
                     Assert.True(certified.ReachedTarget[l], $"level {l} below target on the calibration images");
                     Assert.True(certified.PrecisionLowerBoundByLevel[l] >= target - 1e-9, $"level {l}: lower bound {certified.PrecisionLowerBoundByLevel[l]} < {target}");
                 }
@@ -118,9 +120,25 @@ public sealed class GuaranteeTests
         var fit = ThresholdCalibrator.Fit(conf, right, 1, 0.99, confidence: 0.9);
         var point = ThresholdCalibrator.Fit(conf, right, 1, 0.99, confidence: 0);
 
-        Assert.Equal(1.0, fit.Thresholds[0]);
+        Assert.Equal(DecodingSpec.NeverAnswer, fit.Thresholds[0]);
         Assert.Equal(0, fit.AcceptedByLevel[0]);
         Assert.Equal(200, point.AcceptedByLevel[0]);
+    }
+
+    [Fact]
+    public void Fit_TooFewImagesAllAtConfidenceOne_NeverAnswersThoseEither()
+    {
+        // The shipped model's level 1 before this rule: 224 calibration images left for it, all right, all with
+        // confidence 1.0 (temperature 0.05). Even alone (one level, 1 - 0.1) 99 % needs 230 error-free answers; the old
+        // threshold 1 let those ties pass uncertified.
+        var conf = Enumerable.Range(0, 224).Select(_ => new[] { 1.0 }).ToList();
+        var right = conf.Select(_ => new[] { true }).ToList();
+
+        var fit = ThresholdCalibrator.Fit(conf, right, 1, 0.99, confidence: 0.9);
+
+        Assert.Equal(DecodingSpec.NeverAnswer, fit.Thresholds[0]);
+        Assert.Equal(0, fit.AcceptedByLevel[0]);
+        Assert.All(conf, c => Assert.Equal(0, HierarchicalDecoder.CoarseDepth(c, fit.Thresholds)));
     }
 
     /// <summary>Confidences in 0..1 per image and level, right with probability close to the confidence.</summary>

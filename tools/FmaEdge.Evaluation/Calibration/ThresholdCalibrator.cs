@@ -1,3 +1,4 @@
+using FmaEdge.Core.Contract;
 using FmaEdge.Core.Taxonomy;
 using FmaEdge.Evaluation.Metrics;
 using MathNet.Numerics.Distributions;
@@ -5,14 +6,15 @@ using MathNet.Numerics.Distributions;
 namespace FmaEdge.Evaluation.Calibration;
 
 /// <summary>Per-level coarse-answer thresholds and what they achieve on the calibration set. Immutable.</summary>
-/// <param name="Thresholds">[level] threshold in 0..1; 1.0 means "do not answer at this level".</param>
+/// <param name="Thresholds">[level] threshold in 0..1, or <see cref="DecodingSpec.NeverAnswer"/> for a level that does not answer.</param>
 /// <param name="TargetPrecision">The precision the thresholds were chosen for.</param>
 /// <param name="Confidence">The confidence of the guarantee (see <see cref="ThresholdCalibrator"/>); 0 for the
 /// point estimate, which promises nothing beyond the calibration images.</param>
 /// <param name="AcceptedByLevel">[level] calibration images answered at exactly that level.</param>
 /// <param name="CorrectByLevel">[level] of those, the ones whose answer is right.</param>
-/// <param name="ReachedTarget">[level] false only when a level could not reach the target and images tied at
-/// confidence 1.0 are still answered there (threshold 1.0 cannot exclude them).</param>
+/// <param name="ReachedTarget">[level] whether that level's answers on the calibration images reach the target
+/// (true for a level with no answers). Always true for a fit of <see cref="ThresholdCalibrator"/>; false can only
+/// come from thresholds chosen elsewhere.</param>
 public sealed record ThresholdFit(IReadOnlyList<double> Thresholds, double TargetPrecision, double Confidence, IReadOnlyList<int> AcceptedByLevel,
     IReadOnlyList<int> CorrectByLevel, IReadOnlyList<bool> ReachedTarget, int Images)
 {
@@ -54,9 +56,9 @@ public sealed record ThresholdFit(IReadOnlyList<double> Thresholds, double Targe
 /// exchangeable with the calibration images. With confidence 0 (the point estimate), t_l is the lowest candidate
 /// whose accepted set merely reaches the target on the calibration images; precision is not monotone in t, so
 /// all candidates are scanned.</para>
-/// <para>A level with no certified candidate gets t = 1.0: it never answers, except for images whose confidence is
-/// exactly 1.0 (ties at the top, which no threshold in 0..1 can exclude); <see cref="ThresholdFit.ReachedTarget"/>
-/// reports when such ties make a level miss the target.</para>
+/// <para>A level with no certified candidate gets <see cref="DecodingSpec.NeverAnswer"/> (above 1): it never answers.
+/// A threshold of 1 would not do: float32 confidences that round to exactly 1.0 pass it (a model whose top level is
+/// always right on the calibration images fits a temperature near 0 there, and most of its confidences are 1.0).</para>
 /// </remarks>
 public static class ThresholdCalibrator
 {
@@ -146,7 +148,7 @@ public static class ThresholdCalibrator
                 }
             }
 
-            thresholds[l] = Math.Clamp(best ?? 1.0, 0.0, 1.0);
+            thresholds[l] = best is { } t ? Math.Clamp(t, 0.0, 1.0) : DecodingSpec.NeverAnswer;
             var taken = remaining.Where(i => nodeConfidence[i][level] >= thresholds[level]).ToList();
             accepted[l] = taken.Count;
             correct[l] = taken.Count(i => nodeCorrect[i][level]);

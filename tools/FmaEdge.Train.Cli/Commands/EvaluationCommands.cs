@@ -52,14 +52,22 @@ internal static class EvaluationCommands
         var target = TargetOption();
         var confidence = ConfidenceOption();
         var output = new Option<string?>("--out") { Description = "Write the calibrated model here (default: rewrite --model in place, atomically)" };
+        var fraction = new Option<double>("--calib-fraction")
+        {
+            Description = "--data is the training tree: calibrate on the share of every leaf that `fma-train train --calib-fraction` set aside from it (the same files)",
+        };
+        var report = new Option<string?>("--report")
+        {
+            Description = "Also evaluate the calibrated model on these labelled images (folder tree or CSV; not the calibration images) and write report.json and report.html beside it, with history.json from there",
+        };
         var batch = BatchOption();
         var providers = ProvidersOption();
         var cmd = new Command("calibrate", "Fit per-level temperatures and coarse-answer thresholds on held-out data and store them in the model file.")
         {
-            model, data, target, confidence, output, batch, providers,
+            model, data, fraction, report, target, confidence, output, batch, providers,
         };
         cmd.SetAction((r, ct) => Task.FromResult(CalibrateCommand.Run(r.GetValue(model)!, r.GetValue(data)!, r.GetValue(target), r.GetValue(confidence), r.GetValue(output),
-            r.GetValue(batch), Split(r.GetValue(providers)!), cancellationToken: ct)));
+            r.GetValue(batch), Split(r.GetValue(providers)!), r.GetValue(fraction), r.GetValue(report), cancellationToken: ct)));
         return cmd;
     }
 

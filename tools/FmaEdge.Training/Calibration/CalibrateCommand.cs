@@ -2,21 +2,29 @@ using System.Globalization;
 using FmaEdge.Core.Contract;
 using FmaEdge.Core.Taxonomy;
 using FmaEdge.Evaluation.Calibration;
+using FmaEdge.Evaluation.Datasets;
 using FmaEdge.Inference;
+using FmaEdge.Training.Data;
 using FmaEdge.Training.Evaluation;
+using FmaEdge.Training.Reporting;
 using FmaEdge.Vision;
 
 namespace FmaEdge.Training.Calibration;
 
-/// <summary>The handler of <c>fma-train calibrate --model FILE.onnx --data VALDIR|CSV [--target-precision 0.99] [--confidence 0.9]
-/// [--out FILE.onnx] [--batch N] [--providers cpu,cuda,...]</c>. Returns the process exit code. Stateless.</summary>
+/// <summary>The handler of <c>fma-train calibrate --model FILE.onnx --data VALDIR|CSV [--calib-fraction F] [--report DIR|CSV]
+/// [--target-precision 0.99] [--confidence 0.9] [--out FILE.onnx] [--batch N] [--providers cpu,cuda,...]</c>. Returns the
+/// process exit code. Stateless.</summary>
 public static class CalibrateCommand
 {
     /// <summary>Calibrates and writes the model (in place unless <paramref name="outPath"/> is given), printing
     /// the temperatures, thresholds and the coverage reached.</summary>
+    /// <param name="calibFraction">When above 0, <paramref name="dataPath"/> is a training tree and the calibration images
+    /// are the part `fma-train train --calib-fraction` set aside from it (the same files: same stratified split and seed).</param>
+    /// <param name="reportData">Also evaluate the calibrated model on these images (not used to fit) and write report.json
+    /// and report.html beside the written model, with the run's history.json when it is there, as the trainer does.</param>
     public static int Run(string modelPath, string dataPath, double targetPrecision = ThresholdCalibrator.DefaultTargetPrecision,
-        double confidence = ThresholdCalibrator.DefaultConfidence, string? outPath = null, int batchSize = 32, IReadOnlyList<string>? providers = null, TextWriter? output = null, TextWriter? error = null,
-        CancellationToken cancellationToken = default)
+        double confidence = ThresholdCalibrator.DefaultConfidence, string? outPath = null, int batchSize = 32, IReadOnlyList<string>? providers = null,
+        double calibFraction = 0, string? reportData = null, TextWriter? output = null, TextWriter? error = null, CancellationToken cancellationToken = default)
     {
         output ??= Console.Out;
         error ??= Console.Error;
@@ -34,9 +42,25 @@ public static class CalibrateCommand
                     Progress = new ConsoleProgress(output, "calibrate"),
                 },
             };
-            var run = ModelCalibrator.Calibrate(modelPath, dataPath, options, cancellationToken);
+            if (calibFraction is < 0 or >= 1)
+            {
+                throw new ArgumentException($"--calib-fraction {calibFraction} is outside [0, 1)");
+            }
+
+            var run = calibFraction > 0
+                ? ModelCalibrator.Calibrate(modelPath, CalibrationPart(modelPath, dataPath, calibFraction), options, cancellationToken)
+                : ModelCalibrator.Calibrate(modelPath, dataPath, options, cancellationToken);
             PrintSummary(run, output);
             output.WriteLine($"wrote {run.Written.Path} ({run.Written.ShortHash})");
+            if (reportData is not null)
+            {
+                var shown = ModelEvaluator.Evaluate(run.Written.Path, reportData, options.Evaluation, cancellationToken);
+                var files = ReportWriter.Write(Path.GetDirectoryName(run.Written.Path)!, shown, run.Fit, fittedOnReportImages: false);
+                var c = shown.Metrics.Coarse;
+                output.WriteLine(string.Create(CultureInfo.InvariantCulture,
+                    $"on {shown.Images.Count} report images (not used to fit): coarse answers for {c.Answered} at precision {c.Precision * 100:0.00}%; wrote {files.Json} and {files.Html}"));
+            }
+
             return EvalCommand.Ok;
         }
         catch (Exception e) when (EvalCommand.IsInputError(e))
@@ -44,6 +68,14 @@ public static class CalibrateCommand
             error.WriteLine($"fma-train calibrate: {e.Message}");
             return EvalCommand.Failed;
         }
+    }
+
+    /// <summary>The calibration part of a training tree, as `fma-train train --calib-fraction` sets it aside.</summary>
+    private static LabeledDataset CalibrationPart(string modelPath, string trainDir, double fraction)
+    {
+        var tree = ModelContract.Load(modelPath).Tree;
+        var all = ModelEvaluator.LoadData(trainDir, tree);
+        return DatasetSource.SplitStratified(all, fraction, DatasetSource.CalibrationSplitSeed).Val;
     }
 
     /// <summary>Per level: temperature, NLL before/after, threshold, answers and their precision.</summary>
@@ -63,10 +95,10 @@ public static class CalibrateCommand
             var t = fit.Temperatures[l];
             var p = fit.Thresholds.PrecisionByLevel[l];
             var precision = p is null ? "-" : (p.Value * 100).ToString("0.00", CultureInfo.InvariantCulture) + "%";
-            var missed = fit.Thresholds.ReachedTarget[l] ? "" : "  (target missed: ties at confidence 1.0)";
+            var missed = fit.Thresholds.ReachedTarget[l] ? "" : "  (target missed)";
             var bound = fit.Thresholds.PrecisionLowerBoundByLevel[l] is { } b ? (b * 100).ToString("0.00", CultureInfo.InvariantCulture) + "%" : "-";
             output.WriteLine(string.Create(CultureInfo.InvariantCulture,
-                $"{tree.Levels[l].Name,-22} T={t.Temperature,6:F3} NLL {t.NllBefore:F4}->{t.NllAfter:F4}  threshold {fit.Thresholds.Thresholds[l]:F4}  answers {fit.Thresholds.AcceptedByLevel[l],5} precision {precision} (lower bound {bound}){missed}"));
+                $"{tree.Levels[l].Name,-22} T={t.Temperature,6:F3} NLL {t.NllBefore:F4}->{t.NllAfter:F4}  threshold {DecodingSpec.FormatThreshold(fit.Thresholds.Thresholds[l])}  answers {fit.Thresholds.AcceptedByLevel[l],5} precision {precision} (lower bound {bound}){missed}"));
         }
 
         output.WriteLine(string.Create(CultureInfo.InvariantCulture,

@@ -2,6 +2,7 @@ using System.Globalization;
 using System.Text;
 using System.Text.Json;
 using System.Text.Json.Nodes;
+using FmaEdge.Core.Contract;
 using FmaEdge.Evaluation.Calibration;
 using FmaEdge.Evaluation.Metrics;
 using FmaEdge.Training.Evaluation;
@@ -214,7 +215,7 @@ public static class ReportWriter
         for (var l = 0; l < m.Levels.Count; l++)
         {
             var temp = temps is not null && l < temps.Count ? F(temps[l]!.GetValue<double>(), "0.000") : "1";
-            var thr = l < c.Thresholds.Count ? F(c.Thresholds[l], "0.0000") : "–";
+            var thr = l < c.Thresholds.Count ? DecodingSpec.FormatThreshold(c.Thresholds[l]) : "–";
             var cov = l < c.CoverageByLevel.Count ? c.CoverageByLevel[l] : 0;
             var exact = l + 1 < c.AnswersByDepth.Count ? c.AnswersByDepth[l + 1] : 0;
             var prec = l < c.PrecisionByDepth.Count && c.PrecisionByDepth[l] is { } p ? Pct(p) : "–";

@@ -1,4 +1,5 @@
 using System.Globalization;
+using FmaEdge.Core.Contract;
 using FmaEdge.Evaluation.Calibration;
 using FmaEdge.Training.Export;
 using FmaEdge.Training.Progress;
@@ -25,7 +26,7 @@ public static class PostTraining
             reporter.Info($"calibrating on {calib.Images.Count} calibration images (target precision {targetPrecision:P1}, confidence {confidence:P0}); report on {result.Val.Images.Count} validation images");
             var (run, report, written) = RunReport.CalibrateAndWrite(result.RunDir, export.Path, calib, result.Val, targetPrecision, confidence, null, ct);
             reporter.Info("calibrated: temperatures [" + string.Join(", ", run.Fit.Decoding.Temperatures.Select(t => t.ToString("F2", inv))) +
-                "], thresholds [" + string.Join(", ", run.Fit.Decoding.Thresholds.Select(t => t.ToString("F4", inv))) +
+                "], thresholds [" + string.Join(", ", run.Fit.Decoding.Thresholds.Select(DecodingSpec.FormatThreshold)) +
                 $"]; on validation (not used to fit them): coarse coverage {report.Metrics.Coarse.Answered / (double)Math.Max(1, report.Images.Count):P1} at precision {report.Metrics.Coarse.Precision:P2}");
             reporter.Info($"report: {written.Html}");
             return;
@@ -42,7 +43,7 @@ public static class PostTraining
         var (calibration, files) = RunReport.CalibrateAndWrite(result.RunDir, export.Path, result.Val, targetPrecision, confidence, null, ct);
         var fit = calibration.Fit;
         reporter.Info("calibrated: temperatures [" + string.Join(", ", fit.Decoding.Temperatures.Select(t => t.ToString("F2", inv))) +
-            "], thresholds [" + string.Join(", ", fit.Decoding.Thresholds.Select(t => t.ToString("F4", inv))) +
+            "], thresholds [" + string.Join(", ", fit.Decoding.Thresholds.Select(DecodingSpec.FormatThreshold)) +
             $"], coarse coverage {fit.Thresholds.Coverage:P1} at precision {fit.Thresholds.Precision:P2} on val");
         reporter.Info($"report: {files.Html}");
     }
