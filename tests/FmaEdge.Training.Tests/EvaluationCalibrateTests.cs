@@ -130,6 +130,21 @@ public sealed class EvaluationCalibrateTests(EvaluationFixture fixture) : IClass
     }
 
     [Fact]
+    public void CalibrateCommandRun_MissingReportFolder_FailsBeforeRewritingTheModel()
+    {
+        var model = fixture.CopyModel();
+        var bytes = File.ReadAllBytes(model);
+        var error = new StringWriter();
+
+        var code = CalibrateCommand.Run(model, TestPaths.DatasetVal, output: new StringWriter(), error: error,
+            reportData: Path.Combine(fixture.Folder.Path, "no-such-folder"));
+
+        Assert.Equal(EvalCommand.Failed, code);
+        Assert.Contains("no-such-folder", error.ToString(), StringComparison.Ordinal);
+        Assert.Equal(bytes, File.ReadAllBytes(model));
+    }
+
+    [Fact]
     public void CalibrateCommandRun_FractionOutOfRange_FailsAndLeavesModelAlone()
     {
         var model = fixture.CopyModel();

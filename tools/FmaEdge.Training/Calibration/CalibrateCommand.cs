@@ -47,14 +47,16 @@ public static class CalibrateCommand
                 throw new ArgumentException($"--calib-fraction {calibFraction} is outside [0, 1)");
             }
 
+            // The report's images are read first, so that a bad --report path fails before the model is rewritten.
+            var report = reportData is null ? null : ModelEvaluator.LoadData(reportData, ModelContract.Load(modelPath).Tree);
             var run = calibFraction > 0
                 ? ModelCalibrator.Calibrate(modelPath, CalibrationPart(modelPath, dataPath, calibFraction), options, cancellationToken)
                 : ModelCalibrator.Calibrate(modelPath, dataPath, options, cancellationToken);
             PrintSummary(run, output);
             output.WriteLine($"wrote {run.Written.Path} ({run.Written.ShortHash})");
-            if (reportData is not null)
+            if (report is not null)
             {
-                var shown = ModelEvaluator.Evaluate(run.Written.Path, reportData, options.Evaluation, cancellationToken);
+                var shown = ModelEvaluator.Evaluate(run.Written.Path, report, options.Evaluation, cancellationToken);
                 var files = ReportWriter.Write(Path.GetDirectoryName(run.Written.Path)!, shown, run.Fit, fittedOnReportImages: false);
                 var c = shown.Metrics.Coarse;
                 output.WriteLine(string.Create(CultureInfo.InvariantCulture,
