@@ -171,10 +171,10 @@ public sealed class PipelineBenchmark : IAsyncDisposable
     /// run on a background thread after a delay), at most <see cref="JitSettleDeadline"/>.</summary>
     private static async Task WaitForJitToSettleAsync(CancellationToken ct)
     {
-        var deadline = Stopwatch.GetTimestamp() + (long)(JitSettleDeadline.TotalSeconds * Stopwatch.Frequency);
+        var start = Stopwatch.GetTimestamp();
         var count = System.Runtime.JitInfo.GetCompiledMethodCount();
-        var quietSince = Stopwatch.GetTimestamp();
-        while (Stopwatch.GetTimestamp() < deadline)
+        var quietSince = start;
+        while (Stopwatch.GetElapsedTime(start) < JitSettleDeadline)
         {
             await Task.Delay(100, ct);
             var now = System.Runtime.JitInfo.GetCompiledMethodCount();

@@ -1,6 +1,7 @@
 using System.Globalization;
 using System.Text.RegularExpressions;
 using FmaEdge.Cli;
+using FmaEdge.Daemon.Tests.Reliability;
 using FmaEdge.Daemon.Tests.Support;
 using FmaEdge.TestSupport;
 
@@ -19,14 +20,7 @@ public sealed class WatchCommandTests : IDisposable
     {
         await using var broker = await MosquittoBroker.StartNewAsync();
         await using var sub = await Subscriber.ConnectAsync(broker);
-        await using var daemon = await DaemonHarness.StartAsync(_tmp.Path, s =>
-        {
-            s["FmaEdge:Output:Type"] = "mqtt";
-            s.Remove("FmaEdge:Output:Path");
-            s["FmaEdge:Mqtt:Host"] = broker.Host;
-            s["FmaEdge:Mqtt:Port"] = broker.Port.ToString(CultureInfo.InvariantCulture);
-            s["FmaEdge:Mqtt:Embedded:Enabled"] = "false";
-        });
+        await using var daemon = await DaemonHarness.StartAsync(_tmp.Path, FaultRig.ViaBroker(broker.Host, broker.Port));
         var images = TestPaths.SampleImages("val"); // one per leaf: PCB answers to level 2, many steel ones get none
         using var output = new StringWriter();
         using var error = new StringWriter();

@@ -149,10 +149,11 @@ public sealed partial class IdentityContractTests : IDisposable
         var sizes = good.ToDictionary(p => Path.GetFileName(p), p => new FileInfo(p).Length);
         foreach (var r in distinct.Select(d => d.Json))
         {
-            AssertSameFields(DocExample("Result"), r, optional: ["image.width", "image.height", "latency_ms.queue", "duplicate_of"],
-                absentWhen: r.GetProperty("coarse").GetProperty("depth").GetInt32() == 0 ? ["coarse.label", "coarse.path", "coarse.confidence", .. CoarseNodeFields] : []);
             var coarse = r.GetProperty("coarse");
-            Assert.Equal(coarse.GetProperty("depth").GetInt32(), coarse.GetProperty("nodes").GetArrayLength());
+            var depth = coarse.GetProperty("depth").GetInt32();
+            AssertSameFields(DocExample("Result"), r, optional: ["image.width", "image.height", "latency_ms.queue", "duplicate_of"],
+                absentWhen: depth == 0 ? ["coarse.label", "coarse.path", "coarse.confidence", .. CoarseNodeFields] : []);
+            Assert.Equal(depth, coarse.GetProperty("nodes").GetArrayLength());
             Assert.Equal(sizes[r.GetProperty("image").GetProperty("id").GetString()!], r.GetProperty("image").GetProperty("bytes").GetInt64());
             Assert.Equal(model.Manifest.Model.Version, r.GetProperty("model").GetProperty("version").GetString());
             Assert.Equal(model.Sha256, r.GetProperty("model").GetProperty("sha256").GetString());
@@ -236,11 +237,11 @@ public sealed partial class IdentityContractTests : IDisposable
         return json.RootElement.Clone();
     }
 
-    /// <summary>The real payload has every field of the docs example and no other, except the listed optional ones;
-    /// <paramref name="absentWhen"/> lists documented fields this payload may leave out.</summary>
     /// <summary>The fields of coarse.nodes[] (docs/mqtt.md): none at depth 0, where the array is empty.</summary>
     private static readonly string[] CoarseNodeFields = [.. new[] { "level", "name", "index", "label", "path", "confidence" }.Select(f => $"coarse.nodes[].{f}")];
 
+    /// <summary>The real payload has every field of the docs example and no other, except the listed optional ones;
+    /// <paramref name="absentWhen"/> lists documented fields this payload may leave out.</summary>
     private static void AssertSameFields(JsonElement documented, JsonElement real, string[] optional, string[] absentWhen)
     {
         var want = Paths(documented).ToHashSet();

@@ -47,10 +47,11 @@ public static class CalibrateCommand
                 throw new ArgumentException($"--calib-fraction {calibFraction} is outside [0, 1)");
             }
 
-            // The report's images are read first, so that a bad --report path fails before the model is rewritten.
-            var report = reportData is null ? null : ModelEvaluator.LoadData(reportData, ModelContract.Load(modelPath).Tree);
+            // The images are read first, so that a bad --data or --report path fails before the model is rewritten.
+            var tree = calibFraction > 0 || reportData is not null ? ModelContract.Load(modelPath).Tree : null;
+            var report = reportData is null ? null : ModelEvaluator.LoadData(reportData, tree!);
             var run = calibFraction > 0
-                ? ModelCalibrator.Calibrate(modelPath, CalibrationPart(modelPath, dataPath, calibFraction), options, cancellationToken)
+                ? ModelCalibrator.Calibrate(modelPath, CalibrationPart(ModelEvaluator.LoadData(dataPath, tree!), calibFraction), options, cancellationToken)
                 : ModelCalibrator.Calibrate(modelPath, dataPath, options, cancellationToken);
             PrintSummary(run, output);
             output.WriteLine($"wrote {run.Written.Path} ({run.Written.ShortHash})");
@@ -72,13 +73,9 @@ public static class CalibrateCommand
         }
     }
 
-    /// <summary>The calibration part of a training tree, as `fma-train train --calib-fraction` sets it aside.</summary>
-    private static LabeledDataset CalibrationPart(string modelPath, string trainDir, double fraction)
-    {
-        var tree = ModelContract.Load(modelPath).Tree;
-        var all = ModelEvaluator.LoadData(trainDir, tree);
-        return DatasetSource.SplitStratified(all, fraction, DatasetSource.CalibrationSplitSeed).Val;
-    }
+    /// <summary>The calibration part of a training set, as `fma-train train --calib-fraction` sets it aside.</summary>
+    private static LabeledDataset CalibrationPart(LabeledDataset training, double fraction) =>
+        DatasetSource.SplitStratified(training, fraction, DatasetSource.CalibrationSplitSeed).Val;
 
     /// <summary>Per level: temperature, NLL before/after, threshold, answers and their precision.</summary>
     public static void PrintSummary(CalibrationRun run, TextWriter output)
