@@ -18,7 +18,7 @@
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 BIN=${FMA_EDGE:-$ROOT/artifacts/bin/fma-edge}
-MODEL="$ROOT/models/defects-convnext_atto-112.onnx"
+MODEL="$ROOT/models/defects-convnext_atto-128.onnx"
 N=${LAT_RESULTS:-100}
 WARMUP=${LAT_WARMUP:-10}
 FPS=${LAT_FPS:-10}
@@ -56,7 +56,7 @@ cat > "$OUT/fma-edge.json" <<JSON
   }
 }
 JSON
-say "fma-edge run: fake GigE camera at $FPS fps -> CPU (atto@112) -> embedded broker on $PORT"
+say "fma-edge run: fake GigE camera at $FPS fps -> CPU (atto@128) -> embedded broker on $PORT"
 "$BIN" run --config "$OUT/fma-edge.json" >"$OUT/daemon.log" 2>&1 &
 DAEMON=$!
 for _ in $(seq 1 600); do (echo >"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null && break; sleep 0.1; done

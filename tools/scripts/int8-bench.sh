@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # int8 against fp32, measured by fma-edge bench in one session: ./build.sh int8-bench [RUNS] (default 2).
-# Quantizes ConvNeXt-T@224 (the bench model, tools/scripts/bench-model.sh) and the shipped atto@112 with fma-train quantize
+# Quantizes ConvNeXt-T@224 (the bench model, tools/scripts/bench-model.sh) and the shipped atto@128 with fma-train quantize
 # (activation ranges on 256 training images; uint8 activations, which ONNX Runtime's x86 CPU provider fuses completely,
 # and, for atto, the int8-symmetric file TensorRT takes), prints their accuracy against the float model on val, then
 # benches float and int8 alternately RUNS times each and prints best-ceiling and pipeline images/s with the ratio.
@@ -16,7 +16,7 @@ TRAIN="$ROOT/artifacts/bin/fma-train"
 [ -d "$DATA/val" ] || { echo "int8-bench: no dataset at $DATA (set FMAEDGE_DATASET)" >&2; exit 1; }
 mkdir -p "$OUT"
 TINY=$("$ROOT/tools/scripts/bench-model.sh")
-ATTO="$ROOT/models/defects-convnext_atto-112.onnx"
+ATTO="$ROOT/models/defects-convnext_atto-128.onnx"
 quantize() { # float-model out activations [--val DIR]
   local model=$1 out=$2 act=$3; shift 3
   [ -f "$out" ] && return 0
@@ -44,7 +44,7 @@ def load(name, r):
     return j["best_ceiling"]["images_per_second"], j["pipeline"]["images_per_second"]
 print("| model | run | fp32 best ceiling | int8 best ceiling | ratio | fp32 pipeline | int8 pipeline | ratio |")
 print("|---|---|---|---|---|---|---|---|")
-for model, pairs in (("ConvNeXt-T@224", [("tiny-fp32", "tiny-uint8")]), ("atto@112", [("atto-fp32", "atto-uint8"), ("atto-fp32", "atto-int8")])):
+for model, pairs in (("ConvNeXt-T@224", [("tiny-fp32", "tiny-uint8")]), ("atto@128", [("atto-fp32", "atto-uint8"), ("atto-fp32", "atto-int8")])):
     for f, q in pairs:
         for r in range(1, runs + 1):
             (fc, fp), (qc, qp) = load(f, r), load(q, r)

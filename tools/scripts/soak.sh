@@ -20,7 +20,7 @@
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 BIN=${FMA_EDGE:-$ROOT/artifacts/bin/fma-edge}
-MODEL="$ROOT/models/defects-convnext_atto-112.onnx"
+MODEL="$ROOT/models/defects-convnext_atto-128.onnx"
 N=${SOAK_IMAGES:-20000}
 BOUNCES=${SOAK_BOUNCES:-4}
 OUTAGE=${SOAK_OUTAGE:-4}

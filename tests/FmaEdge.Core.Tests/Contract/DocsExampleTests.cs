@@ -33,14 +33,14 @@ public sealed partial class DocsExampleTests : IDisposable
         {
             Model = new ModelInfo
             {
-                Id = "defects-convnext_atto-112",
+                Id = "defects-convnext_atto-128",
                 Version = "1.0.0",
                 CreatedUtc = "2026-11-26T22:00:00Z",
                 Architecture = "convnext_atto",
                 Head = "independent",
                 Loss = "cross-entropy",
             },
-            Input = new InputSpec { Height = 112, Width = 112 },
+            Input = new InputSpec { Height = 128, Width = 128 },
             Training = new JsonObject
             {
                 ["data"] = new JsonObject { ["train_images"] = data.Images.Count, ["leaves"] = data.Tree.Leaves.Count },

@@ -169,7 +169,7 @@ public sealed partial class IdentityContractTests : IDisposable
         AssertSameFields(DocExample("Model"), retainedModel, optional: [], absentWhen: []);
         Assert.Equal(model.Manifest.Input.Width, retainedModel.GetProperty("input_width").GetInt32());
         Assert.Equal(model.Manifest.Input.Height, retainedModel.GetProperty("input_height").GetInt32());
-        Assert.Equal(112, retainedModel.GetProperty("input_width").GetInt32());
+        Assert.Equal(128, retainedModel.GetProperty("input_width").GetInt32());
         Assert.Equal(model.Manifest.Decoding.TopK, retainedModel.GetProperty("top_k").GetInt32());
         Assert.True(retainedModel.GetProperty("top_k").GetInt32() > 0);
         Assert.Equal(model.Tree.Depth, retainedModel.GetProperty("temperatures").GetArrayLength());

@@ -19,7 +19,7 @@ public static class Samples
 
     public static IReadOnlyList<string> Images => LazyImages.Value;
 
-    public static readonly ModelRef Model = new("defects-convnext_atto-112", "1", new string('a', 64), "CPU");
+    public static readonly ModelRef Model = new("defects-convnext_atto-128", "1", new string('a', 64), "CPU");
 
     /// <summary>A prediction decoded by the real decoder (thresholds 0.5 so coarse answers vary).</summary>
     public static HierarchicalPrediction Prediction(int seed)
