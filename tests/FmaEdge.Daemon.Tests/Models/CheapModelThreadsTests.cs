@@ -57,6 +57,15 @@ public sealed class CheapModelThreadsTests
         Assert.All(a.Levels.Zip(b.Levels), p => Assert.Equal(p.First.Confidence, p.Second.Confidence, 4));
     }
 
+    [Fact]
+    public void ConfigurationDoc_StatesTheLimitTheLoaderUses()
+    {
+        var doc = File.ReadAllText(Path.Combine(TestPaths.RepoRoot, "docs", "configuration.md"));
+        var row = Assert.Single(doc.Split('\n'), l => l.StartsWith("| `Inference:IntraOpThreads`", StringComparison.Ordinal));
+
+        Assert.Contains(FormattableString.Invariant($"a model that costs under {OnnxClassifierLoader.CheapModelCoreMs} core-ms per image"), row, StringComparison.Ordinal);
+    }
+
     private sealed class LogCapture : ILoggerProvider
     {
         public ConcurrentQueue<(int Id, string Message)> Entries { get; } = new();
