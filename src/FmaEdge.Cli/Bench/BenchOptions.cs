@@ -10,8 +10,8 @@ public sealed class BenchOptions
     /// <summary>Folder of real images (any depth) copied, with distinct bytes, into the watched folder.</summary>
     public string Images { get; set; } = "";
 
-    /// <summary>ONNX Runtime intra-op threads for the same-settings ceiling and the daemon (0 = the daemon's default, one
-    /// per core the process may use).</summary>
+    /// <summary>ONNX Runtime intra-op threads for the same-settings ceiling and the daemon (0 = the daemon's default: one
+    /// per batch on the CPU provider, one per core the process may use on the others).</summary>
     public int Threads { get; set; }
 
     /// <summary>The one execution provider benchmarked, for the ceiling and the daemon: "cpu" (default), "cuda" or
@@ -19,8 +19,12 @@ public sealed class BenchOptions
     /// MaxBatch); a provider that cannot load fails the ceiling, which stops the run (nothing is measured on the CPU under its name).</summary>
     public string Provider { get; set; } = "cpu";
 
-    /// <summary><see cref="Threads"/> as the daemon resolves it.</summary>
-    public int EffectiveThreads => Threads > 0 ? Threads : Environment.ProcessorCount;
+    /// <summary><see cref="Threads"/> as the daemon resolves it (without a <c>--set Inference:...</c> override).</summary>
+    public int EffectiveThreads => Threads > 0 ? Threads : Provider == "cpu" ? 1 : Environment.ProcessorCount;
+
+    /// <summary>Batches the daemon runs at once with <see cref="EffectiveThreads"/> (its default rule: cores / threads on
+    /// the CPU provider, one on the others).</summary>
+    public int EffectiveConcurrent => Provider == "cpu" ? Math.Max(1, Environment.ProcessorCount / EffectiveThreads) : 1;
 
     /// <summary>"png" or "jpeg": the pipeline runs on 2448x2048 (5-megapixel) images of that format made from the real
     /// images instead of the images themselves; null uses the images as they are.</summary>

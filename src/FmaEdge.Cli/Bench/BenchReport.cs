@@ -46,7 +46,8 @@ public sealed record BenchSettings(string Provider, int IntraOpThreads, int MaxB
 /// <summary>The bare ONNX Runtime loop: pre-made input tensors, no decoding.</summary>
 /// <param name="Threads">Intra-op threads.</param>
 /// <param name="Cores">Average cores busy during the timed runs; <paramref name="CpuMsPerImage"/> is CPU time per image.</param>
-public sealed record CeilingResult(int Threads, int Batch, int Runs, double Seconds, double ImagesPerSecond, StageStats BatchMs, double Cores, double CpuMsPerImage);
+public sealed record CeilingResult(int Threads, int Batch, int Runs, double Seconds, double ImagesPerSecond, StageStats BatchMs, double Cores, double CpuMsPerImage,
+    int Concurrent = 1);
 
 /// <summary>Folder -> pipeline -> MQTT throughput and per-stage latency.</summary>
 /// <param name="Seconds">From the first file renamed into the watched folder to the last result received from the broker.</param>

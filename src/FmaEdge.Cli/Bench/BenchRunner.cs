@@ -38,10 +38,11 @@ public static class BenchRunner
         var loadBefore = LoadAverage();
         var m = model.Manifest;
         var threads = options.EffectiveThreads;
-        progress?.Invoke($"ceiling: bare ONNX Runtime loop, {threads} thread(s), batch {options.MaxBatch}, {options.CeilingSeconds:0.#} s");
-        var ceiling = await CeilingBenchmark.RunAsync(model, options.Provider, threads, options.MaxBatch, options.CeilingSeconds, ct);
+        var concurrent = options.EffectiveConcurrent;
+        progress?.Invoke($"ceiling: bare ONNX Runtime loop, {(concurrent > 1 ? $"{concurrent} runs at once x " : "")}{threads} thread(s), batch {options.MaxBatch}, {options.CeilingSeconds:0.#} s");
+        var ceiling = await CeilingBenchmark.RunAsync(model, options.Provider, threads, options.MaxBatch, options.CeilingSeconds, ct, concurrent);
         progress?.Invoke("ceiling: batch 1");
-        var ceiling1 = await CeilingBenchmark.RunAsync(model, options.Provider, threads, 1, Math.Max(options.CeilingSeconds / 2, 0.1), ct);
+        var ceiling1 = await CeilingBenchmark.RunAsync(model, options.Provider, threads, 1, Math.Max(options.CeilingSeconds / 2, 0.1), ct, concurrent);
         var search = await CeilingBenchmark.SearchAsync(model, options.Provider, options.MaxBatch, options.SearchSeconds, progress, ct);
         var best = search.MaxBy(c => c.ImagesPerSecond)!;
         IReadOnlyList<PreprocessResult> pre = [];
@@ -80,9 +81,9 @@ public static class BenchRunner
             // The machine may be shared: the ceiling is measured again right after the pipeline run (the daemon idle)
             // and the ratio uses the mean of both, so a load change in between moves both sides alike.
             progress?.Invoke("ceiling again, right after the pipeline run");
-            ceilingAfter = await CeilingBenchmark.RunAsync(model, options.Provider, threads, options.MaxBatch, options.CeilingSeconds, ct);
-            progress?.Invoke($"best ceiling again ({best.Threads} thread(s), batch {best.Batch})");
-            bestAfter = await CeilingBenchmark.RunAsync(model, options.Provider, best.Threads, best.Batch, options.CeilingSeconds, ct);
+            ceilingAfter = await CeilingBenchmark.RunAsync(model, options.Provider, threads, options.MaxBatch, options.CeilingSeconds, ct, concurrent);
+            progress?.Invoke($"best ceiling again ({Shape(best)})");
+            bestAfter = await CeilingBenchmark.RunAsync(model, options.Provider, best.Threads, best.Batch, options.CeilingSeconds, ct, best.Concurrent);
             pipeline = pipeline with
             {
                 Ratio = pipeline.ImagesPerSecond / ((ceiling.ImagesPerSecond + ceilingAfter.ImagesPerSecond) / 2),
@@ -132,6 +133,10 @@ public static class BenchRunner
             Swap = swap,
         };
     }
+
+    /// <summary>"2 runs at once x 1 thread(s), batch 8", or "2 thread(s), batch 8".</summary>
+    public static string Shape(CeilingResult c) =>
+        (c.Concurrent > 1 ? $"{c.Concurrent} runs at once x " : "") + $"{c.Threads} thread(s), batch {c.Batch}";
 
     /// <summary>Distinct real images made camera-sized for <c>--large</c> (copies of them are tagged, as always).</summary>
     private const int LargeImageCount = 32;

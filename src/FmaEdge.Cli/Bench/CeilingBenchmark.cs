@@ -13,26 +13,47 @@ namespace FmaEdge.Cli.Bench;
 public static class CeilingBenchmark
 {
     /// <summary>Runs batches of <paramref name="batch"/> on <paramref name="provider"/> with <paramref name="threads"/>
-    /// intra-op threads (>= 1) for about <paramref name="seconds"/> after two warm-up runs (at least three timed runs).</summary>
-    public static Task<CeilingResult> RunAsync(ValidatedModel model, string provider, int threads, int batch, double seconds, CancellationToken ct) =>
-        InferenceThreads.RunAsync("ceiling", () => Run(model, provider, threads, batch, seconds, ct));
+    /// intra-op threads (>= 1) for about <paramref name="seconds"/> after two warm-up runs (at least three timed runs),
+    /// <paramref name="concurrent"/> runs at once on the one session (each on its own normal-priority thread, as the
+    /// daemon's inference workers do).</summary>
+    public static Task<CeilingResult> RunAsync(ValidatedModel model, string provider, int threads, int batch, double seconds, CancellationToken ct,
+        int concurrent = 1) =>
+        InferenceThreads.RunAsync("ceiling", () => Run(model, provider, threads, batch, seconds, concurrent, ct));
 
     /// <summary>Every thread count from 1 to the cores this process may use, each at batch 1, 2, 4, ... up to
-    /// <paramref name="maxBatch"/> (and <paramref name="maxBatch"/> itself), <paramref name="seconds"/> each.</summary>
+    /// <paramref name="maxBatch"/> (and <paramref name="maxBatch"/> itself), <paramref name="seconds"/> each; a thread
+    /// count that leaves cores over is also run with cores / threads runs at once (what the daemon does by default).</summary>
     public static async Task<IReadOnlyList<CeilingResult>> SearchAsync(ValidatedModel model, string provider, int maxBatch, double seconds,
         Action<string>? progress, CancellationToken ct)
     {
         var results = new List<CeilingResult>();
-        foreach (var threads in Enumerable.Range(1, Environment.ProcessorCount))
+        foreach (var (threads, concurrent) in SearchShapes(Environment.ProcessorCount))
         {
             foreach (var batch in SearchBatches(maxBatch))
             {
-                progress?.Invoke($"best-ceiling search: {threads} thread(s), batch {batch}");
-                results.Add(await RunAsync(model, provider, threads, batch, seconds, ct));
+                progress?.Invoke($"best-ceiling search: {(concurrent > 1 ? $"{concurrent} runs at once x " : "")}{threads} thread(s), batch {batch}");
+                results.Add(await RunAsync(model, provider, threads, batch, seconds, ct, concurrent));
             }
         }
 
         return results;
+    }
+
+    /// <summary>(intra-op threads, runs at once) searched on <paramref name="cores"/> cores: every thread count alone,
+    /// and with cores / threads runs at once where that is more than one.</summary>
+    public static IReadOnlyList<(int Threads, int Concurrent)> SearchShapes(int cores)
+    {
+        var list = new List<(int, int)>();
+        for (var t = 1; t <= cores; t++)
+        {
+            list.Add((t, 1));
+            if (cores / t > 1)
+            {
+                list.Add((t, cores / t));
+            }
+        }
+
+        return list;
     }
 
     /// <summary>1, 2, 4, ... below <paramref name="maxBatch"/>, then <paramref name="maxBatch"/>.</summary>
@@ -48,9 +69,10 @@ public static class CeilingBenchmark
         return list;
     }
 
-    private static CeilingResult Run(ValidatedModel model, string provider, int threads, int batch, double seconds, CancellationToken ct)
+    private static CeilingResult Run(ValidatedModel model, string provider, int threads, int batch, double seconds, int concurrent, CancellationToken ct)
     {
         ArgumentOutOfRangeException.ThrowIfLessThan(threads, 1);
+        ArgumentOutOfRangeException.ThrowIfLessThan(concurrent, 1);
         var input = model.Manifest.Input;
         var len = 3 * input.Height * input.Width;
         using var so = new SessionOptions
@@ -78,24 +100,44 @@ public static class CeilingBenchmark
             using var _ = session.Run(runOptions, inputs, [tensor], outputs);
         }
 
-        var times = new List<double>();
-        var cpu0 = ThreadCpu.Take();
-        var total = Stopwatch.StartNew();
-        while (times.Count < 3 || total.Elapsed.TotalSeconds < seconds)
+        List<double> Loop(Stopwatch total)
         {
-            ct.ThrowIfCancellationRequested();
-            var t = Stopwatch.GetTimestamp();
-            using (session.Run(runOptions, inputs, [tensor], outputs))
+            // Each concurrent run has its own RunOptions (kept alive for the whole loop) and reads the shared input.
+            using var own = new RunOptions();
+            var times = new List<double>();
+            while (times.Count < 3 || total.Elapsed.TotalSeconds < seconds)
             {
+                ct.ThrowIfCancellationRequested();
+                var t = Stopwatch.GetTimestamp();
+                using (session.Run(own, inputs, [tensor], outputs))
+                {
+                }
+
+                times.Add(Stopwatch.GetElapsedTime(t).TotalMilliseconds);
             }
 
-            times.Add(Stopwatch.GetElapsedTime(t).TotalMilliseconds);
+            return times;
         }
 
-        var cpu = ThreadCpu.Take().Since(cpu0);
-        var elapsed = times.Sum() / 1000.0;
-        return new CeilingResult(threads, batch, times.Count, elapsed, times.Count * batch / elapsed, StageStats.Of(times), cpu.Cores,
-            cpu.CpuSeconds * 1000 / (times.Count * batch));
+        // The whole process's CPU time: it keeps the time of the concurrent runs' threads after they end (a per-thread
+        // snapshot would miss them). The process is otherwise idle while a ceiling runs.
+        using var self = Process.GetCurrentProcess();
+        var cpu0 = self.TotalProcessorTime;
+        var wall = Stopwatch.StartNew();
+        var others = Enumerable.Range(1, concurrent - 1).Select(i => InferenceThreads.RunAsync($"ceiling-{i}", () => Loop(wall))).ToList();
+        var all = Loop(wall);
+        foreach (var other in others)
+        {
+            all.AddRange(other.GetAwaiter().GetResult());
+        }
+
+        var wallSeconds = wall.Elapsed.TotalSeconds;
+        self.Refresh();
+        var cpuSeconds = (self.TotalProcessorTime - cpu0).TotalSeconds;
+        // One run at a time: the sum of the runs (the loop's own overhead left out). Several: the wall time they shared.
+        var elapsed = concurrent == 1 ? all.Sum() / 1000.0 : wallSeconds;
+        return new CeilingResult(threads, batch, all.Count, elapsed, all.Count * batch / elapsed, StageStats.Of(all), cpuSeconds / wallSeconds,
+            cpuSeconds * 1000 / (all.Count * batch), concurrent);
     }
 
     /// <summary>A session on <paramref name="provider"/> with the daemon's provider options (profile up to

@@ -20,9 +20,9 @@ public static class BenchCommand
         var model = new Option<string?>("--model", "-m") { Description = "Model file (default: the shipped models/defects-convnext_atto-128.onnx)" };
         var images = new Option<string?>("--images") { Description = "Folder of real PNG/JPEG images, any depth (default: the defect set's val split, else tools/demo/images)" };
         var provider = new Option<string>("--provider") { Description = "Execution provider for ceiling and daemon: cpu, cuda or tensorrt", DefaultValueFactory = _ => "cpu" };
-        var threads = new Option<int>("--threads") { Description = "ONNX Runtime intra-op threads for the daemon and its same-settings ceiling (0 = the daemon's default: one per core the process may use)" };
+        var threads = new Option<int>("--threads") { Description = "ONNX Runtime intra-op threads for the daemon and its same-settings ceiling (0 = the daemon's default: one per batch and one batch at once per core on the CPU provider)" };
         var large = new Option<string?>("--large") { Description = "png or jpeg: run the pipeline on 2448x2048 (5-megapixel) images of that format made from the real images" };
-        var searchSeconds = new Option<double>("--search-seconds") { Description = "Seconds per configuration of the best-ceiling search (threads 1..cores x batch 1, 2, 4, .., max batch)", DefaultValueFactory = _ => 3 };
+        var searchSeconds = new Option<double>("--search-seconds") { Description = "Seconds per configuration of the best-ceiling search (threads 1..cores, each alone and as cores/threads runs at once, x batch 1, 2, 4, .., max batch)", DefaultValueFactory = _ => 3 };
         var set = new Option<string[]>("--set") { Description = "Daemon configuration override KEY=VALUE (KEY under FmaEdge, e.g. Inference:OtherThreadsNice=0); repeatable", AllowMultipleArgumentsPerToken = false };
         var batch = new Option<int>("--max-batch") { Description = "The daemon's Inference:MaxBatch; the ceiling runs at this batch", DefaultValueFactory = _ => 8 };
         var ceiling = new Option<double>("--ceiling-seconds") { Description = "Length of the bare ONNX Runtime loop", DefaultValueFactory = _ => 10 };
@@ -177,20 +177,21 @@ public static class BenchCommand
             grid.AddColumn("batch " + b.ToString(inv));
         }
 
-        foreach (var t in r.CeilingSearch.Select(c => c.Threads).Distinct().Order())
+        foreach (var (t, n) in r.CeilingSearch.Select(c => (c.Threads, c.Concurrent)).Distinct())
         {
-            grid.AddRow([t.ToString(inv), .. batches.Select(b => r.CeilingSearch.FirstOrDefault(c => c.Threads == t && c.Batch == b) is { } c
+            var label = n > 1 ? $"{n} runs at once x {t}" : t.ToString(inv);
+            grid.AddRow([label, .. batches.Select(b => r.CeilingSearch.FirstOrDefault(c => c.Threads == t && c.Concurrent == n && c.Batch == b) is { } c
                 ? (c == r.BestCeiling ? $"[bold]{F(c.ImagesPerSecond)}[/]" : F(c.ImagesPerSecond)) : "-")]);
         }
 
         ansi.Write(grid);
 
         var top = new Table().Title("throughput").AddColumns("what", "images/s", "detail");
-        top.AddRow($"best ceiling: {r.BestCeiling.Threads} thread(s), batch {r.BestCeiling.Batch}", F(r.BestCeiling.ImagesPerSecond),
+        top.AddRow($"best ceiling: {BenchRunner.Shape(r.BestCeiling)}", F(r.BestCeiling.ImagesPerSecond),
             $"{r.BestCeiling.Runs} runs, {F(r.BestCeiling.BatchMs.P50)} ms per batch (p50); {F(r.BestCeiling.Cores, "F2")} cores busy, {F(r.BestCeiling.CpuMsPerImage)} CPU ms/image");
         top.AddRow("best ceiling again after the pipeline", F(r.BestCeilingAfter.ImagesPerSecond),
             $"{r.BestCeilingAfter.Runs} runs, {F(r.BestCeilingAfter.BatchMs.P50)} ms per batch (p50); {F(r.BestCeilingAfter.Cores, "F2")} cores busy");
-        top.AddRow($"same-settings ceiling: {r.Ceiling.Threads} thread(s), batch {r.Ceiling.Batch}", F(r.Ceiling.ImagesPerSecond),
+        top.AddRow($"same-settings ceiling: {BenchRunner.Shape(r.Ceiling)}", F(r.Ceiling.ImagesPerSecond),
             $"{r.Ceiling.Runs} runs, {F(r.Ceiling.BatchMs.P50)} ms per batch (p50); {F(r.Ceiling.Cores, "F2")} cores busy, {F(r.Ceiling.CpuMsPerImage)} CPU ms/image");
         top.AddRow("same-settings ceiling again after the pipeline", F(r.CeilingAfter.ImagesPerSecond),
             $"{r.CeilingAfter.Runs} runs, {F(r.CeilingAfter.BatchMs.P50)} ms per batch (p50); {F(r.CeilingAfter.Cores, "F2")} cores busy, {F(r.CeilingAfter.CpuMsPerImage)} CPU ms/image");

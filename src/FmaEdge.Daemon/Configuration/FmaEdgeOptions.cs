@@ -93,6 +93,14 @@ public sealed class InferenceSettings
     /// <summary>Largest batch of queued images run together.</summary>
     public int MaxBatch { get; set; } = 8;
 
+    /// <summary>Batches run at once on the serving model (0 = on the CPU provider, the cores this process may use divided
+    /// by the model's intra-op threads, so a one-thread model keeps every core busy; 1 on TensorRT and CUDA).</summary>
+    public int ConcurrentBatches { get; set; }
+
+    /// <summary>How long (ms) a batch that is not full may wait for images already being decoded (0 = never wait); under a
+    /// backlog this trades a few milliseconds of latency for full batches.</summary>
+    public int BatchFillMs { get; set; } = 20;
+
     /// <summary>Warm-up runs at the largest batch before a model serves (and before a swap).</summary>
     public int WarmUpRuns { get; set; } = 2;
 }

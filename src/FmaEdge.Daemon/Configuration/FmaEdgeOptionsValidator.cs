@@ -44,6 +44,8 @@ public static partial class FmaEdgeOptionsValidator
         e.Range($"{p}:Inference:InterOpThreads", inf.InterOpThreads, 0, 256);
         e.Range($"{p}:Inference:OtherThreadsNice", inf.OtherThreadsNice, 0, 19);
         e.Range($"{p}:Inference:MaxBatch", inf.MaxBatch, 1, 256);
+        e.Range($"{p}:Inference:ConcurrentBatches", inf.ConcurrentBatches, 0, 256);
+        e.Range($"{p}:Inference:BatchFillMs", inf.BatchFillMs, 0, 10_000);
         e.Range($"{p}:Inference:WarmUpRuns", inf.WarmUpRuns, 0, 100);
         e.Range($"{p}:Inference:TensorRt:WorkspaceMiB", inf.TensorRt.WorkspaceMiB, 64, 65536);
         e.Range($"{p}:Inference:TensorRt:OptBatch", inf.TensorRt.OptBatch, 1, Math.Max(1, inf.MaxBatch));

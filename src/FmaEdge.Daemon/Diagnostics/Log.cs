@@ -99,8 +99,8 @@ public static partial class Log
     [LoggerMessage(4005, LogLevel.Warning, "Models folder watch problem: {Reason}")]
     public static partial void ModelWatchError(ILogger log, string reason);
 
-    [LoggerMessage(4006, LogLevel.Information, "Model {Path}: {CoreMs:F1} core-ms per image with {Threads} intra-op threads, below {LimitMs} ms: one intra-op thread, the other cores left to decoding")]
-    public static partial void OneInferenceThread(ILogger log, string path, double coreMs, int threads, double limitMs);
+    [LoggerMessage(4006, LogLevel.Information, "Model {Path} on the CPU provider: one intra-op thread per batch, up to {ConcurrentBatches} batches at once (Inference:IntraOpThreads 0)")]
+    public static partial void OneThreadPerBatch(ILogger log, string path, int concurrentBatches);
 
     [LoggerMessage(5000, LogLevel.Information, "Status socket listening on {Path}")]
     public static partial void StatusListening(ILogger log, string path);

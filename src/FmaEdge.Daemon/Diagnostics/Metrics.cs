@@ -104,24 +104,35 @@ public sealed class LatencyRecorder
 /// <summary>Percentiles of one stage's latency in milliseconds over <see cref="Samples"/> recent images.</summary>
 public sealed record LatencySummary(long Samples, double P50Ms, double P99Ms, double MaxMs);
 
-/// <summary>Tracks whether a stage is idle, or busy and since when: the watchdog's view of a wedged pipeline. Thread-safe.</summary>
-public sealed class StageHeartbeat(string name)
+/// <summary>Tracks whether a stage is idle, or busy and since when: the watchdog's view of a wedged pipeline. A stage run
+/// by several workers at once (inference) gives each its own <c>worker</c> number; the stage is busy for as long as
+/// its longest-busy worker. Thread-safe.</summary>
+public sealed class StageHeartbeat(string name, int workers = 1)
 {
-    private long _busySince;   // Stopwatch timestamp; 0 while idle
+    private readonly long[] _busySince = new long[Math.Max(1, workers)];   // Stopwatch timestamps; 0 while idle
 
     public string Name { get; } = name;
 
-    public void Busy() => Interlocked.Exchange(ref _busySince, Stopwatch.GetTimestamp());
+    public void Busy(int worker = 0) => Interlocked.Exchange(ref _busySince[worker], Stopwatch.GetTimestamp());
 
-    public void Idle() => Interlocked.Exchange(ref _busySince, 0);
+    public void Idle(int worker = 0) => Interlocked.Exchange(ref _busySince[worker], 0);
 
-    /// <summary>How long the current item has taken; zero while idle.</summary>
+    /// <summary>How long the current item of the longest-busy worker has taken; zero while every worker is idle.</summary>
     public TimeSpan BusyFor
     {
         get
         {
-            var since = Interlocked.Read(ref _busySince);
-            return since == 0 ? TimeSpan.Zero : Stopwatch.GetElapsedTime(since);
+            var longest = TimeSpan.Zero;
+            for (var i = 0; i < _busySince.Length; i++)
+            {
+                var since = Interlocked.Read(ref _busySince[i]);
+                if (since != 0 && Stopwatch.GetElapsedTime(since) > longest)
+                {
+                    longest = Stopwatch.GetElapsedTime(since);
+                }
+            }
+
+            return longest;
         }
     }
 }

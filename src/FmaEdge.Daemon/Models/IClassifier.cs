@@ -5,8 +5,8 @@ using OpenCvSharp;
 namespace FmaEdge.Daemon.Models;
 
 /// <summary>A loaded, warmed model the pipeline can run: preprocessing plus batched inference plus decoding.
-/// <see cref="Classify"/> and <see cref="WarmUp"/> have one caller at a time (the pipeline's inference stage, or the
-/// loader before the model serves). <see cref="Preprocess"/> is thread-safe and must not depend on native inference
+/// <see cref="Classify"/> has up to <see cref="ConcurrentBatches"/> callers at once (the pipeline's inference workers);
+/// <see cref="WarmUp"/> one (the loader, before the model serves). <see cref="Preprocess"/> is thread-safe and must not depend on native inference
 /// resources: the decode stage may still preprocess one image for a model that was just swapped out and disposed
 /// (the inference stage then redoes that tensor for the new model).</summary>
 public interface IClassifier : IDisposable
@@ -29,6 +29,10 @@ public interface IClassifier : IDisposable
 
     /// <summary>Writes the model's input tensor for an 8-bit RGB image into <paramref name="destination"/>.</summary>
     void Preprocess(Mat rgb, Span<float> destination);
+
+    /// <summary>Batches the pipeline may run on this classifier at once (>= 1). ONNX Runtime sessions allow concurrent
+    /// runs: a model with one intra-op thread on a 2-core machine runs two batches at once to use both cores.</summary>
+    int ConcurrentBatches => 1;
 
     /// <summary>Runs <paramref name="count"/> images laid out back to back in <paramref name="batch"/> and decodes them.</summary>
     IReadOnlyList<HierarchicalPrediction> Classify(float[] batch, int count);

@@ -9,50 +9,54 @@ using OpenCvSharp;
 namespace FmaEdge.Daemon.Models;
 
 /// <summary>Loads models with ONNX Runtime through <see cref="OnnxClassifier"/>, mapping the daemon's inference
-/// settings (TensorRT caches under the state folder, keyed by model hash inside OnnxClassifier). Thread-safe.
-/// <paramref name="cheapModelCoreMs"/> is <see cref="CheapModelCoreMs"/> except in tests.</summary>
-public sealed class OnnxClassifierLoader(FmaEdgeOptions options, ILoggerFactory loggers, double cheapModelCoreMs = OnnxClassifierLoader.CheapModelCoreMs)
-    : IClassifierLoader
+/// settings (TensorRT caches under the state folder, keyed by model hash inside OnnxClassifier). Thread-safe.</summary>
+public sealed class OnnxClassifierLoader(FmaEdgeOptions options, ILoggerFactory loggers) : IClassifierLoader
 {
-    /// <summary>Below this CPU cost per image (core-milliseconds at every core), a model is cheaper than decoding and
-    /// preparing its images: with <c>IntraOpThreads: 0</c> it gets one intra-op thread and the decode workers keep the
-    /// other cores. Measured (docs/performance.md, issue 15): atto@112 costs 3.4 core-ms and runs 391 images/s with one
-    /// thread vs 302 with two; ConvNeXt-T@224 costs ~60 and runs 24.1 with two vs 15.8 with one. The load-time timing
-    /// is one cold batch on two threads, which reads high: 5.6 for atto@112 and above 8 (the limit until 2026-12-04)
-    /// for the shipped atto@128, so the limit sits in the middle of the gap between the two kinds of model.</summary>
-    public const double CheapModelCoreMs = 16;
-
     private readonly ILogger _log = loggers.CreateLogger("FmaEdge.Inference");
 
     /// <summary>The inference options this loader passes to ONNX Runtime.</summary>
     public InferenceOptions InferenceOptions { get; } = Map(options);
 
+    /// <summary>Loads a model. With <c>IntraOpThreads: 0</c> a session on the CPU provider gets one intra-op thread and
+    /// the pipeline runs one batch per core at once (<see cref="ConcurrentBatchesFor"/>): measured on 2 cores
+    /// (docs/performance.md), two one-thread runs beat one two-thread run by 40-50 % for atto@128 and by ~18 % for
+    /// ConvNeXt-T@224, because ONNX Runtime's threads wait for each other inside every operator.</summary>
     public IClassifier Load(string path, CancellationToken cancellationToken)
     {
         cancellationToken.ThrowIfCancellationRequested();
-        var classifier = OnnxClassifier.Load(path, InferenceOptions, _log);
-        var threads = InferenceOptions.EffectiveIntraOpThreads;
-        if (options.Inference.IntraOpThreads != 0 || threads < 2 || classifier.ExecutionProvider != ExecutionProviders.Cpu)
+        var oneThread = InferenceOptions with { IntraOpThreads = 1 };
+        var byDefault = options.Inference.IntraOpThreads == 0;
+        var cpuOnly = InferenceOptions.Providers.All(p => p == ExecutionProviders.Cpu);
+        var classifier = OnnxClassifier.Load(path, byDefault && cpuOnly ? oneThread : InferenceOptions, _log);
+        if (!byDefault || classifier.ExecutionProvider != ExecutionProviders.Cpu)
         {
-            return new OnnxClassifierAdapter(classifier);
+            return new OnnxClassifierAdapter(classifier, ConcurrentBatchesFor(classifier.ExecutionProvider, InferenceOptions.EffectiveIntraOpThreads));
         }
 
-        // Threads are fixed when a session is made: time one full batch on every core, and remake the session with one
-        // thread when the model is cheap (what decoding an image costs), so inference does not take the decoders' cores.
-        var batch = Math.Max(1, options.Inference.MaxBatch);
-        classifier.WarmUp(batch, 1);
-        var start = System.Diagnostics.Stopwatch.GetTimestamp();
-        classifier.WarmUp(batch, 2);
-        var coreMs = System.Diagnostics.Stopwatch.GetElapsedTime(start).TotalMilliseconds * threads / (2.0 * batch);
-        if (coreMs >= cheapModelCoreMs)
+        if (!cpuOnly && InferenceOptions.EffectiveIntraOpThreads != 1)
         {
-            return new OnnxClassifierAdapter(classifier);
+            // Fell back to the CPU from a GPU provider: threads are fixed when a session is made, so make it again.
+            classifier.Dispose();
+            cancellationToken.ThrowIfCancellationRequested();
+            classifier = OnnxClassifier.Load(path, oneThread, _log);
         }
 
-        Log.OneInferenceThread(_log, path, coreMs, threads, cheapModelCoreMs);
-        classifier.Dispose();
-        cancellationToken.ThrowIfCancellationRequested();
-        return new OnnxClassifierAdapter(OnnxClassifier.Load(path, InferenceOptions with { IntraOpThreads = 1 }, _log));
+        var concurrent = ConcurrentBatchesFor(ExecutionProviders.Cpu, 1);
+        Log.OneThreadPerBatch(_log, path, concurrent);
+        return new OnnxClassifierAdapter(classifier, concurrent);
+    }
+
+    /// <summary><c>Inference:ConcurrentBatches</c>, or for 0: on the CPU provider the cores this process may use divided
+    /// by the session's intra-op threads (every core busy, none oversubscribed: one-thread sessions on 2 cores run two
+    /// batches at once, a two-thread one one); on TensorRT and CUDA one (more is unmeasured on a GPU).</summary>
+    public int ConcurrentBatchesFor(string provider, int intraOpThreads)
+    {
+        if (options.Inference.ConcurrentBatches > 0)
+        {
+            return options.Inference.ConcurrentBatches;
+        }
+
+        return provider == ExecutionProviders.Cpu ? Math.Max(1, Environment.ProcessorCount / Math.Max(1, intraOpThreads)) : 1;
     }
 
     /// <summary>Daemon settings to ONNX Runtime options.</summary>
@@ -96,8 +100,10 @@ public sealed class OnnxClassifierLoader(FmaEdgeOptions options, ILoggerFactory 
     }
 
     /// <summary>Presents an <see cref="OnnxClassifier"/> as the pipeline's <see cref="IClassifier"/>.</summary>
-    private sealed class OnnxClassifierAdapter(OnnxClassifier inner) : IClassifier
+    private sealed class OnnxClassifierAdapter(OnnxClassifier inner, int concurrentBatches) : IClassifier
     {
+        public int ConcurrentBatches => concurrentBatches;
+
         public ValidatedModel Model => inner.Model;
 
         public string ExecutionProvider => inner.ExecutionProvider;

@@ -16,8 +16,8 @@ using OpenCvSharp;
 namespace FmaEdge.Daemon.Pipeline;
 
 /// <summary>Images from sources to committed results in three stages joined by bounded channels:
-/// decode + preprocess (on several workers, handed on in order) -> batched inference (its own normal-priority thread,
-/// see <see cref="InferenceThreads"/>) -> commit/publish. Arrival order is kept end to end; bounded channels keep memory
+/// decode + preprocess (on several workers, handed on in order) -> batched inference (normal-priority threads, see
+/// <see cref="InferenceThreads"/>; as many batches at once as the model allows, handed on in order) -> commit/publish. Arrival order is kept end to end; bounded channels keep memory
 /// flat (file sources wait when the input is full). Models swap only between batches. <see cref="WriteAsync"/> is thread-safe; Start and Drain are called once each by the host.</summary>
 public sealed class InferencePipeline : IImageSink, IDisposable
 {
@@ -45,6 +45,14 @@ public sealed class InferencePipeline : IImageSink, IDisposable
     private long _abandoned;
     private long _batches;
     private long _batchedImages;
+    private long _decoded;                           // images the decode stage has handed to inference
+
+    // Inference workers (see InferWorker): one at a time gathers a batch; _order guards the run and hand-on counters.
+    private readonly Lock _batchTurn = new();
+    private readonly object _order = new();
+    private int _running;                            // batches taken and not yet handed on
+    private long _nextTicket;                        // the ticket of the next batch taken
+    private long _nextToHandOn;                      // the ticket whose items go to the publish stage next
     private readonly System.Collections.Concurrent.ConcurrentDictionary<string, long> _failedByReason = new(StringComparer.Ordinal);
 
     public InferencePipeline(FmaEdgeOptions options, ModelManager models, IResultSink sink, ILogger<InferencePipeline> log,
@@ -57,6 +65,7 @@ public sealed class InferencePipeline : IImageSink, IDisposable
         _time = time ?? TimeProvider.System;
         _node = options.EffectiveNodeName;
         _limits = new DecodeLimits { MaxBytes = options.Pipeline.MaxImageBytes };
+        Heartbeats = [new("decode"), new("infer", InferWorkers), new("publish")];
         var p = options.Pipeline;
         _input = Channel.CreateBounded<ImageWork>(new BoundedChannelOptions(p.InputCapacity) { SingleReader = true, FullMode = BoundedChannelFullMode.Wait });
         _toInfer = Channel.CreateBounded<Item>(new BoundedChannelOptions(p.InferCapacity) { SingleReader = true, SingleWriter = true });
@@ -64,7 +73,7 @@ public sealed class InferencePipeline : IImageSink, IDisposable
     }
 
     /// <summary>Per-stage heartbeats for the watchdog.</summary>
-    public StageHeartbeat[] Heartbeats { get; } = [new("decode"), new("infer"), new("publish")];
+    public StageHeartbeat[] Heartbeats { get; }
 
     public LatencyRecorder DecodeLatency { get; } = new();
     public LatencyRecorder PreprocessLatency { get; } = new();
@@ -140,27 +149,43 @@ public sealed class InferencePipeline : IImageSink, IDisposable
         _abort = new CancellationTokenSource();
         var ct = _abort.Token;
         var decode = Task.Run(() => DecodeStageAsync(ct), CancellationToken.None);
-        // Inference runs on its own normal-priority thread: ONNX Runtime's caller thread is one of its workers.
-        var inferDone = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
-        InferenceThreads.Start("stage", () =>
+        // Inference runs on its own normal-priority threads: ONNX Runtime's caller thread is one of its workers.
+        var workers = new Task[InferWorkers];
+        var live = workers.Length;
+        for (var w = 0; w < workers.Length; w++)
         {
-            try
+            var worker = w;
+            var done = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+            workers[w] = done.Task;
+            InferenceThreads.Start(worker == 0 ? "stage" : $"stage-{worker}", () =>
             {
-                InferStage(ct);
-                inferDone.SetResult();
-            }
-            catch (OperationCanceledException)
-            {
-                inferDone.SetCanceled(ct);
-            }
-            catch (Exception e)
-            {
-                inferDone.SetException(e);
-            }
-        });
+                try
+                {
+                    InferWorker(worker, ct);
+                    done.SetResult();
+                }
+                catch (OperationCanceledException)
+                {
+                    done.SetCanceled(ct);
+                }
+                catch (Exception e)
+                {
+                    done.SetException(e);
+                }
+                finally
+                {
+                    if (Interlocked.Decrement(ref live) == 0)
+                    {
+                        _toPublish.Writer.TryComplete();
+                    }
+                }
+            });
+        }
+
+        var infer = Task.WhenAll(workers);
         var publish = Task.Run(() => PublishStageAsync(ct), CancellationToken.None);
-        _stageTasks = [decode, inferDone.Task, publish];
-        _stages = Task.WhenAll(decode, inferDone.Task, publish);
+        _stageTasks = [decode, infer, publish];
+        _stages = Task.WhenAll(decode, infer, publish);
         var nice = _options.Inference.OtherThreadsNice;
         if (nice > 0)
         {
@@ -240,6 +265,7 @@ public sealed class InferencePipeline : IImageSink, IDisposable
                 var item = await next;
                 hb.Idle();
                 await _toInfer.Writer.WriteAsync(item, ct);
+                Interlocked.Increment(ref _decoded);
                 slots.Release();
             }
 
@@ -394,21 +420,52 @@ public sealed class InferencePipeline : IImageSink, IDisposable
         item.PreprocessMs += Stopwatch.GetElapsedTime(t).TotalMilliseconds;
     }
 
-    private void InferStage(CancellationToken ct)
+    /// <summary>Inference workers started: <c>Inference:ConcurrentBatches</c>, or one per core the process may use; how
+    /// many of them run a batch at once is the serving classifier's <see cref="IClassifier.ConcurrentBatches"/>.</summary>
+    private int InferWorkers => _options.Inference.ConcurrentBatches > 0 ? _options.Inference.ConcurrentBatches : Math.Max(1, Environment.ProcessorCount);
+
+    /// <summary>One inference worker. Workers take turns to gather a batch (in arrival order, numbered by a ticket), run
+    /// it at the same time as each other, and hand their items on in ticket order: a batch that finishes first waits
+    /// for the one before it, so results keep the arrival order.</summary>
+    private void InferWorker(int worker, CancellationToken ct)
     {
         var hb = Heartbeats[1];
         var max = _options.Inference.MaxBatch;
         var batch = new List<Item>(max);
         float[] buffer = [];
+        while (TakeBatch(batch, max, ct) is var (slot, ticket))
+        {
+            hb.Busy(worker);
+            try
+            {
+                Infer(batch, slot, ref buffer);
+            }
+            finally
+            {
+                HandOn(batch, ticket, ct);
+                hb.Idle(worker);
+            }
+        }
+    }
+
+    /// <summary>Waits for work (swapping in a warmed model while idle), then for a free run slot, then gathers up to
+    /// <paramref name="max"/> images; null once the input is finished. One worker at a time.</summary>
+    private (ModelSlot Slot, long Ticket)? TakeBatch(List<Item> batch, int max, CancellationToken ct)
+    {
+        batch.Clear();
         var reader = _toInfer.Reader;
-        try
+        lock (_batchTurn)
         {
             while (true)
             {
                 // Wake for work, or for a warmed model waiting to be swapped in while idle.
                 var wait = reader.WaitToReadAsync(ct).AsTask();
                 Task.WaitAny([wait, _models.PendingSignal], ct);
-                SwapIfPending();
+                if (_models.PendingSignal.IsCompleted)
+                {
+                    SwapWhenIdle(ct);
+                }
+
                 if (!wait.IsCompleted)
                 {
                     continue;
@@ -416,84 +473,171 @@ public sealed class InferencePipeline : IImageSink, IDisposable
 
                 if (!wait.GetAwaiter().GetResult())
                 {
-                    break;
+                    return null;
                 }
 
-                hb.Busy();
-                batch.Clear();
-                while (batch.Count < max && reader.TryRead(out var item))
+                break;
+            }
+
+            var slot = _models.Current!;
+            lock (_order)
+            {
+                while (_running >= slot.Classifier.ConcurrentBatches)
                 {
-                    batch.Add(item);
+                    ct.ThrowIfCancellationRequested();
+                    Monitor.Wait(_order, 100);
                 }
 
-                var slot = _models.Current!;
-                var runnable = batch.Where(i => i.EarlyOutcome is null).ToList();
-                if (runnable.Count > 0)
+                _running++;
+            }
+
+            Gather(batch, max, ct);
+            lock (_order)
+            {
+                return (slot, _nextTicket++);
+            }
+        }
+    }
+
+    /// <summary>Takes what is queued, and while the batch is short and more images are already being read or decoded,
+    /// waits up to <c>Inference:BatchFillMs</c> for them: a full batch costs less per image than several small ones
+    /// (on one core the decoders only get the CPU while inference waits). A lone image, with nothing behind it, goes at once.</summary>
+    private void Gather(List<Item> batch, int max, CancellationToken ct)
+    {
+        var reader = _toInfer.Reader;
+        var deadline = Stopwatch.GetTimestamp() + (long)(_options.Inference.BatchFillMs * Stopwatch.Frequency / 1000.0);
+        while (batch.Count < max)
+        {
+            if (reader.TryRead(out var item))
+            {
+                batch.Add(item);
+                continue;
+            }
+
+            var left = Stopwatch.GetElapsedTime(Stopwatch.GetTimestamp(), deadline);
+            if (batch.Count == 0 || left <= TimeSpan.Zero || ImagesBeforeInference == 0)
+            {
+                return;
+            }
+
+            var more = reader.WaitToReadAsync(ct).AsTask();
+            if (!more.Wait(left < TimeSpan.FromMilliseconds(5) ? left : TimeSpan.FromMilliseconds(5), ct) ||
+                !more.GetAwaiter().GetResult())
+            {
+                if (more.IsCompleted)
                 {
-                    var len = slot.Classifier.TensorLength;
-                    if (buffer.Length < runnable.Count * len)
-                    {
-                        buffer = new float[max * len];
-                    }
-
-                    for (var i = 0; i < runnable.Count; i++)
-                    {
-                        if (runnable[i].Generation != slot.Generation)
-                        {
-                            Preprocess(runnable[i], slot); // made for the model that was swapped out
-                        }
-
-                        runnable[i].Tensor.AsSpan(0, len).CopyTo(buffer.AsSpan(i * len, len));
-                    }
-
-                    var t = Stopwatch.GetTimestamp();
-                    try
-                    {
-                        var predictions = slot.Classifier.Classify(buffer, runnable.Count);
-                        var ms = Stopwatch.GetElapsedTime(t).TotalMilliseconds;
-                        Interlocked.Increment(ref _batches);
-                        Interlocked.Add(ref _batchedImages, runnable.Count);
-                        InferenceBatched?.Invoke(runnable.Count);
-                        for (var i = 0; i < runnable.Count; i++)
-                        {
-                            runnable[i].Prediction = predictions[i];
-                            runnable[i].InferMs = ms;
-                            runnable[i].Model = slot.Classifier;
-                        }
-                    }
-                    catch (Exception e) when (e is not OperationCanceledException)
-                    {
-                        Log.InferenceFailed(_log, runnable.Count, e.Message);
-                        foreach (var item in runnable)
-                        {
-                            item.Fail("inference-error", e.Message);
-                        }
-                    }
+                    return; // the input is finished
                 }
+            }
+        }
+    }
 
-                foreach (var item in batch)
+    /// <summary>Images accepted and not yet handed to inference (in the input queue or being decoded).</summary>
+    private long ImagesBeforeInference => Interlocked.Read(ref _accepted) - Interlocked.Read(ref _decoded);
+
+    private void Infer(List<Item> batch, ModelSlot slot, ref float[] buffer)
+    {
+        var runnable = batch.Where(i => i.EarlyOutcome is null).ToList();
+        if (runnable.Count == 0)
+        {
+            return;
+        }
+
+        var len = slot.Classifier.TensorLength;
+        if (buffer.Length < runnable.Count * len)
+        {
+            buffer = new float[_options.Inference.MaxBatch * len];
+        }
+
+        try
+        {
+            for (var i = 0; i < runnable.Count; i++)
+            {
+                if (runnable[i].Generation != slot.Generation)
                 {
-                    item.ReleaseImage();
-                    if (!_toPublish.Writer.TryWrite(item))
-                    {
-                        _toPublish.Writer.WriteAsync(item, ct).AsTask().GetAwaiter().GetResult();
-                    }
+                    Preprocess(runnable[i], slot); // made for the model that was swapped out
                 }
 
-                hb.Idle();
+                runnable[i].Tensor.AsSpan(0, len).CopyTo(buffer.AsSpan(i * len, len));
+            }
+
+            var t = Stopwatch.GetTimestamp();
+            var predictions = slot.Classifier.Classify(buffer, runnable.Count);
+            var ms = Stopwatch.GetElapsedTime(t).TotalMilliseconds;
+            Interlocked.Increment(ref _batches);
+            Interlocked.Add(ref _batchedImages, runnable.Count);
+            InferenceBatched?.Invoke(runnable.Count);
+            for (var i = 0; i < runnable.Count; i++)
+            {
+                runnable[i].Prediction = predictions[i];
+                runnable[i].InferMs = ms;
+                runnable[i].Model = slot.Classifier;
+            }
+        }
+        catch (Exception e) when (e is not OperationCanceledException)
+        {
+            // Every image of the batch is set aside with the reason; the worker goes on with the next batch.
+            Log.InferenceFailed(_log, runnable.Count, e.Message);
+            foreach (var item in runnable)
+            {
+                item.Fail("inference-error", e.Message);
+            }
+        }
+    }
+
+    /// <summary>Hands a finished batch to the publish stage once every earlier batch has been handed on, and frees its
+    /// run slot. Waits at most one batch's inference (checking for an abort every 100 ms).</summary>
+    private void HandOn(List<Item> batch, long ticket, CancellationToken ct)
+    {
+        try
+        {
+            lock (_order)
+            {
+                while (_nextToHandOn != ticket)
+                {
+                    ct.ThrowIfCancellationRequested();
+                    Monitor.Wait(_order, 100);
+                }
+            }
+
+            foreach (var item in batch)
+            {
+                item.ReleaseImage();
+                if (!_toPublish.Writer.TryWrite(item))
+                {
+                    _toPublish.Writer.WriteAsync(item, ct).AsTask().GetAwaiter().GetResult();
+                }
             }
         }
         finally
         {
-            _toPublish.Writer.TryComplete();
+            lock (_order)
+            {
+                if (_nextToHandOn == ticket)
+                {
+                    _nextToHandOn++;
+                }
+
+                _running--;
+                Monitor.PulseAll(_order);
+            }
         }
     }
 
-    private void SwapIfPending()
+    /// <summary>Swaps in a warmed model once no batch runs, so the retired classifier is disposed with nothing using it.</summary>
+    private void SwapWhenIdle(CancellationToken ct)
     {
+        lock (_order)
+        {
+            while (_running > 0)
+            {
+                ct.ThrowIfCancellationRequested();
+                Monitor.Wait(_order, 100);
+            }
+        }
+
         if (_models.TryTakePending(out var retired) is not null)
         {
-            // Only this stage runs the classifier, and the swap happens between batches: nothing uses the old one now.
             retired?.Classifier.Dispose();
         }
     }

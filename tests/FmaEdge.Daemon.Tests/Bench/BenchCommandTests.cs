@@ -47,17 +47,24 @@ public sealed class BenchCommandTests : IDisposable
         var ceiling = r.GetProperty("ceiling");
         Assert.Equal(4, ceiling.GetProperty("batch").GetInt32());
         Assert.Equal(1, ceiling.GetProperty("threads").GetInt32());
+        Assert.Equal(Environment.ProcessorCount, ceiling.GetProperty("concurrent").GetInt32()); // as the daemon runs one-thread batches
 
-        // The best-ceiling search: every thread count the process may use, at batch 1, 2 and 4 (the max batch).
+        // The best-ceiling search: every thread count the process may use, alone and (where cores are left over) as
+        // cores / threads runs at once on one session, at batch 1, 2 and 4 (the max batch).
         var search = r.GetProperty("ceiling_search").EnumerateArray()
-            .Select(c => (Threads: c.GetProperty("threads").GetInt32(), Batch: c.GetProperty("batch").GetInt32(), Ips: c.GetProperty("images_per_second").GetDouble()))
+            .Select(c => (Threads: c.GetProperty("threads").GetInt32(), Concurrent: c.GetProperty("concurrent").GetInt32(), Batch: c.GetProperty("batch").GetInt32(),
+                Ips: c.GetProperty("images_per_second").GetDouble()))
             .ToList();
-        Assert.Equal(Enumerable.Range(1, Environment.ProcessorCount).SelectMany(t => new[] { (t, 1), (t, 2), (t, 4) }), search.Select(c => (c.Threads, c.Batch)));
+        var cores = Environment.ProcessorCount;
+        var shapes = Enumerable.Range(1, cores).SelectMany(t => cores / t > 1 ? new[] { (t, 1), (t, cores / t) } : [(t, 1)]);
+        Assert.Equal(shapes.SelectMany(s => new[] { (s.Item1, s.Item2, 1), (s.Item1, s.Item2, 2), (s.Item1, s.Item2, 4) }),
+            search.Select(c => (c.Threads, c.Concurrent, c.Batch)));
         Assert.All(search, c => Assert.True(c.Ips > 0));
         var best = r.GetProperty("best_ceiling");
         Assert.Equal(search.Max(c => c.Ips), best.GetProperty("images_per_second").GetDouble());
         var bestAfter = r.GetProperty("best_ceiling_after");
         Assert.Equal(best.GetProperty("threads").GetInt32(), bestAfter.GetProperty("threads").GetInt32());
+        Assert.Equal(best.GetProperty("concurrent").GetInt32(), bestAfter.GetProperty("concurrent").GetInt32());
         Assert.Equal(best.GetProperty("batch").GetInt32(), bestAfter.GetProperty("batch").GetInt32());
         Assert.True(ceiling.GetProperty("runs").GetInt32() >= 3);
         Assert.True(ceiling.GetProperty("images_per_second").GetDouble() > 0);

@@ -1,5 +1,3 @@
-using FmaEdge.Core.Contract;
-using FmaEdge.Core.Decoding;
 using FmaEdge.Daemon.Configuration;
 using FmaEdge.Daemon.Hosting;
 using FmaEdge.Daemon.Models;
@@ -8,7 +6,6 @@ using FmaEdge.TestSupport;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting.Systemd;
 using Microsoft.Extensions.Logging;
-using OpenCvSharp;
 
 namespace FmaEdge.Daemon.Tests.Pipeline;
 
@@ -24,8 +21,12 @@ public sealed class WatchdogTests
         {
             services.AddSingleton<ISystemdNotifier>(notifier);
             services.AddSingleton(new WatchdogSettings { Interval = TimeSpan.FromMilliseconds(300) });
-            services.AddSingleton<IClassifierLoader>(sp => new GatedLoader(
-                new OnnxClassifierLoader(sp.GetRequiredService<FmaEdgeOptions>(), sp.GetRequiredService<ILoggerFactory>()), gate));
+            services.AddSingleton<IClassifierLoader>(sp => new WrappingLoader(
+                new OnnxClassifierLoader(sp.GetRequiredService<FmaEdgeOptions>(), sp.GetRequiredService<ILoggerFactory>()), classify =>
+                {
+                    gate.Wait();
+                    return classify();
+                }));
         });
 
         await DaemonHarness.WaitUntilAsync(() => notifier.Count("WATCHDOG=1") >= 3, "watchdog pings while healthy");
@@ -80,30 +81,6 @@ public sealed class WatchdogTests
             {
                 _states.Add(state.ToString());
             }
-        }
-    }
-
-    private sealed class GatedLoader(IClassifierLoader inner, ManualResetEventSlim gate) : IClassifierLoader
-    {
-        public IClassifier Load(string path, CancellationToken cancellationToken) => new Gated(inner.Load(path, cancellationToken), gate);
-    }
-
-    private sealed class Gated(IClassifier inner, ManualResetEventSlim gate) : IClassifier
-    {
-        public ValidatedModel Model => inner.Model;
-        public string ExecutionProvider => inner.ExecutionProvider;
-        public IReadOnlyList<string> ProviderNotes => inner.ProviderNotes;
-
-        public IReadOnlyList<FmaEdge.Inference.ProviderAttempt> ProviderAttempts => inner.ProviderAttempts;
-        public int TensorLength => inner.TensorLength;
-        public void Preprocess(Mat rgb, Span<float> destination) => inner.Preprocess(rgb, destination);
-        public void WarmUp(int batchSize, int runs) => inner.WarmUp(batchSize, runs);
-        public void Dispose() => inner.Dispose();
-
-        public IReadOnlyList<HierarchicalPrediction> Classify(float[] batch, int count)
-        {
-            gate.Wait();
-            return inner.Classify(batch, count);
         }
     }
 }
