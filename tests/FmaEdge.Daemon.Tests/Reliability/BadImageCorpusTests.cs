@@ -126,10 +126,9 @@ public sealed class BadImageCorpusFixture : IAsyncLifetime
                 Thread.Sleep(1);
             }
 
+            File.Delete(Path.Combine(inbox, "vanish.png")); // at once, on this thread: the window is short
             return true;
         });
-
-        File.Delete(Path.Combine(inbox, "vanish.png"));
 
         // Phase 2: the rest, all at once; one writer appends slowly without renaming.
         var growing = Task.Run(async () =>
