@@ -78,7 +78,21 @@ public static class ImageHeader
         }
     }
 
+    /// <summary>The number of colour components a JPEG's frame header declares (1 = grayscale, 3 = colour); 0 when the
+    /// data is not a JPEG or its frame header is not within <paramref name="b"/>.</summary>
+    public static int JpegComponents(ReadOnlySpan<byte> b) =>
+        b.Length >= 3 && b[0] == 0xFF && b[1] == 0xD8 && b[2] == 0xFF && FindJpegFrame(b) is var i and >= 0 ? b[i + 9] : 0;
+
     private static (Format, long, long) ReadJpeg(ReadOnlySpan<byte> b)
+    {
+        var i = FindJpegFrame(b);
+        return i < 0
+            ? (Format.Jpeg, 0, 0)
+            : (Format.Jpeg, BinaryPrimitives.ReadUInt16BigEndian(b[(i + 7)..]), BinaryPrimitives.ReadUInt16BigEndian(b[(i + 5)..]));
+    }
+
+    /// <summary>The offset of the JPEG's frame header (SOFn marker: length, precision, height, width, components), or -1.</summary>
+    private static int FindJpegFrame(ReadOnlySpan<byte> b)
     {
         var i = 2;
         while (i + 9 < b.Length)
@@ -100,13 +114,13 @@ public static class ImageHeader
             // SOF0..SOF15 except DHT (C4), JPG (C8) and DAC (CC) carry the frame size.
             if (marker is >= 0xC0 and <= 0xCF and not 0xC4 and not 0xC8 and not 0xCC)
             {
-                return (Format.Jpeg, BinaryPrimitives.ReadUInt16BigEndian(b[(i + 7)..]), BinaryPrimitives.ReadUInt16BigEndian(b[(i + 5)..]));
+                return i;
             }
 
             i += 2 + len;
         }
 
-        return (Format.Jpeg, 0, 0);
+        return -1;
     }
 
     /// <summary>A TIFF whose directory, or any strip or tile it points at, lies past the end of the data: cut off. The

@@ -3,7 +3,8 @@ using OpenCvSharp;
 
 namespace FmaEdge.Vision;
 
-/// <summary>The one preprocessing path: an 8-bit RGB image becomes the model's normalised CHW float tensor.
+/// <summary>The one preprocessing path: an 8-bit RGB (or one-channel gray) image becomes the model's normalised CHW float
+/// tensor; a gray image gives exactly the tensor of its RGB copy.
 /// The trainer (before augmentation-free evaluation and after augmentation in training) and the daemon both
 /// call this class, so what the model saw in training is what it sees on the floor. Immutable and
 /// thread-safe.</summary>
@@ -61,13 +62,22 @@ public sealed class ImagePreprocessor
     /// <summary>The spec this preprocessor applies.</summary>
     public PreprocessSpec Spec => _spec;
 
-    /// <summary>Resizes an 8-bit RGB image per the spec (stretch, letterbox or centre crop).
+    /// <summary>Resizes an 8-bit RGB or gray image per the spec (stretch, letterbox or centre crop), keeping its channels.
     /// The caller disposes the result.</summary>
     public Mat Resize(Mat rgb)
     {
-        if (rgb.Type() != MatType.CV_8UC3)
+        if (!IsSupported(rgb))
         {
-            throw new ArgumentException($"expected an 8-bit RGB image, got {rgb.Type()}", nameof(rgb));
+            throw new ArgumentException($"expected an 8-bit RGB or gray image, got {rgb.Type()}", nameof(rgb));
+        }
+
+        if (rgb.Type() == MatType.CV_8UC1 && _interp == InterpolationFlags.Cubic)
+        {
+            // OpenCV's one-channel cubic resize rounds a few pixels differently from its three-channel one; make the RGB
+            // copy first so a gray image still gets exactly the tensor the trainer made from it.
+            using var copy = new Mat();
+            Cv2.CvtColor(rgb, copy, ColorConversionCodes.GRAY2RGB);
+            return Resize(copy);
         }
 
         var dst = new Mat();
@@ -113,7 +123,7 @@ public sealed class ImagePreprocessor
             throw new ArgumentException($"destination holds {destination.Length} floats; {TensorLength} needed", nameof(destination));
         }
 
-        var sized = rgb.Cols == Width && rgb.Rows == Height && rgb.Type() == MatType.CV_8UC3 && rgb.IsContinuous() ? null : Resize(rgb);
+        var sized = rgb.Cols == Width && rgb.Rows == Height && IsSupported(rgb) && rgb.IsContinuous() ? null : Resize(rgb);
         try
         {
             Normalise(sized ?? rgb, destination);
@@ -139,20 +149,23 @@ public sealed class ImagePreprocessor
         return Preprocess(rgb);
     }
 
+    private static bool IsSupported(Mat image) => image.Type() == MatType.CV_8UC3 || image.Type() == MatType.CV_8UC1;
+
     private unsafe void Normalise(Mat sized, Span<float> dst)
     {
         var plane = Width * Height;
         var src = (byte*)sized.DataPointer;
+        var channels = sized.Channels(); // 3 (RGB) or 1 (gray: every plane from the one channel)
         for (var c = 0; c < 3; c++)
         {
             // RGB source; a BGR model takes the channels in reverse.
-            var srcChannel = _bgr ? 2 - c : c;
+            var srcChannel = channels == 1 ? 0 : _bgr ? 2 - c : c;
             var mul = _mul[c];
             var add = _add[c];
             var d = dst.Slice(c * plane, plane);
             for (var i = 0; i < plane; i++)
             {
-                d[i] = (src[(i * 3) + srcChannel] * mul) + add;
+                d[i] = (src[(i * channels) + srcChannel] * mul) + add;
             }
         }
     }

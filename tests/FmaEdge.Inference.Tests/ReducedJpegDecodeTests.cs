@@ -41,7 +41,7 @@ public sealed class ReducedJpegDecodeTests(ITestOutputHelper output)
             fullMs += System.Diagnostics.Stopwatch.GetElapsedTime(t).TotalMilliseconds;
             t = System.Diagnostics.Stopwatch.GetTimestamp();
             var reduced = ImageDecoder.DecodeRgbForModel(jpeg, input.Width, input.Height);
-            using var reducedRgb = reduced.Rgb;
+            using var reducedRgb = reduced.Pixels;
             var pr = c.Classify(c.Preprocessor.Preprocess(reducedRgb), 1)[0];
             reducedMs += System.Diagnostics.Stopwatch.GetElapsedTime(t).TotalMilliseconds;
             Assert.Equal(8, reduced.Reduction); // 2448x2048 / 8 = 306x256, still twice 112 per side

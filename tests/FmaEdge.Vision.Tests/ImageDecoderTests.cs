@@ -195,24 +195,24 @@ public sealed class ReducedJpegDecodeRuleTests
         var png = gray.ImEncode(".png");
 
         var reduced = ImageDecoder.DecodeRgbForModel(jpeg, 112, 112);
-        using (reduced.Rgb)
+        using (reduced.Pixels)
         {
             Assert.Equal(4, reduced.Reduction); // 400x300 >= 224
             Assert.Equal((1600, 1200), (reduced.Width, reduced.Height));
-            Assert.Equal((400, 300), (reduced.Rgb.Width, reduced.Rgb.Height));
-            Assert.Equal(MatType.CV_8UC3, reduced.Rgb.Type());
-            Assert.InRange(reduced.Rgb.At<Vec3b>(150, 200).Item0, 190, 210); // the circle's centre survives the DCT scaling
+            Assert.Equal((400, 300), (reduced.Pixels.Width, reduced.Pixels.Height));
+            Assert.Equal(MatType.CV_8UC3, reduced.Pixels.Type());
+            Assert.InRange(reduced.Pixels.At<Vec3b>(150, 200).Item0, 190, 210); // the circle's centre survives the DCT scaling
         }
 
         var full = ImageDecoder.DecodeRgbForModel(png, 112, 112);
-        using (full.Rgb)
+        using (full.Pixels)
         {
             Assert.Equal(1, full.Reduction);
-            Assert.Equal((1600, 1200), (full.Rgb.Width, full.Rgb.Height));
+            Assert.Equal((1600, 1200), (full.Pixels.Width, full.Pixels.Height));
         }
 
         var small = ImageDecoder.DecodeRgbForModel(jpeg, 1024, 1024);
-        using (small.Rgb)
+        using (small.Pixels)
         {
             Assert.Equal(1, small.Reduction);
             Assert.Equal((1600, 1200), (small.Width, small.Height));

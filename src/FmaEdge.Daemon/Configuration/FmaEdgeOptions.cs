@@ -97,6 +97,11 @@ public sealed class InferenceSettings
     /// by the model's intra-op threads, so a one-thread model keeps every core busy; 1 on TensorRT and CUDA).</summary>
     public int ConcurrentBatches { get; set; }
 
+    /// <summary>The most batches that can ever run at once: <see cref="ConcurrentBatches"/>, or for 0 one per core this
+    /// process may use (a one-thread CPU session's share). The pipeline starts this many inference workers; the model
+    /// in service may use fewer.</summary>
+    public int MostConcurrentBatches => ConcurrentBatches > 0 ? ConcurrentBatches : Math.Max(1, Environment.ProcessorCount);
+
     /// <summary>How long (ms) a batch that is not full may wait for images already being decoded (0 = never wait); under a
     /// backlog this trades a few milliseconds of latency for full batches.</summary>
     public int BatchFillMs { get; set; } = 20;

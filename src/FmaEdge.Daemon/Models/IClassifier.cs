@@ -27,7 +27,7 @@ public interface IClassifier : IDisposable
     /// <summary>Floats per image in the input tensor (C*H*W).</summary>
     int TensorLength { get; }
 
-    /// <summary>Writes the model's input tensor for an 8-bit RGB image into <paramref name="destination"/>.</summary>
+    /// <summary>Writes the model's input tensor for an 8-bit RGB (or one-channel gray) image into <paramref name="destination"/>.</summary>
     void Preprocess(Mat rgb, Span<float> destination);
 
     /// <summary>Batches the pipeline may run on this classifier at once (>= 1). ONNX Runtime sessions allow concurrent

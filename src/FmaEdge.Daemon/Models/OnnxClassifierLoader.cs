@@ -56,7 +56,7 @@ public sealed class OnnxClassifierLoader(FmaEdgeOptions options, ILoggerFactory 
             return options.Inference.ConcurrentBatches;
         }
 
-        return provider == ExecutionProviders.Cpu ? Math.Max(1, Environment.ProcessorCount / Math.Max(1, intraOpThreads)) : 1;
+        return provider == ExecutionProviders.Cpu ? Math.Max(1, options.Inference.MostConcurrentBatches / Math.Max(1, intraOpThreads)) : 1;
     }
 
     /// <summary>Daemon settings to ONNX Runtime options.</summary>

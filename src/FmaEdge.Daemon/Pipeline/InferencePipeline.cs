@@ -358,16 +358,17 @@ public sealed class InferencePipeline : IImageSink, IDisposable
                 }
 
                 var input = _models.Current!.Classifier.Model.Manifest.Input;
-                var decoded = ImageDecoder.Decode(bytes, _limits, _options.Pipeline.ReducedJpegDecode ? (input.Width, input.Height) : null);
-                (item.Rgb, item.Width, item.Height) = (decoded.Rgb, decoded.Width, decoded.Height);
+                // Gray images stay one channel: the preprocessor makes the same tensor from it at a third of the resize.
+                var decoded = ImageDecoder.Decode(bytes, _limits, _options.Pipeline.ReducedJpegDecode ? (input.Width, input.Height) : null, keepGray: true);
+                (item.Pixels, item.Width, item.Height) = (decoded.Pixels, decoded.Width, decoded.Height);
             }
             else
             {
                 using var frame = work.Frame ?? throw new InvalidOperationException("work item without file or frame");
                 (item.Sha256, item.Bytes) = HashFrame(frame);
                 item.FileKey = work.FrameKey ?? item.Sha256;
-                item.Rgb = ImageDecoder.ToRgb8(frame);
-                (item.Width, item.Height) = (item.Rgb.Width, item.Rgb.Height);
+                item.Pixels = ImageDecoder.ToPixels(frame, keepGray: true);
+                (item.Width, item.Height) = (item.Pixels.Width, item.Pixels.Height);
             }
 
             item.DecodeMs = Stopwatch.GetElapsedTime(t0).TotalMilliseconds;
@@ -415,14 +416,14 @@ public sealed class InferencePipeline : IImageSink, IDisposable
         }
 
         item.Tensor ??= ArrayPool<float>.Shared.Rent(len);
-        slot.Classifier.Preprocess(item.Rgb!, item.Tensor.AsSpan(0, len));
+        slot.Classifier.Preprocess(item.Pixels!, item.Tensor.AsSpan(0, len));
         item.Generation = slot.Generation;
         item.PreprocessMs += Stopwatch.GetElapsedTime(t).TotalMilliseconds;
     }
 
     /// <summary>Inference workers started: <c>Inference:ConcurrentBatches</c>, or one per core the process may use; how
     /// many of them run a batch at once is the serving classifier's <see cref="IClassifier.ConcurrentBatches"/>.</summary>
-    private int InferWorkers => _options.Inference.ConcurrentBatches > 0 ? _options.Inference.ConcurrentBatches : Math.Max(1, Environment.ProcessorCount);
+    private int InferWorkers => _options.Inference.MostConcurrentBatches;
 
     /// <summary>One inference worker. Workers take turns to gather a batch (in arrival order, numbered by a ticket), run
     /// it at the same time as each other, and hand their items on in ticket order: a batch that finishes first waits
@@ -502,6 +503,8 @@ public sealed class InferencePipeline : IImageSink, IDisposable
     /// <summary>Takes what is queued, and while the batch is short and more images are already being read or decoded,
     /// waits up to <c>Inference:BatchFillMs</c> for them: a full batch costs less per image than several small ones
     /// (on one core the decoders only get the CPU while inference waits). A lone image, with nothing behind it, goes at once.</summary>
+    private static readonly TimeSpan GatherSlice = TimeSpan.FromMilliseconds(5);
+
     private void Gather(List<Item> batch, int max, CancellationToken ct)
     {
         var reader = _toInfer.Reader;
@@ -520,14 +523,11 @@ public sealed class InferencePipeline : IImageSink, IDisposable
                 return;
             }
 
+            // Wait in short slices so the loop sees an image that failed to decode (nothing more will come).
             var more = reader.WaitToReadAsync(ct).AsTask();
-            if (!more.Wait(left < TimeSpan.FromMilliseconds(5) ? left : TimeSpan.FromMilliseconds(5), ct) ||
-                !more.GetAwaiter().GetResult())
+            if (more.Wait(left < GatherSlice ? left : GatherSlice, ct) && !more.Result)
             {
-                if (more.IsCompleted)
-                {
-                    return; // the input is finished
-                }
+                return; // the input is finished
             }
         }
     }
@@ -832,7 +832,8 @@ public sealed class InferencePipeline : IImageSink, IDisposable
     private sealed class Item(ImageWork work)
     {
         public ImageWork Work { get; } = work;
-        public Mat? Rgb { get; set; }
+        /// <summary>The decoded image (8-bit RGB, or gray), kept until inference in case a swap needs another tensor.</summary>
+        public Mat? Pixels { get; set; }
         public float[]? Tensor { get; set; }
         public long Generation { get; set; }
         public string? Sha256 { get; set; }
@@ -858,8 +859,8 @@ public sealed class InferencePipeline : IImageSink, IDisposable
 
         public void ReleaseImage()
         {
-            Rgb?.Dispose();
-            Rgb = null;
+            Pixels?.Dispose();
+            Pixels = null;
             if (Tensor is not null)
             {
                 ArrayPool<float>.Shared.Return(Tensor);

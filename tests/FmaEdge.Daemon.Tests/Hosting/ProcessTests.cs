@@ -47,6 +47,15 @@ public sealed class ProcessTests
         Assert.Empty(Directory.GetFiles(Path.Combine(inbox, "failed")));
     }
 
+    [Fact]
+    public void RuntimeConfig_OfTheExecutable_TurnsTheThreadPoolsIdleSpinningOff()
+    {
+        // docs/performance.md ("Idle thread-pool spinning"): the daemon's own runtime settings, which systemd's process reads.
+        using var config = JsonDocument.Parse(File.ReadAllText(Path.ChangeExtension(Exe, ".runtimeconfig.json")));
+        var properties = config.RootElement.GetProperty("runtimeOptions").GetProperty("configProperties");
+        Assert.Equal(0, properties.GetProperty("System.Threading.ThreadPool.UnfairSemaphoreSpinLimit").GetInt32());
+    }
+
     private static string Exe => Path.Combine(AppContext.BaseDirectory, "fma-edge.dll");
 
     /// <summary>A run folder for a real fma-edge process: the shipped model, an inbox holding
