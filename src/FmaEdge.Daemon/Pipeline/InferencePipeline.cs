@@ -500,11 +500,11 @@ public sealed class InferencePipeline : IImageSink, IDisposable
         }
     }
 
+    private static readonly TimeSpan GatherSlice = TimeSpan.FromMilliseconds(5);
+
     /// <summary>Takes what is queued, and while the batch is short and more images are already being read or decoded,
     /// waits up to <c>Inference:BatchFillMs</c> for them: a full batch costs less per image than several small ones
     /// (on one core the decoders only get the CPU while inference waits). A lone image, with nothing behind it, goes at once.</summary>
-    private static readonly TimeSpan GatherSlice = TimeSpan.FromMilliseconds(5);
-
     private void Gather(List<Item> batch, int max, CancellationToken ct)
     {
         var reader = _toInfer.Reader;

@@ -50,7 +50,7 @@ public sealed class ProcessTests
     [Fact]
     public void RuntimeConfig_OfTheExecutable_TurnsTheThreadPoolsIdleSpinningOff()
     {
-        // docs/performance.md ("Idle thread-pool spinning"): the daemon's own runtime settings, which systemd's process reads.
+        // docs/performance.md ("... idle thread-pool spinning off ..."): the daemon's own runtime settings, which systemd's process reads.
         using var config = JsonDocument.Parse(File.ReadAllText(Path.ChangeExtension(Exe, ".runtimeconfig.json")));
         var properties = config.RootElement.GetProperty("runtimeOptions").GetProperty("configProperties");
         Assert.Equal(0, properties.GetProperty("System.Threading.ThreadPool.UnfairSemaphoreSpinLimit").GetInt32());
