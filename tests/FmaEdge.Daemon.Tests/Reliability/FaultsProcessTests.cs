@@ -83,9 +83,10 @@ public sealed class FaultsProcessTests : IDisposable
     {
         await using var broker = await MosquittoBroker.StartNewAsync();
         await using var floor = await FloorSubscriber.ConnectAsync(broker);
-        // Enough images (420) that the stream is still running when the kill lands, even on a quiet machine (105 could
-        // all finish between the fifth result and the kill).
-        var images = TestPaths.SampleImages("train", perLeaf: 20).ToList();
+        // Enough images (1,213) that the stream is still running when the kill lands, even on a quiet machine: 105 could
+        // all finish between the fifth result and the kill, and so could 420 once gray images stayed one channel
+        // (~450 images/s on 2 cores; the status call before the kill starts a process).
+        var images = TestPaths.SampleImages("train", perLeaf: 60).ToList();
         var (config, inbox) = await ProcessTests.PrepareAsync(_tmp.Path, DaemonHarness.Settings(_tmp.Path, FaultRig.ViaBroker(broker.Host, broker.Port)), images);
         var names = images.Select(p => Path.GetFileName(p)).ToList();
 
