@@ -203,43 +203,49 @@ public static class ImageDecoder
     public static Mat ToPixels(Mat src, bool keepGray)
     {
         var eight = To8Bit(src);
-        if (keepGray && eight.Channels() == 1)
+        if (eight.Channels() is 1 or 2)
         {
-            return eight;
-        }
-
-        using var owned = eight;
-        if (keepGray && eight.Channels() == 2)
-        {
-            return eight.ExtractChannel(0); // gray + alpha: keep the gray plane
-        }
-
-        var rgb = new Mat();
-        switch (eight.Channels())
-        {
-            case 1:
-                Cv2.CvtColor(eight, rgb, ColorConversionCodes.GRAY2RGB);
-                break;
-            case 2:
-                // Gray + alpha: keep the gray plane.
-                using (var gray = eight.ExtractChannel(0))
+            // Gray, or gray + alpha: the gray plane, kept as it is or replicated into RGB.
+            var gray = eight;
+            if (eight.Channels() == 2)
+            {
+                using (eight)
                 {
-                    Cv2.CvtColor(gray, rgb, ColorConversionCodes.GRAY2RGB);
+                    gray = eight.ExtractChannel(0);
                 }
+            }
 
-                break;
-            case 3:
-                Cv2.CvtColor(eight, rgb, ColorConversionCodes.BGR2RGB);
-                break;
-            case 4:
-                Cv2.CvtColor(eight, rgb, ColorConversionCodes.BGRA2RGB);
-                break;
-            default:
-                rgb.Dispose();
-                throw new ImageDecodeException(DecodeFailure.Unsupported, $"{eight.Channels()}-channel images are not supported");
+            if (keepGray)
+            {
+                return gray;
+            }
+
+            using (gray)
+            {
+                var replicated = new Mat();
+                Cv2.CvtColor(gray, replicated, ColorConversionCodes.GRAY2RGB);
+                return replicated;
+            }
         }
 
-        return rgb;
+        using (eight)
+        {
+            var rgb = new Mat();
+            switch (eight.Channels())
+            {
+                case 3:
+                    Cv2.CvtColor(eight, rgb, ColorConversionCodes.BGR2RGB);
+                    break;
+                case 4:
+                    Cv2.CvtColor(eight, rgb, ColorConversionCodes.BGRA2RGB);
+                    break;
+                default:
+                    rgb.Dispose();
+                    throw new ImageDecodeException(DecodeFailure.Unsupported, $"{eight.Channels()}-channel images are not supported");
+            }
+
+            return rgb;
+        }
     }
 
     private static Mat To8Bit(Mat src)
