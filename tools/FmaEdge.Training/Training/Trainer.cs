@@ -244,9 +244,9 @@ public sealed class Trainer(TrainingOptions options, ITrainingReporter reporter)
                 BestMetric = best,
                 BestEpoch = bestEpoch,
             };
-            if (record.ValTop1 is { } t && (best is null || t[^1] > best.Value))
+            if (record.ValTop1 is { } t && BestScore(t, opts) is var score && (best is null || score > best.Value))
             {
-                best = t[^1];
+                best = score;
                 bestEpoch = epoch + 1;
                 state = state with { BestMetric = best, BestEpoch = bestEpoch };
                 Checkpoint.Save(BestDir(runDir), shipped, null, state with { Kind = "best" });
@@ -282,11 +282,12 @@ public sealed class Trainer(TrainingOptions options, ITrainingReporter reporter)
                 ["lr_schedule"] = o.LrSchedule,
                 ["label_smoothing"] = o.LabelSmoothing,
                 ["bcnn"] = o.BCnn,
-                ["balanced"] = o.Balanced,
+                ["sampling"] = o.Sampling,
+                ["best_by"] = o.BestBy,
                 ["ema"] = o.Ema,
                 ["precision"] = o.Precision,
                 ["pretrained"] = o.Pretrained is null ? null : Path.GetFileName(o.Pretrained),
-                ["best_val_top1_leaf"] = state.BestMetric,
+                ["best_val_score"] = state.BestMetric,
                 ["val_top1"] = state.ValTop1 is null ? null : new JsonArray(state.ValTop1.Select(v => (JsonNode?)v).ToArray()),
             };
             if (extraTraining is not null)
@@ -337,19 +338,35 @@ public sealed class Trainer(TrainingOptions options, ITrainingReporter reporter)
         ], lr: o.LearningRate);
     }
 
-    internal static int[] EpochOrder(ImageCache cache, TrainingOptions o, int epoch)
+    /// <summary>The validation score that picks the best epoch (<see cref="TrainingOptions.BestBy"/>).</summary>
+    internal static double BestScore(double[] valTop1, TrainingOptions o) => o.BestBy == "levels" ? valTop1.Average() : valTop1[^1];
+
+    /// <summary>The training images' order for one epoch (indices into <paramref name="leaves"/>, the leaf of each
+    /// image), from (seed, epoch) alone so that a resumed run draws the same.</summary>
+    internal static int[] EpochOrder(IReadOnlyList<int> leaves, TrainingOptions o, int epoch)
     {
         var rng = DeterministicRandom.Create(o.Seed, epoch, 1);
-        var n = cache.Count;
+        var n = leaves.Count;
         int[] order;
-        if (o.Balanced)
+        if (o.Sampling != "shuffle")
         {
-            // Draw a leaf uniformly, then an image of it: every class is seen equally often.
-            var byLeaf = Enumerable.Range(0, n).GroupBy(i => cache.Leaves[i]).Select(g => g.ToArray()).ToArray();
+            // Draw a leaf with probability proportional to its size to the power 0 (balanced) or 1/2 (sqrt), then
+            // one of its images: rare leaves are seen more often, without "balanced"'s cost to the large ones.
+            var byLeaf = Enumerable.Range(0, n).GroupBy(i => leaves[i]).Select(g => g.ToArray()).ToArray();
+            var power = o.Sampling == "balanced" ? 0.0 : 0.5;
+            var cumulative = new double[byLeaf.Length];
+            var total = 0.0;
+            for (var l = 0; l < byLeaf.Length; l++)
+            {
+                total += Math.Pow(byLeaf[l].Length, power);
+                cumulative[l] = total;
+            }
+
             order = new int[n];
             for (var i = 0; i < n; i++)
             {
-                var leaf = byLeaf[rng.Next(byLeaf.Length)];
+                var at = Array.BinarySearch(cumulative, rng.NextDouble() * total);
+                var leaf = byLeaf[Math.Min(at < 0 ? ~at : at, byLeaf.Length - 1)];
                 order[i] = leaf[rng.Next(leaf.Length)];
             }
         }
@@ -373,7 +390,7 @@ public sealed class Trainer(TrainingOptions options, ITrainingReporter reporter)
     {
         model.train();
         torch.manual_seed(DeterministicRandom.Seed(o.Seed, epoch, 3));
-        var order = EpochOrder(cache, o, epoch);
+        var order = EpochOrder(cache.Leaves, o, epoch);
         var levels = tree.Depth;
         var sumLevel = new double[levels];
         double sumLoss = 0, sumDep = 0;

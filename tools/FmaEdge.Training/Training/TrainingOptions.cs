@@ -45,8 +45,14 @@ public sealed record TrainingOptions
     /// <summary>A timm ConvNeXt safetensors file to start the backbone from (head excluded).</summary>
     public string? Pretrained { get; init; }
 
-    /// <summary>Class-balanced sampling: each epoch draws leaves equally often (with replacement).</summary>
-    public bool Balanced { get; init; }
+    /// <summary>How an epoch draws its images: "shuffle" (each image once), "sqrt" (a leaf with probability
+    /// proportional to the square root of its image count, then one of its images; with replacement) or "balanced"
+    /// (every leaf equally often; with replacement).</summary>
+    public string Sampling { get; init; } = "shuffle";
+
+    /// <summary>Which epoch is kept as best on validation: "leaf" (the leaf level's top-1) or "levels" (the mean of
+    /// every level's top-1, so a run that gains at the coarse levels is not passed over for a leaf point).</summary>
+    public string BestBy { get; init; } = "leaf";
 
     /// <summary>Decay of the weight average (EMA) evaluated, kept as best and exported; 0 = no average, the trained
     /// weights themselves (see <see cref="WeightAverage"/>).</summary>
@@ -97,6 +103,8 @@ public sealed record TrainingOptions
         Check(LabelSmoothing is >= 0 and < 1, "label smoothing must be in [0, 1)");
         Check(Beta >= 0 && PLoss >= 1, "beta must be >= 0 and ploss >= 1");
         Check(Preprocess.Interpolation is "area" or "linear" or "cubic" or "nearest", $"interpolation '{Preprocess.Interpolation}' is not area, linear, cubic or nearest");
+        Check(Sampling is "shuffle" or "sqrt" or "balanced", $"sampling '{Sampling}' is not shuffle, sqrt or balanced");
+        Check(BestBy is "leaf" or "levels", $"best-by '{BestBy}' is not leaf or levels");
         Check(LrSchedule is "epoch" or "step", $"learning-rate schedule '{LrSchedule}' is not epoch or step");
         Check(WeightDecayOn is "all" or "weights", $"weight decay target '{WeightDecayOn}' is not all or weights");
     }
