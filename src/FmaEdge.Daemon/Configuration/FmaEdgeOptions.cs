@@ -93,6 +93,10 @@ public sealed class InferenceSettings
     /// <summary>Largest batch of queued images run together.</summary>
     public int MaxBatch { get; set; } = 8;
 
+    /// <summary>On the CPU provider, time batch sizes 1, 2, 4, ... MaxBatch at load and serve with the largest that is
+    /// within 5 % of the fastest per image (<see cref="Models.BatchSizeProbe"/>); false: every model runs up to MaxBatch.</summary>
+    public bool TimeBatches { get; set; } = true;
+
     /// <summary>Batches run at once on the serving model (0 = on the CPU provider, the cores this process may use divided
     /// by the model's intra-op threads, so a one-thread model keeps every core busy; 1 on TensorRT and CUDA).</summary>
     public int ConcurrentBatches { get; set; }

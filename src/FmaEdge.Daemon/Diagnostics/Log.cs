@@ -102,6 +102,9 @@ public static partial class Log
     [LoggerMessage(4006, LogLevel.Information, "Model {Path} on the CPU provider: one intra-op thread per batch, up to {ConcurrentBatches} batches at once (Inference:IntraOpThreads 0)")]
     public static partial void OneThreadPerBatch(ILogger log, string path, int concurrentBatches);
 
+    [LoggerMessage(4007, LogLevel.Information, "Model {Path} runs batches of up to {Batch} (of Inference:MaxBatch {MaxBatch}); timed at load, ms per image by batch size: {Timings} (Inference:TimeBatches)")]
+    public static partial void BatchesTimed(ILogger log, string path, int batch, int maxBatch, string timings);
+
     [LoggerMessage(5000, LogLevel.Information, "Status socket listening on {Path}")]
     public static partial void StatusListening(ILogger log, string path);
 

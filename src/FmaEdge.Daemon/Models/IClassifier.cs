@@ -34,6 +34,11 @@ public interface IClassifier : IDisposable
     /// runs: a model with one intra-op thread on a 2-core machine runs two batches at once to use both cores.</summary>
     int ConcurrentBatches => 1;
 
+    /// <summary>The largest batch this model should run (>= 1), known after <see cref="WarmUp"/>: on the CPU provider
+    /// with <c>Inference:TimeBatches</c> the size <see cref="BatchSizeProbe"/> chose; otherwise no limit of its own. The
+    /// pipeline gathers at most this many, and never more than <c>Inference:MaxBatch</c>.</summary>
+    int BatchLimit => int.MaxValue;
+
     /// <summary>Runs <paramref name="count"/> images laid out back to back in <paramref name="batch"/> and decodes them.</summary>
     IReadOnlyList<HierarchicalPrediction> Classify(float[] batch, int count);
 

@@ -30,7 +30,7 @@ public sealed class OnnxClassifierLoader(FmaEdgeOptions options, ILoggerFactory 
         var classifier = OnnxClassifier.Load(path, byDefault && cpuOnly ? oneThread : InferenceOptions, _log);
         if (!byDefault || classifier.ExecutionProvider != ExecutionProviders.Cpu)
         {
-            return new OnnxClassifierAdapter(classifier, ConcurrentBatchesFor(classifier.ExecutionProvider, InferenceOptions.EffectiveIntraOpThreads));
+            return new OnnxClassifierAdapter(classifier, ConcurrentBatchesFor(classifier.ExecutionProvider, InferenceOptions.EffectiveIntraOpThreads), TimesBatches(classifier), _log);
         }
 
         if (!cpuOnly && InferenceOptions.EffectiveIntraOpThreads != 1)
@@ -43,7 +43,7 @@ public sealed class OnnxClassifierLoader(FmaEdgeOptions options, ILoggerFactory 
 
         var concurrent = ConcurrentBatchesFor(ExecutionProviders.Cpu, 1);
         Log.OneThreadPerBatch(_log, path, concurrent);
-        return new OnnxClassifierAdapter(classifier, concurrent);
+        return new OnnxClassifierAdapter(classifier, concurrent, TimesBatches(classifier), _log);
     }
 
     /// <summary><c>Inference:ConcurrentBatches</c>, or for 0: on the CPU provider the cores this process may use divided
@@ -58,6 +58,11 @@ public sealed class OnnxClassifierLoader(FmaEdgeOptions options, ILoggerFactory 
 
         return provider == ExecutionProviders.Cpu ? Math.Max(1, options.Inference.MostConcurrentBatches / Math.Max(1, intraOpThreads)) : 1;
     }
+
+    /// <summary>Whether warm-up times batch sizes for this classifier: <c>Inference:TimeBatches</c>, on the CPU provider
+    /// only (a TensorRT engine is built for its batch profile; GPU batch timing is unmeasured).</summary>
+    private bool TimesBatches(OnnxClassifier classifier) =>
+        options.Inference.TimeBatches && classifier.ExecutionProvider == ExecutionProviders.Cpu;
 
     /// <summary>Daemon settings to ONNX Runtime options.</summary>
     public static InferenceOptions Map(FmaEdgeOptions o)
@@ -100,9 +105,11 @@ public sealed class OnnxClassifierLoader(FmaEdgeOptions options, ILoggerFactory 
     }
 
     /// <summary>Presents an <see cref="OnnxClassifier"/> as the pipeline's <see cref="IClassifier"/>.</summary>
-    private sealed class OnnxClassifierAdapter(OnnxClassifier inner, int concurrentBatches) : IClassifier
+    private sealed class OnnxClassifierAdapter(OnnxClassifier inner, int concurrentBatches, bool timeBatches, ILogger log) : IClassifier
     {
         public int ConcurrentBatches => concurrentBatches;
+
+        public int BatchLimit { get; private set; } = int.MaxValue;
 
         public ValidatedModel Model => inner.Model;
 
@@ -127,6 +134,16 @@ public sealed class OnnxClassifierLoader(FmaEdgeOptions options, ILoggerFactory 
             var probe = new float[inner.Preprocessor.TensorLength];
             Array.Fill(probe, 0.5f);
             inner.Classify(probe, 1);
+            if (timeBatches && batchSize > 1)
+            {
+                // One input for every run: ONNX Runtime only reads it.
+                var input = new float[batchSize * inner.Preprocessor.TensorLength];
+                Array.Fill(input, 0.5f);
+                var timing = BatchSizeProbe.Measure(size => inner.Classify(input, size), batchSize, concurrentBatches, CancellationToken.None);
+                BatchLimit = timing.Chosen;
+                Log.BatchesTimed(log, inner.Model.Path, timing.Chosen, batchSize,
+                    string.Join(", ", timing.MsPerImage.Select(kv => FormattableString.Invariant($"{kv.Key}: {kv.Value:0.###}"))));
+            }
         }
 
         public void Dispose() => inner.Dispose();

@@ -492,7 +492,7 @@ public sealed class InferencePipeline : IImageSink, IDisposable
                 _running++;
             }
 
-            Gather(batch, max, ct);
+            Gather(batch, Math.Min(max, slot.Classifier.BatchLimit), ct);
             lock (_order)
             {
                 return (slot, _nextTicket++);

@@ -99,26 +99,4 @@ public sealed class CpuThreadsTests
         Assert.Contains("`0` → one per batch on the CPU provider", row, StringComparison.Ordinal);
         Assert.Contains("log 4006", row, StringComparison.Ordinal);
     }
-
-    private sealed class LogCapture : ILoggerProvider
-    {
-        public ConcurrentQueue<(int Id, string Message)> Entries { get; } = new();
-
-        public ILogger CreateLogger(string categoryName) => new Logger(this);
-
-        public void Dispose()
-        {
-        }
-
-        private sealed class Logger(LogCapture owner) : ILogger
-        {
-            public IDisposable? BeginScope<TState>(TState state)
-                where TState : notnull => null;
-
-            public bool IsEnabled(LogLevel logLevel) => true;
-
-            public void Log<TState>(LogLevel logLevel, EventId eventId, TState state, Exception? exception, Func<TState, Exception?, string> formatter) =>
-                owner.Entries.Enqueue((eventId.Id, formatter(state, exception)));
-        }
-    }
 }

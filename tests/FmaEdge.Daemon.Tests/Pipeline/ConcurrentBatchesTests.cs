@@ -74,6 +74,7 @@ public sealed class ConcurrentBatchesTests
         {
             s["FmaEdge:Inference:ConcurrentBatches"] = "1";
             s["FmaEdge:Inference:MaxBatch"] = "8";
+            s["FmaEdge:Inference:TimeBatches"] = "false"; // batches of up to 8 whatever the model's timing says
             s["FmaEdge:Inference:BatchFillMs"] = "10000"; // only the "nothing more is coming" rule can end a short batch early
             s["FmaEdge:Pipeline:DecodeWorkers"] = "1";
         });

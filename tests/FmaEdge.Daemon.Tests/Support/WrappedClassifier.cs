@@ -14,6 +14,7 @@ internal class WrappedClassifier(IClassifier inner, Func<Func<IReadOnlyList<Hier
     public IReadOnlyList<FmaEdge.Inference.ProviderAttempt> ProviderAttempts => inner.ProviderAttempts;
     public int TensorLength => inner.TensorLength;
     public int ConcurrentBatches => inner.ConcurrentBatches;
+    public int BatchLimit => inner.BatchLimit;
     public void Preprocess(Mat rgb, Span<float> destination) => inner.Preprocess(rgb, destination);
     public void WarmUp(int batchSize, int runs) => inner.WarmUp(batchSize, runs);
     public void Dispose() => inner.Dispose();
