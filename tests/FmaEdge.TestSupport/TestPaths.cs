@@ -44,7 +44,7 @@ public static class TestPaths
     public static string DatasetVal => Path.Combine(Dataset, "val");
 
     /// <summary>The demo model shipped in models/ (trained by fma-train on the real dataset).</summary>
-    public static string DemoModel => Path.Combine(RepoRoot, "models", "defects-convnext_atto-128.onnx");
+    public static string DemoModel => Path.Combine(RepoRoot, "models", "defects-convnext_femto-128.onnx");
 
     /// <summary>A few real images per leaf of a split, in a stable order.</summary>
     public static IReadOnlyList<string> SampleImages(string split = "val", int perLeaf = 1) =>

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Benchmarks (figures, not pass/fail; ./build.sh bench). Figures and how to read them: docs/performance.md.
-#   1. fma-edge bench on ConvNeXt-T@224 (made once by bench-model.sh) and on the shipped atto@128 model: the bare ONNX
+#   1. fma-edge bench on ConvNeXt-T@224 (made once by bench-model.sh) and on the shipped femto@128 model: the bare ONNX
 #      Runtime ceiling, the daemon's folder -> MQTT throughput as a ratio to it, per-stage latency, decode+preprocess
 #      cost of 200x200 and 2448x2048 images, and the hot-swap stall. JSON reports in artifacts/bench/.
 #   2. fma-train bench: training throughput and peak memory.
@@ -19,9 +19,9 @@ if [ "${BENCH_ONLY:-}" != train ]; then
   echo "== fma-edge bench, ConvNeXt-T @ 224 (the issue's target: ratio >= 0.9 on CPU)" >&2
   "$ROOT/artifacts/bin/fma-edge" bench --model "$TINY" --images "$DATA/val" --count 300 --ceiling-seconds 20 \
     --swap-seconds 30 --json "$OUT/edge-convnext_tiny-224.json"
-  echo "== fma-edge bench, the shipped convnext_atto @ 128" >&2
-  "$ROOT/artifacts/bin/fma-edge" bench --model "$ROOT/models/defects-convnext_atto-128.onnx" --images "$DATA/val" --count 1000 \
-    --ceiling-seconds 10 --swap-seconds 20 --json "$OUT/edge-convnext_atto-128.json"
+  echo "== fma-edge bench, the shipped convnext_femto @ 128" >&2
+  "$ROOT/artifacts/bin/fma-edge" bench --model "$ROOT/models/defects-convnext_femto-128.onnx" --images "$DATA/val" --count 1000 \
+    --ceiling-seconds 10 --swap-seconds 20 --json "$OUT/edge-convnext_femto-128.json"
 fi
 
 if [ "${BENCH_ONLY:-}" != edge ]; then

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Capture-to-result latency of a GigE Vision camera (issue 12; ./build.sh camera-latency): Aravis's camera simulator
 # (arv-fake-gv-camera-0.8, 512x512 Mono8, free-running at 10 fps on loopback) -> fma-edge run (GenICam backend, CPU,
-# the shipped atto model, embedded broker) -> mosquitto_sub. For every result it prints nothing; at the end, p50/p95/max
+# the shipped model, embedded broker) -> mosquitto_sub. For every result it prints nothing; at the end, p50/p95/max
 # of three intervals, in ms:
 #   capture -> committed   enqueued_at - captured_at (frame complete on the host, decode, preprocess, inference, commit)
 #   capture -> published   published_at - captured_at (plus the publisher's send)
@@ -18,7 +18,7 @@
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 BIN=${FMA_EDGE:-$ROOT/artifacts/bin/fma-edge}
-MODEL="$ROOT/models/defects-convnext_atto-128.onnx"
+MODEL="$ROOT/models/defects-convnext_femto-128.onnx"
 N=${LAT_RESULTS:-100}
 WARMUP=${LAT_WARMUP:-10}
 FPS=${LAT_FPS:-10}
@@ -56,7 +56,7 @@ cat > "$OUT/fma-edge.json" <<JSON
   }
 }
 JSON
-say "fma-edge run: fake GigE camera at $FPS fps -> CPU (atto@128) -> embedded broker on $PORT"
+say "fma-edge run: fake GigE camera at $FPS fps -> CPU (femto@128, the shipped model) -> embedded broker on $PORT"
 "$BIN" run --config "$OUT/fma-edge.json" >"$OUT/daemon.log" 2>&1 &
 DAEMON=$!
 for _ in $(seq 1 600); do (echo >"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null && break; sleep 0.1; done

@@ -11,7 +11,7 @@ BIN="$ROOT/artifacts/bin"
 DEMO="$ROOT/artifacts/demo"
 PORT=${DEMO_PORT:-18830}
 DELAY=${DEMO_DELAY:-0.2}
-MODEL="$ROOT/models/defects-convnext_atto-128.onnx"
+MODEL="$ROOT/models/defects-convnext_femto-128.onnx"
 say() { printf '\033[1;32m[demo]\033[0m %s\n' "$*" >&2; }
 
 [ -x "$BIN/fma-edge" ] || { echo "run ./build.sh first" >&2; exit 1; }

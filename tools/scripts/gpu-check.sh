@@ -8,13 +8,13 @@
 #
 #   tools/scripts/gpu-check.sh [--fma-edge PATH] [--model FILE] [--images DIR]
 #     --fma-edge  the fma-edge to check (default: artifacts/bin/fma-edge, else fma-edge on PATH)
-#     --model     default: models/defects-convnext_atto-128.onnx
+#     --model     default: models/defects-convnext_femto-128.onnx
 #     --images    folder of real PNG images (default: tools/demo/images); the first 50 in name order are used
 # Exit: 0 checked (or no GPU), 1 no GPU provider loads on a GPU machine or a step failed, 2 bad arguments.
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 FMA=""
-MODEL="$ROOT/models/defects-convnext_atto-128.onnx"
+MODEL="$ROOT/models/defects-convnext_femto-128.onnx"
 IMAGES="$ROOT/tools/demo/images"
 COUNT=50
 while [ $# -gt 0 ]; do

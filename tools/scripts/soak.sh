@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Soak (issue 5; ./build.sh soak): at least 20,000 real images through the real daemon (fma-edge run, CPU provider, the
-# shipped atto model, folder source, MQTT sink with its durable outbox) against a real mosquitto that is bounced several
+# shipped model, folder source, MQTT sink with its durable outbox) against a real mosquitto that is bounced several
 # times during the run. Every few seconds the daemon's RSS and open file descriptors are sampled to a CSV. At the end
 # every image must be accounted for: one classification per file (results received by a persistent-session MQTT
 # subscriber vs files dropped), repeated deliveries only when marked historical, every file in done/, none failed.
@@ -20,7 +20,7 @@
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 BIN=${FMA_EDGE:-$ROOT/artifacts/bin/fma-edge}
-MODEL="$ROOT/models/defects-convnext_atto-128.onnx"
+MODEL="$ROOT/models/defects-convnext_femto-128.onnx"
 N=${SOAK_IMAGES:-20000}
 BOUNCES=${SOAK_BOUNCES:-4}
 OUTAGE=${SOAK_OUTAGE:-4}

@@ -160,7 +160,7 @@ public sealed class BenchOptions
 
     /// <summary>The shipped model, searched upward from the current folder and the executable's folder.</summary>
     public static string DefaultModel() =>
-        FindUp(Path.Combine("models", "defects-convnext_atto-128.onnx")) ?? Path.Combine("models", "defects-convnext_atto-128.onnx");
+        FindUp(Path.Combine("models", "defects-convnext_femto-128.onnx")) ?? Path.Combine("models", "defects-convnext_femto-128.onnx");
 
     /// <summary>The real defect set's validation images ($FMAEDGE_DATASET, or shared/datasets/defects beside the
     /// repository), else the shipped demo images.</summary>

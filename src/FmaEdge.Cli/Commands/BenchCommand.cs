@@ -17,7 +17,7 @@ public static class BenchCommand
 
     public static Command Create(CliConsole console)
     {
-        var model = new Option<string?>("--model", "-m") { Description = "Model file (default: the shipped models/defects-convnext_atto-128.onnx)" };
+        var model = new Option<string?>("--model", "-m") { Description = "Model file (default: the shipped models/defects-convnext_femto-128.onnx)" };
         var images = new Option<string?>("--images") { Description = "Folder of real PNG/JPEG images, any depth (default: the defect set's val split, else tools/demo/images)" };
         var provider = new Option<string>("--provider") { Description = "Execution provider for ceiling and daemon: cpu, cuda or tensorrt", DefaultValueFactory = _ => "cpu" };
         var threads = new Option<int>("--threads") { Description = "ONNX Runtime intra-op threads for the daemon and its same-settings ceiling (0 = the daemon's default: one per batch and one batch at once per core on the CPU provider)" };
