@@ -41,8 +41,9 @@ public static class BatchSizeProbe
         ArgumentNullException.ThrowIfNull(run);
         time ??= TimeProvider.System;
         var sizes = Sizes(maxBatch);
+        var atOnce = Math.Max(1, concurrent);
         var samples = sizes.ToDictionary(s => s, _ => new List<double>());
-        using var crew = new Crew(run, Math.Max(1, concurrent) - 1, time);
+        using var crew = new Crew(run, atOnce - 1, time);
         var start = time.GetTimestamp();
         var rounds = 0;
         while (rounds < MaxRounds && (rounds < MinRounds || time.GetElapsedTime(start) < Budget))
@@ -50,7 +51,7 @@ public static class BatchSizeProbe
             ct.ThrowIfCancellationRequested();
             foreach (var size in sizes)
             {
-                samples[size].Add(crew.Time(size) / (size * Math.Max(1, concurrent)));
+                samples[size].Add(crew.Time(size) / (size * atOnce));
             }
 
             rounds++;

@@ -142,7 +142,7 @@ public sealed class OnnxClassifierLoader(FmaEdgeOptions options, ILoggerFactory 
                 var timing = BatchSizeProbe.Measure(size => inner.Classify(input, size), batchSize, concurrentBatches, CancellationToken.None);
                 BatchLimit = timing.Chosen;
                 Log.BatchesTimed(log, inner.Model.Path, timing.Chosen, batchSize,
-                    string.Join(", ", timing.MsPerImage.Select(kv => FormattableString.Invariant($"{kv.Key}: {kv.Value:0.###}"))));
+                    string.Join(", ", timing.MsPerImage.OrderBy(kv => kv.Key).Select(kv => FormattableString.Invariant($"{kv.Key}: {kv.Value:0.###}"))));
             }
         }
 

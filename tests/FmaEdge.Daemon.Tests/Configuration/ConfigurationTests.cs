@@ -12,6 +12,7 @@ public sealed class ConfigurationTests
         var o = FmaEdgeConfiguration.Bind(FmaEdgeConfiguration.Build(systemConfigDir: Path.Combine(tmp.Path, "none")));
         Assert.Equal(["tensorrt", "cuda", "cpu"], o.Inference.ProviderList);
         Assert.Equal(8, o.Inference.MaxBatch);
+        Assert.True(o.Inference.TimeBatches);
         Assert.Equal(0, o.Inference.IntraOpThreads); // one per core the process may use
         Assert.Equal(10, o.Inference.OtherThreadsNice);
         Assert.Equal(OutputType.Mqtt, o.Output.Type);

@@ -113,6 +113,17 @@ public sealed class BatchSizeProbeTests
     }
 
     [Fact]
+    public void ConfigurationDoc_StatesTheDefaultTheRuleAndTheLog()
+    {
+        var doc = File.ReadAllText(Path.Combine(TestPaths.RepoRoot, "docs", "configuration.md"));
+        var row = Assert.Single(doc.Split('\n'), l => l.StartsWith("| `Inference:TimeBatches` | `true` |", StringComparison.Ordinal));
+
+        Assert.Contains($"within {BatchSizeProbe.Tolerance * 100:0} % of the fastest", row, StringComparison.Ordinal);
+        Assert.Contains("log 4007", row, StringComparison.Ordinal);
+        Assert.Contains("Ignored on TensorRT and CUDA", row, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public async Task Pipeline_ModelLimitedTo2_BacklogRunsInBatchesOf2NotMaxBatch()
     {
         using var tmp = new TempFolder("batchlimit");
