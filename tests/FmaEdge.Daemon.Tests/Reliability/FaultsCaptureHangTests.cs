@@ -101,9 +101,10 @@ public sealed class FaultsCaptureHangTests(ITestOutputHelper output) : IDisposab
         await using var floor = await FloorSubscriber.ConnectAsync(broker);
         var logDir = Path.Combine(_tmp.Path, "logs");
         await using var cam = new FifoCamera(Path.Combine(_tmp.Path, "cam1.stream"), TestPaths.SampleImages("val", perLeaf: 1).Take(1));
-        // 210 images and small queues, so the signal finds images in flight and others still waiting in the folder. The
-        // open deadline is far away: at the signal the open is still blocked, not yet abandoned.
-        var images = TestPaths.SampleImages("train", perLeaf: 10).ToList();
+        // 1,213 images and small queues, so the signal finds images in flight and others still waiting in the folder (210
+        // were all finished before the signal once the shipped model ran at ~500 images/s). The open deadline is far
+        // away: at the signal the open is still blocked, not yet abandoned.
+        var images = TestPaths.SampleImages("train", perLeaf: 60).ToList();
         var settings = DaemonHarness.Settings(_tmp.Path, FaultRig.ViaBroker(broker.Host, broker.Port, Camera(cam.Path, logDir, s =>
         {
             s["FmaEdge:Sources:1:OpenTimeoutSeconds"] = "600";
@@ -117,14 +118,14 @@ public sealed class FaultsCaptureHangTests(ITestOutputHelper output) : IDisposab
         using var p = ProcessTests.Start(config);
         // Images arrive once the publisher is connected, so results reach the floor as they are made (not all at once
         // from the outbox) and the signal finds the stream under way.
-        await FaultRig.WaitForStatusAsync(socket, (_, s) => s.ValueKind == JsonValueKind.Object && s.TryGetProperty("output", out var o)
-            && o.GetProperty("connected").GetBoolean(), "connected to the broker", 90_000);
+        var (_, before) = await FaultRig.WaitForStatusAsync(socket, (_, s) => s.ValueKind == JsonValueKind.Object && s.TryGetProperty("output", out var o)
+            && o.GetProperty("connected").GetBoolean() && Cam(s).GetProperty("state").GetString() == "connecting",
+            "connected to the broker, the camera's open blocked", 90_000);
+        Assert.Equal(0, Cam(before).GetProperty("frames").GetInt64()); // no frame ever
         DaemonHarness.DropInto(inbox, images);
+        // Nothing between the first results and the signal (a status call starts a process), so the stream is under way.
         await DaemonHarness.WaitUntilAsync(() => floor.DistinctImages >= 3 || p.HasExited, "first results", 90_000);
         Assert.False(p.HasExited, $"fma-edge exited early with code {(p.HasExited ? p.ExitCode : 0)}");
-        var (_, before) = await FaultRig.StatusAsync(socket);
-        Assert.Equal("connecting", Cam(before).GetProperty("state").GetString()); // blocked in open, no frame ever
-        Assert.Equal(0, Cam(before).GetProperty("frames").GetInt64());
 
         var stop = Stopwatch.StartNew();
         await p.SignalAsync("TERM");
@@ -136,6 +137,7 @@ public sealed class FaultsCaptureHangTests(ITestOutputHelper output) : IDisposab
 
         // Drained: every image taken was finished, its result delivered once, its file moved; the rest wait in the inbox.
         var done = Directory.GetFiles(Path.Combine(inbox, "done")).Select(f => Path.GetFileName(f)!).ToList();
+        output.WriteLine($"finished before the stop: {done.Count} of {images.Count}");
         Assert.True(done.Count >= 3 && done.Count < images.Count, $"stopped mid-stream ({done.Count} of {images.Count} done)");
         Assert.Equal(images.Count, done.Count + Directory.GetFiles(inbox).Length);
         await DaemonHarness.WaitUntilAsync(() => floor.DistinctImages == done.Count, "each finished image's result on the floor", 10_000);

@@ -22,8 +22,9 @@ public sealed class FaultsProcessTests : IDisposable
     {
         await using var broker = await MosquittoBroker.StartNewAsync();
         await using var floor = await FloorSubscriber.ConnectAsync(broker);
-        // 210 images: enough that a quiet machine cannot finish them all between the third result and the signal.
-        var images = TestPaths.SampleImages("train", perLeaf: 10).ToList();
+        // 1,213 images: enough that a quiet machine cannot finish them all between the third result and the signal (210
+        // could, once the shipped model ran at ~500 images/s).
+        var images = TestPaths.SampleImages("train", perLeaf: 60).ToList();
         // Small queues, so a SIGTERM finds images both in flight and still waiting in the folder.
         var settings = DaemonHarness.Settings(_tmp.Path, FaultRig.ViaBroker(broker.Host, broker.Port, s =>
         {
