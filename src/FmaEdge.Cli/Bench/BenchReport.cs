@@ -10,9 +10,12 @@ public sealed record BenchReport
     public required MachineInfo Machine { get; init; }
     public required BenchModelInfo Model { get; init; }
     public required BenchSettings Settings { get; init; }
+    /// <summary>The daemon's own threads, runs at once and MaxBatch in the bare loop, on the idle machine at the start.</summary>
     public required CeilingResult Ceiling { get; init; }
 
-    /// <summary>The same loop again right after the pipeline run; the ratio uses the mean of both.</summary>
+    /// <summary>The same loop right before and right after the timed pipeline run (the daemon warm and idle); the ratio
+    /// uses the mean of these two.</summary>
+    public required CeilingResult CeilingBefore { get; init; }
     public required CeilingResult CeilingAfter { get; init; }
 
     /// <summary>The bare loop at batch 1, for scale (the pipeline batches whatever is queued, up to MaxBatch).</summary>
@@ -21,8 +24,12 @@ public sealed record BenchReport
     /// <summary>Every bare configuration tried (threads 1..cores the process may use x batch 1, 2, 4, ..., MaxBatch).</summary>
     public required IReadOnlyList<CeilingResult> CeilingSearch { get; init; }
 
-    /// <summary>The fastest of <see cref="CeilingSearch"/>, and the same configuration again right after the pipeline run.</summary>
+    /// <summary>The fastest of <see cref="CeilingSearch"/>: it picks the configuration.</summary>
     public required CeilingResult BestCeiling { get; init; }
+
+    /// <summary>That configuration right before and right after the timed pipeline run; the ratio to the best uses the
+    /// mean of these two.</summary>
+    public required CeilingResult BestCeilingBefore { get; init; }
     public required CeilingResult BestCeilingAfter { get; init; }
     public required PipelineResult Pipeline { get; init; }
     public required IReadOnlyList<PreprocessResult> Preprocess { get; init; }
@@ -52,8 +59,8 @@ public sealed record CeilingResult(int Threads, int Batch, int Runs, double Seco
 /// <summary>Folder -> pipeline -> MQTT throughput and per-stage latency.</summary>
 /// <param name="Seconds">From the first file renamed into the watched folder to the last result received from the broker.</param>
 /// <param name="Ratio">Images per second over the mean of the same-settings ceiling (the daemon's threads, MaxBatch)
-/// before and after the pipeline run.</param>
-/// <param name="RatioToBest">Images per second over the mean of the best bare configuration before and after.</param>
+/// right before and right after the timed run.</param>
+/// <param name="RatioToBest">Images per second over the mean of the best bare configuration right before and right after the timed run.</param>
 /// <param name="Backlog">Per-stage latency while the whole batch of files waited (queue wait dominates by design).</param>
 /// <param name="Steady">Per-stage latency of a steady stream below capacity (the hot-swap run's images dropped before the swap); null when skipped.</param>
 /// <param name="CpuMsPerImage">CPU time of the whole process (daemon, embedded broker, subscriber) per image in the backlog run.</param>

@@ -66,7 +66,9 @@ public static class BenchRunner
         }
 
         PipelineResult pipeline;
+        CeilingResult ceilingBefore;
         CeilingResult ceilingAfter;
+        CeilingResult bestBefore;
         CeilingResult bestAfter;
         SwapResult? swap = null;
         string broker;
@@ -76,18 +78,23 @@ public static class BenchRunner
             progress?.Invoke("pipeline: starting the daemon (model loaded and warmed, folder watched)");
             await daemon.StartAsync(ct);
             broker = daemon.BrokerDescription;
-            progress?.Invoke($"pipeline: warm-up rounds of {daemon.WarmUpRoundImages} images until the JIT is quiet, then {options.Count} files renamed into the watched folder at once, results from {broker}");
-            pipeline = await daemon.RunBacklogAsync(pipelineImages, ct);
-            // The machine may be shared: the ceiling is measured again right after the pipeline run (the daemon idle)
-            // and the ratio uses the mean of both, so a load change in between moves both sides alike.
-            progress?.Invoke("ceiling again, right after the pipeline run");
+            progress?.Invoke($"pipeline: warm-up rounds of {daemon.WarmUpRoundImages} images until the JIT is quiet");
+            var warmUp = await daemon.WarmUpAsync(pipelineImages, ct);
+            // The speed of a shared or virtual machine drifts by tens of percent within minutes, so the ratios use both
+            // ceilings measured right before and right after the timed run (the daemon warm and idle), not the search's
+            // figures from a minute or more earlier; the search only picks the best configuration.
+            progress?.Invoke($"best ceiling again ({Shape(best)}) and the same-settings ceiling, right before the timed run");
+            bestBefore = await CeilingBenchmark.RunAsync(model, options.Provider, best.Threads, best.Batch, options.CeilingSeconds, ct, best.Concurrent);
+            ceilingBefore = await CeilingBenchmark.RunAsync(model, options.Provider, threads, options.MaxBatch, options.CeilingSeconds, ct, concurrent);
+            progress?.Invoke($"pipeline: {options.Count} files renamed into the watched folder at once, results from {broker}");
+            pipeline = await daemon.RunBacklogAsync(pipelineImages, warmUp, ct);
+            progress?.Invoke("both ceilings again, right after the timed run");
             ceilingAfter = await CeilingBenchmark.RunAsync(model, options.Provider, threads, options.MaxBatch, options.CeilingSeconds, ct, concurrent);
-            progress?.Invoke($"best ceiling again ({Shape(best)})");
             bestAfter = await CeilingBenchmark.RunAsync(model, options.Provider, best.Threads, best.Batch, options.CeilingSeconds, ct, best.Concurrent);
             pipeline = pipeline with
             {
-                Ratio = pipeline.ImagesPerSecond / ((ceiling.ImagesPerSecond + ceilingAfter.ImagesPerSecond) / 2),
-                RatioToBest = pipeline.ImagesPerSecond / ((best.ImagesPerSecond + bestAfter.ImagesPerSecond) / 2),
+                Ratio = pipeline.ImagesPerSecond / ((ceilingBefore.ImagesPerSecond + ceilingAfter.ImagesPerSecond) / 2),
+                RatioToBest = pipeline.ImagesPerSecond / ((bestBefore.ImagesPerSecond + bestAfter.ImagesPerSecond) / 2),
             };
             if (options.SwapSeconds > 0)
             {
@@ -123,10 +130,12 @@ public static class BenchRunner
             Settings = new BenchSettings(options.Provider, threads, options.MaxBatch, options.Count, broker, Path.GetFullPath(options.Images), options.Large,
                 new SortedDictionary<string, string>(options.Overrides, StringComparer.OrdinalIgnoreCase)),
             Ceiling = ceiling,
+            CeilingBefore = ceilingBefore,
             CeilingAfter = ceilingAfter,
             CeilingBatch1 = ceiling1,
             CeilingSearch = search,
             BestCeiling = best,
+            BestCeilingBefore = bestBefore,
             BestCeilingAfter = bestAfter,
             Pipeline = pipeline,
             Preprocess = pre,

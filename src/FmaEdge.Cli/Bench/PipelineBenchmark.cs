@@ -112,9 +112,9 @@ public sealed class PipelineBenchmark : IAsyncDisposable
     /// <summary>The longest one round waits for the JIT to go quiet after its images are through.</summary>
     private static readonly TimeSpan JitSettleDeadline = TimeSpan.FromSeconds(15);
 
-    /// <summary>Every file dropped at once; throughput from the first drop to the last result received. The ratios are
-    /// left at 0 for the caller, who knows the ceilings.</summary>
-    public async Task<PipelineResult> RunBacklogAsync(IReadOnlyList<string> images, CancellationToken ct)
+    /// <summary>Rounds of images through the whole pipeline until the JIT is quiet (see <see cref="WarmUpRoundImages"/>).
+    /// Returns the warm-up's figures for <see cref="RunBacklogAsync"/>.</summary>
+    public async Task<WarmUp> WarmUpAsync(IReadOnlyList<string> images, CancellationToken ct)
     {
         var warmStart = Stopwatch.GetTimestamp();
         var (rounds, warmImages, jitSettled) = (0, 0, false);
@@ -139,7 +139,13 @@ public sealed class PipelineBenchmark : IAsyncDisposable
             jitSettled = System.Runtime.JitInfo.GetCompilationTime() - jitBefore < JitQuietRound;
         }
 
-        var warmSeconds = Stopwatch.GetElapsedTime(warmStart).TotalSeconds;
+        return new WarmUp(warmImages, rounds, Stopwatch.GetElapsedTime(warmStart).TotalSeconds, jitSettled, 0);
+    }
+
+    /// <summary>Every file dropped at once (after <see cref="WarmUpAsync"/>); throughput from the first drop to the last
+    /// result received. The ratios are left at 0 for the caller, who knows the ceilings.</summary>
+    public async Task<PipelineResult> RunBacklogAsync(IReadOnlyList<string> images, WarmUp warmUp, CancellationToken ct)
+    {
         var staged = BenchImages.Stage(images, Stage, _o.Count, "t");
         var before = _subscriber!.Count;
         var cpu0 = ThreadCpu.Take();
@@ -163,8 +169,7 @@ public sealed class PipelineBenchmark : IAsyncDisposable
         var seconds = Stopwatch.GetElapsedTime(first, last).TotalSeconds;
         var ips = staged.Count / seconds;
         return new PipelineResult(staged.Count, mine.Count, seconds, ips, 0, 0, Pipeline.MeanBatch, Stages(mine), null,
-            cpu.CpuSeconds * 1000 / staged.Count, cpu with { Threads = cpu.Threads.Take(8).ToList() },
-            new WarmUp(warmImages, rounds, warmSeconds, jitSettled, jitMs));
+            cpu.CpuSeconds * 1000 / staged.Count, cpu with { Threads = cpu.Threads.Take(8).ToList() }, warmUp with { JitMsDuringRun = jitMs });
     }
 
     /// <summary>Waits until the JIT has compiled nothing new for a second (its tier-1 compiles of the warm-up's hot code
