@@ -9,7 +9,8 @@ public sealed record BatchTiming(IReadOnlyDictionary<int, double> MsPerImage, in
 /// one fixed <c>MaxBatch</c> cannot suit both. Runs each size <c>concurrent</c> times at once (the way the pipeline
 /// runs it), sizes interleaved in rounds so that a busy machine (a swap beside the serving model) slows them alike,
 /// and keeps the largest size whose median time per image is within <see cref="Tolerance"/> of the fastest: larger
-/// batches cost the pipeline less per image around inference. Stateless and thread-safe.</summary>
+/// batches cost the pipeline less per image around inference. Takes about 3 s at most where a round is short, and
+/// never starts a round after 10 s. Stateless and thread-safe.</summary>
 public static class BatchSizeProbe
 {
     /// <summary>How much slower per image than the fastest size a larger batch may be and still be chosen.</summary>
@@ -18,8 +19,15 @@ public static class BatchSizeProbe
     private const int MinRounds = 3;
     private const int MaxRounds = 7;
 
-    /// <summary>After this, no new round starts (the rounds begun always finish: each is a few runs of the model).</summary>
+    /// <summary>After this, no new round starts beyond <see cref="MinRounds"/> (the rounds begun always finish: each is
+    /// a few runs of the model).</summary>
     private static readonly TimeSpan Budget = TimeSpan.FromSeconds(3);
+
+    /// <summary>After this, not even <see cref="MinRounds"/> are waited for: on a CPU so slow that one round of sizes
+    /// takes seconds (a large model on a small ARM core, or arm64 under emulation, where femto@128's first round took
+    /// about half a minute), the first round decides, and loading the model does not wait minutes for the timing.
+    /// Rounds that long are far less noisy than the millisecond rounds that <see cref="MinRounds"/> is for.</summary>
+    private static readonly TimeSpan SlowLimit = TimeSpan.FromSeconds(10);
 
     /// <summary>1, 2, 4, ... below <paramref name="maxBatch"/>, then <paramref name="maxBatch"/>.</summary>
     public static IReadOnlyList<int> Sizes(int maxBatch)
@@ -46,7 +54,7 @@ public static class BatchSizeProbe
         using var crew = new Crew(run, atOnce - 1, time);
         var start = time.GetTimestamp();
         var rounds = 0;
-        while (rounds < MaxRounds && (rounds < MinRounds || time.GetElapsedTime(start) < Budget))
+        while (rounds < MaxRounds && (rounds == 0 || MayStartAnother(rounds, time.GetElapsedTime(start))))
         {
             ct.ThrowIfCancellationRequested();
             foreach (var size in sizes)
@@ -60,6 +68,9 @@ public static class BatchSizeProbe
         var median = samples.ToDictionary(kv => kv.Key, kv => Median(kv.Value));
         return new BatchTiming(median, Choose(median), rounds);
     }
+
+    private static bool MayStartAnother(int rounds, TimeSpan elapsed) =>
+        elapsed < Budget || (rounds < MinRounds && elapsed < SlowLimit);
 
     /// <summary>The largest size whose time per image is within <see cref="Tolerance"/> of the fastest size's.</summary>
     public static int Choose(IReadOnlyDictionary<int, double> msPerImage)

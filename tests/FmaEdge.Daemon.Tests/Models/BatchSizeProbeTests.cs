@@ -63,6 +63,24 @@ public sealed class BatchSizeProbeTests
         Assert.Equal(2 * 5, sizes.Count(s => s == 8)); // every size, every round, twice at once
     }
 
+    [Theory]
+    // One run of size s costs s x msPerImage on the fake clock; a round is 1 + 2 + 4 + 8 = 15 images.
+    [InlineData(20, 7)]     // 0.3 s rounds: rounds start until 3 s have passed; MaxRounds (7) stops it first
+    [InlineData(270, 3)]    // 4.05 s rounds: past 3 s after the first, but MinRounds (3) start before 10 s
+    [InlineData(400, 2)]    // 6 s rounds: the third would start at 12 s, past the 10 s limit
+    [InlineData(2000, 1)]   // 30 s rounds (femto@128 under arm64 emulation): the first round decides
+    public void Measure_SlowRounds_TheTimingStopsStartingRoundsAfter10Seconds(int msPerImage, int expectedRounds)
+    {
+        var clock = new FakeTimeProvider();
+        void Run(int size) => clock.Advance(TimeSpan.FromMilliseconds(size * msPerImage));
+
+        var timing = BatchSizeProbe.Measure(Run, maxBatch: 8, concurrent: 1, CancellationToken.None, clock);
+
+        Assert.Equal(expectedRounds, timing.Rounds);
+        Assert.Equal(8, timing.Chosen); // every size costs the same per image: the largest
+        Assert.Equal(msPerImage, timing.MsPerImage[1], 9);
+    }
+
     [Fact]
     public void Measure_ARunFailsOnAnotherThread_TheCallerGetsTheException()
     {
