@@ -42,8 +42,9 @@ public interface IClassifier : IDisposable
     /// <summary>Runs <paramref name="count"/> images laid out back to back in <paramref name="batch"/> and decodes them.</summary>
     IReadOnlyList<HierarchicalPrediction> Classify(float[] batch, int count);
 
-    /// <summary>Runs dummy batches so the first real image does not pay for lazy initialisation.</summary>
-    void WarmUp(int batchSize, int runs);
+    /// <summary>Runs dummy batches so the first real image does not pay for lazy initialisation (and, where the
+    /// implementation times batch sizes, times them); <paramref name="ct"/> ends the timing between rounds.</summary>
+    void WarmUp(int batchSize, int runs, CancellationToken ct);
 }
 
 /// <summary>Loads classifiers from model files. Thread-safe.</summary>

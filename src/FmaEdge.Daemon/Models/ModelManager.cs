@@ -380,7 +380,7 @@ public sealed class ModelManager : IAsyncDisposable
         try
         {
             classifier = _loader.Load(path, ct);
-            classifier.WarmUp(_options.Inference.MaxBatch, _options.Inference.WarmUpRuns);
+            classifier.WarmUp(_options.Inference.MaxBatch, _options.Inference.WarmUpRuns, ct);
             foreach (var note in classifier.ProviderNotes)
             {
                 Log.ProviderFallback(_log, path, note);
@@ -388,7 +388,12 @@ public sealed class ModelManager : IAsyncDisposable
 
             return new ModelSlot(classifier, Interlocked.Increment(ref _generation), _time.GetUtcNow());
         }
-        catch (Exception e) when (e is not OperationCanceledException)
+        catch (OperationCanceledException)
+        {
+            classifier?.Dispose(); // stopped during the warm-up's batch timing: the half-loaded model goes
+            throw;
+        }
+        catch (Exception e)
         {
             classifier?.Dispose();
             var reasons = e is InvalidModelException ime ? ime.Report.Violations : [$"{e.GetType().Name}: {e.Message}"];

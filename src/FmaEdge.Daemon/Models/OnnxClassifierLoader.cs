@@ -126,7 +126,7 @@ public sealed class OnnxClassifierLoader(FmaEdgeOptions options, ILoggerFactory 
 
         public IReadOnlyList<HierarchicalPrediction> Classify(float[] batch, int count) => inner.Classify(batch, count);
 
-        public void WarmUp(int batchSize, int runs)
+        public void WarmUp(int batchSize, int runs, CancellationToken ct)
         {
             inner.WarmUp(batchSize, runs);
             // Warm-up only runs the graph; decode one output too, so a model whose outputs cannot be decoded (NaN or
@@ -139,7 +139,7 @@ public sealed class OnnxClassifierLoader(FmaEdgeOptions options, ILoggerFactory 
                 // One input for every run: ONNX Runtime only reads it.
                 var input = new float[batchSize * inner.Preprocessor.TensorLength];
                 Array.Fill(input, 0.5f);
-                var timing = BatchSizeProbe.Measure(size => inner.Classify(input, size), batchSize, concurrentBatches, CancellationToken.None);
+                var timing = BatchSizeProbe.Measure(size => inner.Classify(input, size), batchSize, concurrentBatches, ct);
                 BatchLimit = timing.Chosen;
                 Log.BatchesTimed(log, inner.Model.Path, timing.Chosen, batchSize,
                     string.Join(", ", timing.MsPerImage.OrderBy(kv => kv.Key).Select(kv => FormattableString.Invariant($"{kv.Key}: {kv.Value:0.###}"))));

@@ -98,7 +98,7 @@ public sealed class BatchSizeProbeTests
     }
 
     [Fact]
-    public void Load_RealModelOnTheCpu_TimedAtWarmUp_Log4007_OffByConfiguration()
+    public void Load_RealModelOnTheCpu_TimedAtWarmUp_Log4007_OffByConfiguration_EndedByAStop()
     {
         using var tmp = new TempFolder("timebatches");
         var logs = new LogCapture();
@@ -115,7 +115,7 @@ public sealed class BatchSizeProbeTests
         using (var timed = new OnnxClassifierLoader(Options("true"), factory).Load(TestPaths.DemoModel, CancellationToken.None))
         {
             Assert.Equal(int.MaxValue, timed.BatchLimit); // known after warm-up
-            timed.WarmUp(4, 1);
+            timed.WarmUp(4, 1, CancellationToken.None);
             Assert.InRange(timed.BatchLimit, 1, 4);
             var entry = Assert.Single(logs.Entries, e => e.Id == 4007);
             Assert.Contains($"runs batches of up to {timed.BatchLimit} (of Inference:MaxBatch 4)", entry.Message, StringComparison.Ordinal);
@@ -124,8 +124,18 @@ public sealed class BatchSizeProbeTests
 
         using (var untimed = new OnnxClassifierLoader(Options("false"), factory).Load(TestPaths.DemoModel, CancellationToken.None))
         {
-            untimed.WarmUp(4, 1);
+            untimed.WarmUp(4, 1, CancellationToken.None);
             Assert.Equal(int.MaxValue, untimed.BatchLimit);
+            Assert.Single(logs.Entries, e => e.Id == 4007);
+        }
+
+        // A stop during loading ends the timing (the warm-up runs themselves are a few batches and finish).
+        using (var stopped = new OnnxClassifierLoader(Options("true"), factory).Load(TestPaths.DemoModel, CancellationToken.None))
+        {
+            using var cts = new CancellationTokenSource();
+            cts.Cancel();
+            Assert.ThrowsAny<OperationCanceledException>(() => stopped.WarmUp(4, 1, cts.Token));
+            Assert.Equal(int.MaxValue, stopped.BatchLimit);
             Assert.Single(logs.Entries, e => e.Id == 4007);
         }
     }

@@ -16,7 +16,7 @@ internal class WrappedClassifier(IClassifier inner, Func<Func<IReadOnlyList<Hier
     public int ConcurrentBatches => inner.ConcurrentBatches;
     public int BatchLimit => inner.BatchLimit;
     public void Preprocess(Mat rgb, Span<float> destination) => inner.Preprocess(rgb, destination);
-    public void WarmUp(int batchSize, int runs) => inner.WarmUp(batchSize, runs);
+    public void WarmUp(int batchSize, int runs, CancellationToken ct) => inner.WarmUp(batchSize, runs, ct);
     public void Dispose() => inner.Dispose();
 
     public IReadOnlyList<HierarchicalPrediction> Classify(float[] batch, int count) => around(() => inner.Classify(batch, count));
